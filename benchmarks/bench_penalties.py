@@ -1,0 +1,147 @@
+"""Training-step overhead of every regularizer's penalty: per-layer loop vs batched groups.
+
+Measured on CPU (``torch.set_num_threads``, 2 by default), CIFAR ResNet-20 and ResNet-56 (width 1,
+10 classes), batch 128 of random 32x32 images:
+- the base step: forward + cross-entropy backward + SGD step, no penalty;
+- each penalty: ``reg.penalty(model)`` forward + backward into the model's existing gradients (the
+  work a penalty adds to a step), per-layer loop (``batched=False``) and batched.
+The overhead is the penalty's time over the base step's. Each is the median of ``--rounds``
+interleaved rounds (each times the step and every penalty once) after ``--warmup`` rounds.
+
+The penalty is timed on its own, not as the difference of two full steps: on a shared CPU the
+step-to-step noise is larger than the 1-10 % effects measured. The issue's targets: Gram-based
+penalties <= 3 %, cs (all pairs) <= 10 %; ocnn is reported. Prints one markdown table; ``main()``
+returns the rows for ``benchmarks/run_all.py``. Never asserts on timings.
+
+Run: ``.venv/bin/python benchmarks/bench_penalties.py [--depths 20 56] [--threads 2]``
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+import torch.nn.functional as F
+
+from korth_bench import models, regularizers
+
+GRAM_BASED = ("so", "dso", "mc", "srip", "dn", "dn_relaxed")
+
+
+def interleaved_medians(actions: Dict[str, Callable[[], None]], warmup: int, rounds: int) -> Dict[str, float]:
+    """Median seconds of each action; every round times each action once, so that the load of a
+    shared machine spreads evenly over all of them instead of skewing whichever ran during a burst."""
+    for _ in range(warmup):
+        for action in actions.values():
+            action()
+    times: Dict[str, List[float]] = {key: [] for key in actions}
+    for _ in range(rounds):
+        for key, action in actions.items():
+            start = time.perf_counter()
+            action()
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def training_step(model, optimizer, images, labels) -> Callable[[], None]:
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    return step
+
+
+def penalty_pass(model, regularizer, batched: bool) -> Callable[[], None]:
+    def run():
+        penalty = regularizer.penalty(model, batched=batched)
+        if penalty.requires_grad:  # none: a constant zero, nothing to propagate
+            penalty.backward()
+    return run
+
+
+def measure_depth(depth: int, batch_size: int, args) -> List[Dict]:
+    torch.manual_seed(0)
+    model = models.build("resnet", depth, 1, 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    images = torch.randn(batch_size, 3, 32, 32)
+    labels = torch.randint(0, 10, (batch_size,))
+    actions = {"step": training_step(model, optimizer, images, labels)}
+    for name in regularizers.names():
+        for mode, batched in (("loop", False), ("batched", True)):
+            actions[f"{name}/{mode}"] = penalty_pass(model, regularizers.get(name), batched)
+    seconds = interleaved_medians(actions, args.warmup, args.rounds)
+    step_s = seconds["step"]
+    rows = []
+    for name in regularizers.names():
+        loop_s, batched_s = seconds[f"{name}/loop"], seconds[f"{name}/batched"]
+        rows.append({
+            "model": f"resnet{depth}", "batch_size": batch_size, "threads": args.threads,
+            "regularizer": name, "step_ms": 1e3 * step_s,
+            "loop_ms": 1e3 * loop_s, "batched_ms": 1e3 * batched_s,
+            "loop_overhead": loop_s / step_s, "batched_overhead": batched_s / step_s,
+            "speedup": loop_s / batched_s,
+        })
+    return rows
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def markdown_table(rows: List[Dict], args) -> str:
+    lines = [
+        f"Penalty overhead per training step; {cpu_name()}, torch {torch.__version__}, "
+        f"{args.threads} threads, batch {args.batch_size}; medians of {args.rounds} interleaved "
+        f"rounds after {args.warmup} warm-up; one run.",
+        "",
+        "| model | step ms | regularizer | loop ms | batched ms | loop overhead | batched overhead | speedup |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['step_ms']:.0f} | {row['regularizer']} | {row['loop_ms']:.1f} | "
+            f"{row['batched_ms']:.1f} | {100 * row['loop_overhead']:.2f} % | "
+            f"{100 * row['batched_overhead']:.2f} % | {row['speedup']:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depths", type=int, nargs="+", default=[20, 56], help="ResNet depths (6n+2)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds")
+    parser.add_argument("--custom", nargs="*", default=[], metavar="MODULE",
+                        help="modules to import first: their registered regularizers join the table")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="timed rounds; each times the step and every penalty pass once")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> List[Dict]:
+    """Run the measurement, print the table, return one dict per (model, regularizer)."""
+    args = parse_args(argv)
+    for module in args.custom:
+        importlib.import_module(module)
+    torch.set_num_threads(args.threads)
+    rows = [row for depth in args.depths for row in measure_depth(depth, args.batch_size, args)]
+    print(markdown_table(rows, args))
+    targets = {name: 0.03 for name in GRAM_BASED} | {"cs": 0.10}
+    missed = [f"{r['model']}/{r['regularizer']} ({100 * r['batched_overhead']:.1f} % > "
+              f"{100 * targets[r['regularizer']]:.0f} %)"
+              for r in rows if r["batched_overhead"] > targets.get(r["regularizer"], float("inf"))]
+    print("\nTargets (batched): " + ("all met" if not missed else "missed: " + ", ".join(missed)))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The ``korth-bench`` command: list, train, run, report, data pack, selfcheck.
+
+Bad input ends with one line naming the field, the value and what is allowed, and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+EXIT_BAD_INPUT = 2
+
+
+def parse_assignments(assignments: List[str]) -> Dict[str, Any]:
+    """``["depth=20", "lr=0.1"]`` -> {"depth": "20", "lr": "0.1"} (types come from the config)."""
+    values: Dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        values[key.strip()] = value
+    return values
+
+
+def load_yaml_mapping(path: str) -> Dict[str, Any]:
+    if not os.path.exists(path):
+        raise ValueError(f"config file {path!r} does not exist")
+    try:
+        with open(path) as handle:
+            loaded = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"config file {path!r} must hold a mapping of trial keys")
+    return loaded
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_list(args: argparse.Namespace) -> int:
+    from korth_bench import data, models, regularizers, spaces
+    from korth_bench.config import TrialConfig
+
+    print("regularizers (parameters and defaults):")
+    for name, params in regularizers.describe().items():
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "-"
+        print(f"  {name:<12} {shown}")
+    print("model families (valid depths):")
+    for name in models.names():
+        depths = models.valid_depths(name, upto=110)
+        print(f"  {name:<12} {', '.join(map(str, depths[:8]))}, ...")
+    print(f"datasets: {', '.join(data.names())}")
+    print(f"search spaces: {', '.join(spaces.names())}")
+    print(f"trial config keys: {', '.join(TrialConfig.field_names())}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from korth_bench import results
+    from korth_bench.config import TrialConfig
+    from korth_bench.trial import CHECKPOINT_FILE, train_and_measure
+
+    values = load_yaml_mapping(args.config) if args.config else {}
+    cfg = TrialConfig.from_dict({**values, **parse_assignments(args.set)})
+    trial_dir = os.path.join(os.path.abspath(args.out), cfg.name)
+    checkpoint_dir = os.path.join(trial_dir, "checkpoint")
+    os.makedirs(trial_dir, exist_ok=True)
+    resume_from = checkpoint_dir if args.resume and os.path.exists(
+        os.path.join(checkpoint_dir, CHECKPOINT_FILE)) else None
+    print(f"trial {cfg.name}{' (resuming)' if resume_from else ''} -> {trial_dir}")
+
+    def report(row: Dict[str, Any], checkpoint: Optional[str]) -> None:
+        done = (row["epoch"] + 1) / cfg.epochs
+        bar = "#" * round(20 * done) + "." * (20 - round(20 * done))
+        test = f"{row['test_acc']:.4f}" if row.get("test_acc") is not None else "-"
+        print(f"  [{bar}] epoch {row['epoch'] + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
+              f"test_acc {test}  {row['images_per_s']:.0f} img/s", flush=True)
+        if checkpoint is not None:  # keep the latest checkpoint beside the tables, for --resume
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            shutil.copy(os.path.join(checkpoint, CHECKPOINT_FILE),
+                        os.path.join(checkpoint_dir, CHECKPOINT_FILE + ".tmp"))
+            os.replace(os.path.join(checkpoint_dir, CHECKPOINT_FILE + ".tmp"),
+                       os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+
+    record = train_and_measure(cfg, report=report, resume_from=resume_from)
+    results.write_trial(trial_dir, record.tables(), sweep=cfg.name)
+    print_summary(record.summary)
+    return 0
+
+
+def print_summary(summary: Dict[str, Any]) -> None:
+    keys = ("status", "error", "test_acc", "val_acc", "best_test_acc", "accuracy_auc",
+            "epochs_to_90pct_best", "clean_acc", "corruption_acc_mean", "fgsm_acc_2_255",
+            "pgd_acc_2_255", "pgd_acc_8_255", "ortho_gram_residual_mean", "ortho_cos_max",
+            "fm_sim_mean", "num_params", "train_time_s", "wall_time_s", "device")
+    width = max(map(len, keys))
+    for key in keys:
+        value = summary.get(key)
+        if value is None and key == "error":
+            continue
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"  {key:<{width}}  {shown}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from korth_bench import sweep
+
+    return sweep.run(args.space, address=args.address, storage=args.storage,
+                     storage_endpoint=args.storage_endpoint, resume=args.resume,
+                     dry_run=args.dry_run, quiet=args.quiet, max_concurrent=args.max_concurrent)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from korth_bench import report
+
+    for directory in args.results_dirs:
+        if not os.path.isdir(directory) and "://" not in directory:
+            raise ValueError(f"results directory {directory!r} does not exist")
+    out = args.out or os.path.join(args.results_dirs[0], "report")
+    written = report.build_report(args.results_dirs, out)
+    for kind, path in written.items():
+        if kind != "html":
+            print(f"  {kind}: {path}")
+    print(f"HTML leaderboard: {os.path.abspath(written['html'])}")
+    return 0
+
+
+def cmd_data_pack(args: argparse.Namespace) -> int:
+    from korth_bench import data
+
+    path = data.pack(args.source, args.out)
+    print(f"packed {args.source} -> {path}")
+    return 0
+
+
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    from korth_bench import selfcheck
+
+    return selfcheck.main(device=args.device, data_path=args.data_path)
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="korth-bench",
+        description="Benchmarks for kernel-orthogonality regularization of CNNs.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="regularizers, models, data sets, search spaces")
+    listing.set_defaults(func=cmd_list)
+
+    train = commands.add_parser("train", help="one trial, no Ray")
+    train.add_argument("config", nargs="?", help="YAML file of trial keys")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one trial key (repeatable)")
+    train.add_argument("--out", default="results/train",
+                       help="tables go to OUT/<trial name>/ (default results/train)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from OUT/<trial name>/checkpoint if there is one")
+    train.set_defaults(func=cmd_train)
+
+    run = commands.add_parser("run", help="a sweep from a search-space YAML, on Ray Tune")
+    run.add_argument("space", help="search_spaces/<name>.yaml")
+    run.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
+    run.add_argument("--storage", help="results and Tune state: a path or URI (s3://bucket/prefix)")
+    run.add_argument("--storage-endpoint", help="S3-compatible endpoint URL (or AWS_ENDPOINT_URL)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the expanded trial table and a cost estimate, then exit")
+    run.add_argument("--max-concurrent", type=int, help="override the space's search.concurrency")
+    run.add_argument("--quiet", action="store_true", default=None, help="no live progress view")
+    run.set_defaults(func=cmd_run)
+
+    report = commands.add_parser("report", help="leaderboards from one or more result directories")
+    report.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")
+    report.add_argument("--out", help="output directory (default RESULTS_DIR/report)")
+    report.set_defaults(func=cmd_report)
+
+    data = commands.add_parser("data", help="data-set tools")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    pack = data_commands.add_parser("pack", help="pack CIFAR or an image folder into Parquet")
+    pack.add_argument("source", help="a torchvision CIFAR root or an image folder (class subfolders)")
+    pack.add_argument("out", help="output .parquet file")
+    pack.set_defaults(func=cmd_data_pack)
+
+    selfcheck = commands.add_parser("selfcheck", help="exercise the trial's device path, no Ray")
+    selfcheck.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    selfcheck.add_argument("--data-path", help="a packed Parquet file (default: synthetic data)")
+    selfcheck.set_defaults(func=cmd_selfcheck)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:  # ConfigError included: one line, exit 2, nothing written
+        print(f"korth-bench: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,704 @@
+"""Leaderboard files from result tables: Markdown, one self-contained HTML page, JSON and PNGs.
+
+`build_report(result_dirs, out_dir)` reads the four tables of one or more result directories
+(merged and de-duplicated by `korth_bench.results.read_frame`), runs `korth_bench.analysis.analyze`
+and writes what it returns; this module only formats. Every printed number says what it is and
+over how many seeds; cells without completed runs are printed as missing; results from the
+synthetic data set carry "synthetic data: not a result" in every header.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import re
+import textwrap
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from korth_bench import analysis
+
+TABLES = ("trials", "epochs", "layers", "robustness")
+NOTICE = "synthetic data: not a result"
+TITLE = "korth-bench leaderboard"
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
+AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
+              "width": "per unit of width"}
+METRIC_NAMES = {"test_acc": "final test accuracy",
+                "best_test_acc": "best test accuracy over epochs",
+                "clean_acc": "clean accuracy (robustness subset)",
+                "corruption_acc_mean": "mean corruption accuracy",
+                "accuracy_auc": "mean test accuracy over epochs",
+                "epochs_to_90pct_best": "epochs to 90 % of best",
+                "epochs_to_95pct_best": "epochs to 95 % of best"}
+
+
+@dataclass
+class Section:
+    """One titled block of the report: a lead paragraph, then a table and/or a plot."""
+    title: str
+    lead: str
+    table: Optional[pd.DataFrame] = None  # every cell already a string
+    plots: List[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- entry points
+
+def build_report(result_dirs: Sequence[str], out_dir: str, **options) -> Dict[str, str]:
+    """Leaderboard of one or more result directories (sweep or train outputs), merged by trial_id.
+
+    Args:
+        result_dirs: directories (or URIs) holding `trials/`, `epochs/`, `layers/`, `robustness/`.
+        out_dir: where leaderboard.md, leaderboard.html, leaderboard.json and the PNGs go.
+        **options: passed to korth_bench.analysis.analyze (selection='val'|'test',
+            claimed_drop, alpha, confidence, n_permutations, n_bootstrap, seed, ...).
+    Returns:
+        {'html', 'markdown', 'json', <plot name>: path} of every file written.
+    """
+    from korth_bench.results import read_frame
+
+    dirs = [result_dirs] if isinstance(result_dirs, str) else list(result_dirs)
+    frames = {table: read_frame(dirs, table) for table in TABLES}
+    return build_report_from_frames(frames, out_dir, sources=dirs, **options)
+
+
+def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
+                             sources: Sequence[str] = (), **options) -> Dict[str, str]:
+    """The same as build_report, from already-loaded tables ({table name: DataFrame})."""
+    if frames.get("trials") is None or frames["trials"].empty:
+        where = list(sources) or "the given frames"
+        raise ValueError(f"no trials rows in {where}: nothing to report")
+    result = analysis.analyze(frames, **options)
+    os.makedirs(out_dir, exist_ok=True)
+    notice = NOTICE if result["synthetic"] else None
+    images = {name: _png(figure) for name, figure in figures(result, notice).items()}
+    written = {}
+    for name, data in images.items():
+        written[name] = _write(out_dir, f"{name}.png", data)
+    header = header_lines(result, sources)
+    sections = report_sections(result)
+    written["markdown"] = _write(out_dir, "leaderboard.md",
+                                 to_markdown(header, sections, notice).encode())
+    written["html"] = _write(out_dir, "leaderboard.html",
+                             to_html(header, sections, images, notice).encode())
+    document = leaderboard_json(result, sources)
+    written["json"] = _write(out_dir, "leaderboard.json",
+                             json.dumps(document, indent=1, allow_nan=False).encode())
+    return written
+
+
+def _write(out_dir: str, name: str, data: bytes) -> str:
+    path = os.path.join(out_dir, name)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+# ---------------------------------------------------------------- numbers as text
+
+def metric_name(metric: str) -> str:
+    """Readable name of a trials metric column."""
+    attack = re.fullmatch(r"(fgsm|pgd)_acc_(\d+)_255", metric)
+    if attack:
+        return f"{attack.group(1).upper()} accuracy at eps {attack.group(2)}/255"
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def metric_units(metric: str) -> tuple:
+    """(scale, unit of a level, unit of a gain): accuracies print in % and percentage points."""
+    if metric.startswith("epochs_to_"):
+        return 1.0, "epochs", "epochs"
+    if metric.startswith("seconds_to_"):
+        return 1.0, "s", "s"
+    return 100.0, "%", "pp"
+
+
+def _number(value: float, digits: int = 2, signed: bool = False) -> str:
+    if value is None or np.isnan(value):
+        return "n/a"
+    if np.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def level_text(row, metric: str) -> str:
+    """'91.20 % ± 0.31 sd (3/3 seeds)' from a scores row (mean, sd, n) and the expected seeds."""
+    scale, unit, _ = metric_units(metric)
+    return (f"{_number(row['mean'] * scale)} {unit} ± {_number(row['sd'] * scale)} sd "
+            f"({int(row['n'])}/{int(row['n_seeds_expected'])} seeds)")
+
+
+def gain_text(row, metric: str) -> str:
+    """'+0.45 pp [-0.10, +1.00], paired, n=3' from a gains row; missing rows say so."""
+    if row["status"] != "measured":
+        return row["status"]
+    scale, _, unit = metric_units(metric)
+    return (f"{_number(row['mean'] * scale, signed=True)} {unit} "
+            f"[{_number(row['low'] * scale, signed=True)}, "
+            f"{_number(row['high'] * scale, signed=True)}], {row['pairing']}, n={int(row['n'])}")
+
+
+def cell_name(row) -> str:
+    """'resnet-20 x1 (cifar10)' for a row with the CELL columns."""
+    return f"{row['model']}-{row['depth']} x{row['width']} ({row['dataset']})"
+
+
+def _params(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value / 1e6:.2f} M"
+
+
+# ---------------------------------------------------------------- header and sections
+
+def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
+    """Hardware, trial and seed counts, the statistic and the selection rule, one line each."""
+    grid, settings = result["grid"], result["settings"]
+    hardware = ", ".join(f"{row.device} ({row.n_trials} trials)"
+                         for row in result["hardware"].itertuples())
+    counts = ", ".join(f"{int(grid[f'n_{s}'].sum())} {s}" for s in analysis.STATUSES)
+    seeds = result["provenance"]["seeds"].map(len)
+    expected = grid["n_seeds_expected"]
+    confidence = round(100 * settings["confidence"])
+    lines = [
+        f"Hardware (device column): {hardware}.",
+        f"Trials: {counts}; only completed trials enter the statistics.",
+        f"Seeds per entry: {seeds.min() if len(seeds) else 0} to {seeds.max() if len(seeds) else 0}"
+        f" found, {expected.min()} to {expected.max()} expected (every number below prints its n).",
+        f"Statistic: {statistic_text(settings)}",
+        f"Entries: per cell, each regularizer's configuration with the best mean "
+        f"{'validation' if settings['selection'] == 'val' else 'test (optimistic)'} accuracy "
+        f"(the column 'entry' names it and what selected it).",
+        f"Collapse test: alpha {settings['alpha']}, claimed drop "
+        f"{100 * settings['claimed_drop']:.1f} pp over the capacity range, power "
+        f"{settings['power']}, {settings['n_permutations']} permutations, "
+        f"{settings['n_bootstrap']} bootstrap resamples, seed {settings['seed']}; {confidence} % "
+        f"intervals.",
+    ]
+    if sources:
+        lines.append("Sources: " + ", ".join(sources) + ".")
+    return lines
+
+
+def statistic_text(settings: dict) -> str:
+    """What a gain is, in one sentence."""
+    confidence = round(100 * settings["confidence"])
+    return (f"gain = regularizer minus {settings['baseline']} in the same cell, paired by seed "
+            f"where seeds match (else unpaired), mean over seeds with a {confidence} % Student-t "
+            f"interval; p = exact sign-flip test (paired) or permutation test (unpaired).")
+
+
+def report_sections(result: dict) -> List[Section]:
+    """Every section of the leaderboard, in reading order."""
+    settings = result["settings"]
+    confidence = f"{round(100 * settings['confidence'])} %"
+    return [
+        Section("Leaderboard: final test accuracy and gain over the baseline",
+                f"One row per model cell and regularizer. Accuracy: mean ± sd over the seeds found"
+                f" / expected. Gain: mean [{confidence} t interval] in percentage points, "
+                f"with the pairing and n. p: two-sided, not adjusted for multiplicity.",
+                leaderboard_table(result)),
+        Section("Do the gains shrink with capacity? ([DN] claim 2)",
+                "Per-seed gains in final test accuracy regressed on capacity. Slope and its "
+                f"bootstrap-t interval ({round(100 * (1 - settings['alpha']))} %, cell-stratified) "
+                "in pp per unit of the axis; p from permuting seeds across cells, Holm-adjusted "
+                "over every row; 'detectable drop': the drop over the capacity range the test "
+                f"finds with power {settings['power']} given the measured seed spread. A null "
+                "result is 'no trend' only when that is at most the claimed drop, else "
+                "'inconclusive'. Plot: gain vs parameters with t-interval bands; x marks a "
+                "missing cell.", collapse_table(result), ["gain_vs_capacity"]),
+        Section("Strict vs relaxed disentangled regularization at the largest capacity ([DN])",
+                f"dn_relaxed minus dn in final test accuracy, at each family's largest cell: "
+                f"mean [{confidence} t interval], pairing, n, p.", comparison_table(result)),
+        Section("Which regularizer reaches the best near-orthogonality? ([DN] claim 1)",
+                f"Per trial, the mean over conv/linear layers at the last measurement; then mean "
+                f"± sd [{confidence} t interval] over seeds. Rank 1 = most orthogonal (lowest); "
+                f"'tied' = interval overlaps the best's, so their order is not established.",
+                ranking_table(result)),
+        Section("Kernel orthogonality vs feature-map similarity ([CS] claim 4)",
+                f"Spearman correlation across all completed trials of a cell (every regularizer "
+                f"and coefficient) with a {confidence} Fisher-z interval (Bonett-Wright); n = "
+                f"trials.", similarity_table(result), ["orthogonality_vs_similarity"]),
+        Section("Capacity efficiency ([CS])",
+                f"The smallest model with each regularizer whose final test accuracy interval "
+                f"({confidence} t) reaches the baseline's at a larger model that beats the "
+                f"baseline at the small size (interval overlap: a weak criterion, not "
+                f"equivalence).", efficiency_table(result)),
+        Section("Learning curves",
+                f"Mean test accuracy per epoch over each entry's seeds with {confidence} t bands.",
+                None, ["learning_curves"]),
+        Section("Robustness ([DN] claim 3)",
+                f"Accuracy per corruption and attack, mean over the entry runs of all cells of a "
+                f"family with {confidence} t bands; the gains per model cell are in the next "
+                f"section. JPEG on JPEG-stored data compresses twice.", None, ["robustness"]),
+        Section("All gains by metric",
+                f"Every metric, cell and regularizer: gain = regularizer minus baseline, mean "
+                f"[{confidence} t interval], pairing, n; 'better' says which sign is an "
+                f"improvement (epochs_to_*: a negative gain is faster convergence).",
+                gains_table(result)),
+        Section("Runs per cell",
+                "Trials per cell, regularizer and status, every status counted; a row of zeros "
+                "is a cell the sweep never completed.", status_table(result)),
+    ]
+
+
+def _keyed(frame: pd.DataFrame, keys: Sequence[str]) -> Dict[tuple, dict]:
+    return {tuple(row[k] for k in keys): row for row in frame.to_dict("records")}
+
+
+def leaderboard_table(result: dict) -> pd.DataFrame:
+    keys = list(analysis.CELL) + ["regularizer"]
+    scores = result["scores"]
+    level = _keyed(scores[scores["metric"] == "test_acc"], keys)
+    gains = result["gains"]
+    gain = _keyed(gains[gains["metric"] == "test_acc"], keys)
+    best = _keyed(gains[gains["metric"] == "best_test_acc"], keys)
+    entry = _keyed(result["entries"], keys)
+    rows = []
+    for row in result["grid"].to_dict("records"):
+        key = tuple(row[k] for k in keys)
+        found = key in entry
+        failed = ", ".join(f"{row[f'n_{s}']} {s}" for s in analysis.STATUSES[1:] if row[f"n_{s}"])
+        rows.append({
+            "model cell": cell_name(row), "params": _params(row["num_params"]),
+            "regularizer": row["regularizer"],
+            "entry (selected by)": f"{entry[key]['setting']} ({entry[key]['selected_by']})"
+            if found else "missing: no completed runs",
+            "final test accuracy": level_text({**level[key], **row}, "test_acc") if found
+            else "missing",
+            "gain in final test accuracy": "baseline" if row["regularizer"] ==
+            result["settings"]["baseline"] else gain_text(gain[key], "test_acc"),
+            "p (gain)": _p(gain[key]["p_value"]) if key in gain and found and
+            gain[key]["status"] == "measured" else "n/a",
+            "gain in best test accuracy (secondary)": gain_text(best[key], "best_test_acc")
+            if key in best else "n/a",
+            "runs not completed": failed or "none"})
+    return pd.DataFrame(rows)
+
+
+def collapse_table(result: dict) -> pd.DataFrame:
+    collapse = result["collapse"]
+    settings = result["settings"]
+    tests = int(collapse["p_value"].notna().sum()) if len(collapse) else 0
+    rows = []
+    for row in collapse.to_dict("records"):
+        per = AXIS_UNITS[row["axis"]]
+        rows.append({
+            "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+            "axis": row["axis"],
+            "slope of gain [CI]": f"{_number(100 * row['slope'], 3, True)} pp {per} "
+            f"[{_number(100 * row['low'], 3, True)}, {_number(100 * row['high'], 3, True)}]",
+            "n": f"{row['n_units']} seeds in {row['n_cells']} cells",
+            "p / p Holm": f"{_p(row['p_value'])} / {_p(row['p_holm'])}",
+            "verdict": f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})"
+            + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
+            "detectable drop vs claimed": f"{_number(100 * row['detectable_drop'])} pp vs "
+            f"{_number(100 * row['claimed_drop'])} pp"})
+    return pd.DataFrame(rows)
+
+
+def comparison_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell (largest)": cell_name(row), "params": _params(row["num_params"]),
+         "dn_relaxed minus dn, final test accuracy": gain_text(row, row["metric"]),
+         "p": _p(row.get("p_value", math.nan))}
+        for row in result["strict_vs_relaxed"].to_dict("records")])
+
+
+def ranking_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "measure": row["measure"],
+         "regularizer": row["regularizer"], "rank": _number(row["rank"], 0),
+         "mean ± sd [CI]": f"{_number(row['mean'], 4)} ± {_number(row['sd'], 4)} "
+         f"[{_number(row['low'], 4)}, {_number(row['high'], 4)}]", "n seeds": int(row["n"]),
+         "tied with best": "tied" if row["tied_with_best"] else ""}
+        for row in result["ranking"].to_dict("records")])
+
+
+def similarity_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "orthogonality": row["x"], "similarity": row["y"],
+         "Spearman rho [CI]": f"{_number(row['rho'], 2, True)} [{_number(row['low'], 2, True)}, "
+         f"{_number(row['high'], 2, True)}]", "n trials": int(row["n"])}
+        for row in result["similarity"].to_dict("records")])
+
+
+def efficiency_table(result: dict) -> pd.DataFrame:
+    rows = []
+    for row in result["efficiency"].to_dict("records"):
+        matched = row["status"] == "matched"
+        rows.append({
+            "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+            "smallest matching model": f"depth {row['depth']} x{row['width']}, "
+            f"{_params(row['num_params'])}: {_number(100 * row['mean'])} % "
+            f"[{_number(100 * row['low'])}, {_number(100 * row['high'])}], n={int(row['n'])}"
+            if matched else "no model matches a larger baseline",
+            "matches baseline at": f"depth {row['base_depth']} x{row['base_width']}, "
+            f"{_params(row['base_params'])}: {_number(100 * row['base_mean'])} % "
+            f"[{_number(100 * row['base_low'])}, {_number(100 * row['base_high'])}], "
+            f"n={int(row['base_n'])}" if matched else "",
+            "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else ""})
+    return pd.DataFrame(rows)
+
+
+def gains_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "regularizer": row["regularizer"],
+         "metric": metric_name(row["metric"]),
+         "better": "higher" if analysis.higher_is_better(row["metric"]) else "lower",
+         "gain [CI], pairing, n": gain_text(row, row["metric"]),
+         "sd of gain": _number(metric_units(row["metric"])[0] * row.get("sd", math.nan)),
+         "seeds found / expected": f"{int(row['n_treated'])} vs {int(row['n_control'])} "
+         f"baseline / {int(row['n_seeds_expected'])}",
+         "p": _p(row.get("p_value", math.nan))}
+        for row in result["gains"].to_dict("records")])
+
+
+def status_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "regularizer": row["regularizer"],
+         **{s: str(row[f"n_{s}"]) for s in analysis.STATUSES},
+         "seeds expected": str(row["n_seeds_expected"])}
+        for row in result["grid"].to_dict("records")])
+
+
+# ---------------------------------------------------------------- plots
+
+def figures(result: dict, notice: Optional[str]) -> Dict[str, Figure]:
+    """The report's figures by file stem; a figure without data says what is missing."""
+    regularizers = sorted(result["grid"]["regularizer"].unique())
+    colors = {name: f"C{index % 10}" for index, name in enumerate(regularizers)}
+    return {"gain_vs_capacity": gain_figure(result, colors, notice),
+            "learning_curves": curves_figure(result, colors, notice),
+            "robustness": robustness_figure(result, colors, notice),
+            "orthogonality_vs_similarity": similarity_figure(result, colors, notice)}
+
+
+def _grid(panels: int, title: str, notice: Optional[str]):
+    columns = max(1, min(4, panels))
+    rows = max(1, math.ceil(panels / columns))
+    width = max(7.0, 4.2 * columns)
+    figure = Figure(figsize=(width, 3.4 * rows + 0.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    heading = textwrap.fill(title, int(width * 11))
+    figure.suptitle(heading + (f"\n{notice.upper()}" if notice else ""), fontsize=11)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for unused in axes[panels:]:
+        unused.set_visible(False)
+    return figure, axes
+
+
+def _empty(title: str, message: str, notice: Optional[str]) -> Figure:
+    figure, (axis,) = _grid(1, title, notice)
+    axis.text(0.5, 0.5, message, ha="center", va="center", transform=axis.transAxes)
+    axis.set_axis_off()
+    return figure
+
+
+def gain_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
+    gains = result["gains"]
+    gains = gains[gains["metric"] == "test_acc"] if len(gains) else gains
+    title = "Gain in final test accuracy over the baseline vs model size (mean, t-interval band)"
+    if gains.empty:
+        return _empty(title, "no regularizer besides the baseline", notice)
+    families = list(gains.groupby(list(analysis.FAMILY)))
+    figure, axes = _grid(len(families), title, notice)
+    for axis, ((dataset, model), family) in zip(axes, families):
+        # parameter counts on a log axis; depth where the tables lack them
+        x = "num_params" if np.isfinite(family["num_params"]).all() else "depth"
+        for regularizer, part in family.groupby("regularizer"):
+            part = part.sort_values(x)
+            measured = part[part["status"] == "measured"]
+            label = f"{regularizer} (n={_n_range(measured['n'])})"
+            axis.plot(measured[x], 100 * measured["mean"], "o-", color=colors[regularizer],
+                      label=label)
+            axis.fill_between(measured[x], 100 * measured["low"], 100 * measured["high"],
+                              color=colors[regularizer], alpha=0.15)
+            missing = part[part["status"] != "measured"]
+            axis.plot(missing[x], np.zeros(len(missing)), "x", markersize=10,
+                      color=colors[regularizer])
+        missing = family[family["status"] != "measured"]
+        for position, here in missing.groupby(x):
+            lines = sorted({"no baseline" if status == "missing baseline" else f"{name}: no runs"
+                            for name, status in zip(here["regularizer"], here["status"])})
+            axis.annotate("\n".join(lines), (position, 0), textcoords="offset points",
+                          xytext=(0, 8), ha="center", fontsize=7, color="#b00020")
+        axis.axhline(0, color="grey", linewidth=0.8)
+        axis.set_xscale("log" if x == "num_params" else "linear")
+        axis.margins(x=0.12)
+        axis.set_title(f"{model} ({dataset})", fontsize=9)
+        axis.set_xlabel(f"{'parameters' if x == 'num_params' else 'depth'} (x: missing cell)")
+        axis.set_ylabel("gain (pp)")
+        _legend(axis)
+    return figure
+
+
+def _cell_panels(result: dict, frame: pd.DataFrame) -> List[tuple]:
+    """(cell key, the frame's rows of that cell, regularizers without completed runs there) for
+    every cell of the sweep, so that a cell or regularizer with no data still gets said."""
+    keys = list(analysis.CELL)
+    rows = dict(list(frame.groupby(keys)))
+    return [(key, rows.get(key, frame.iloc[0:0]),
+             sorted(grid.loc[grid["n_completed"] == 0, "regularizer"]))
+            for key, grid in result["grid"].groupby(keys)]
+
+
+def _note_absent(axis, absent: List[str]) -> None:
+    if absent:
+        axis.text(0.02, 0.02, "no completed runs: " + ", ".join(absent), fontsize=7,
+                  color="#b00020", transform=axis.transAxes)
+
+
+def _legend(axis) -> None:
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7)
+
+
+def _n_range(counts: pd.Series) -> str:
+    if counts.empty:
+        return "0"
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def curves_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
+    curves = result["curves"]
+    title = "Test accuracy per epoch (mean over seeds, t-interval band)"
+    if curves.empty:
+        return _empty(title, "no epochs rows in these results", notice)
+    cells = _cell_panels(result, curves)
+    figure, axes = _grid(len(cells), title, notice)
+    for axis, (key, cell, absent) in zip(axes, cells):
+        _note_absent(axis, absent)
+        for regularizer, part in cell.groupby("regularizer"):
+            axis.plot(part["epoch"], 100 * part["mean"], color=colors[regularizer],
+                      label=f"{regularizer} (n={_n_range(part['n'])})")
+            axis.fill_between(part["epoch"], 100 * part["low"], 100 * part["high"],
+                              color=colors[regularizer], alpha=0.15)
+        axis.set_title(cell_name(dict(zip(analysis.CELL, key))), fontsize=9)
+        axis.set_xlabel("epoch (0-based)")
+        axis.set_ylabel("test accuracy (%)")
+        _legend(axis)
+    return figure
+
+
+def robustness_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
+    profile = result["robustness"]
+    title = "Accuracy under corruptions and attacks (mean over a family's entry runs, t band)"
+    if profile.empty:
+        return _empty(title, "no robustness rows in these results", notice)
+    panels = list(profile.groupby(list(analysis.FAMILY) + ["kind", "name"]))
+    figure, axes = _grid(len(panels), title, notice)
+    for axis, ((dataset, model, kind, name), panel) in zip(axes, panels):
+        for regularizer, part in panel.groupby("regularizer"):
+            part = part.sort_values("severity")
+            axis.errorbar(part["severity"], 100 * part["mean"],
+                          yerr=[100 * (part["mean"] - part["low"]).fillna(0),
+                                100 * (part["high"] - part["mean"]).fillna(0)],
+                          marker="o", capsize=3, color=colors[regularizer],
+                          label=f"{regularizer} (n={_n_range(part['n'])})")
+        axis.set_title(f"{name} ({kind}), {model} ({dataset})", fontsize=9)
+        axis.set_xlabel("eps (k/255)" if kind == "attack" else "severity")
+        axis.set_ylabel("accuracy (%)")
+        _legend(axis)
+    return figure
+
+
+def similarity_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
+    x, y = analysis.SIMILARITY_PAIRS[0]
+    title = f"{y} vs {x}, one point per completed trial"
+    trials = result["completed"]
+    if x not in trials or y not in trials or trials[[x, y]].dropna().empty:
+        return _empty(title, f"no {x} / {y} values in these results", notice)
+    rho = _keyed(result["similarity"], list(analysis.CELL) + ["x", "y"])
+    cells = _cell_panels(result, trials)
+    figure, axes = _grid(len(cells), title, notice)
+    for axis, (key, cell, absent) in zip(axes, cells):
+        _note_absent(axis, absent)
+        for regularizer, part in cell.groupby("regularizer"):
+            axis.scatter(part[x], part[y], s=14, color=colors[regularizer], label=regularizer)
+        stat = rho.get(tuple(key) + (x, y))
+        text = (f"rho {_number(stat['rho'], 2, True)} [{_number(stat['low'], 2, True)}, "
+                f"{_number(stat['high'], 2, True)}], n={stat['n']}") if stat else "rho n/a"
+        axis.set_title(f"{cell_name(dict(zip(analysis.CELL, key)))}\nSpearman {text}", fontsize=9)
+        axis.tick_params(axis="x", labelrotation=30)
+        axis.set_xlabel(x)
+        axis.set_ylabel(y)
+        _legend(axis)
+    return figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- documents
+
+def _title(text: str, notice: Optional[str]) -> str:
+    return f"{text} ({notice})" if notice else text
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    if table is None or table.empty:
+        return "_no rows_"
+    cell = lambda value: str(value).replace("|", "\\|")
+    lines = ["| " + " | ".join(map(cell, table.columns)) + " |",
+             "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def to_markdown(header: List[str], sections: List[Section], notice: Optional[str]) -> str:
+    """leaderboard.md: header lines, then each section (plots linked as PNG files)."""
+    parts = [f"# {_title(TITLE, notice)}", ""]
+    if notice:
+        parts += [f"> **{notice.upper()}**: every number below comes from the synthetic data set.",
+                  ""]
+    parts += [f"- {line}" for line in header]
+    for section in sections:
+        parts += ["", f"## {_title(section.title, notice)}", "", section.lead, ""]
+        parts += [f"![{name}]({name}.png)" for name in section.plots]
+        if section.table is not None:
+            parts += ["", _markdown_table(section.table)]
+    return "\n".join(parts) + "\n"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1em auto; padding: 0 1em; max-width: 1400px;
+       color: #222; }
+.scroll { overflow-x: auto; }
+.notice { background: #b00020; color: white; font-weight: bold; font-size: 1.3em;
+          padding: 0.5em 1em; border-radius: 4px; text-align: center; }
+h2 .notice-tag { color: #b00020; font-size: 0.7em; }
+ul.header li { margin: 0.2em 0; }
+table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+td.missing { color: #b00020; font-style: italic; }
+img { max-width: 100%; border: 1px solid #ddd; }
+"""
+
+
+def _html_table(table: Optional[pd.DataFrame]) -> str:
+    if table is None or table.empty:
+        return "<p><em>no rows</em></p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+
+    def cell(value) -> str:
+        text = str(value)
+        missing = ' class="missing"' if text.startswith("missing") else ""
+        return f"<td{missing}>{html.escape(text)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>"
+                   for row in table.itertuples(index=False))
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+            f"</table></div>")
+
+
+def to_html(header: List[str], sections: List[Section], images: Dict[str, bytes],
+            notice: Optional[str]) -> str:
+    """leaderboard.html: one self-contained page (inline CSS, plots as base64 PNG, no script)."""
+    tag = f' <span class="notice-tag">({html.escape(notice)})</span>' if notice else ""
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{html.escape(_title(TITLE, notice))}</title>",
+             f"<style>{STYLE}</style></head><body>"]
+    if notice:
+        parts.append(f'<div class="notice">{html.escape(notice.upper())}</div>')
+    parts.append(f"<h1>{html.escape(TITLE)}{tag}</h1>")
+    parts.append('<ul class="header">' + "".join(f"<li>{html.escape(line)}</li>"
+                                                  for line in header) + "</ul>")
+    for section in sections:
+        parts.append(f"<section><h2>{html.escape(section.title)}{tag}</h2>"
+                     f"<p>{html.escape(section.lead)}</p>")
+        for name in section.plots:
+            data = base64.b64encode(images[name]).decode()
+            parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
+        if section.table is not None:
+            parts.append(_html_table(section.table))
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _plain(value):
+    """JSON-ready value: numpy scalars to Python, NaN/inf to None, lists element-wise."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _record(row: dict, fields: Sequence[str]) -> dict:
+    return {name: _plain(row.get(name)) for name in fields}
+
+
+def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
+    """The leaderboard.json document (see leaderboard.schema.json)."""
+    keys = list(analysis.CELL) + ["regularizer"]
+    entries = _keyed(result["entries"], keys)
+    provenance = _keyed(result["provenance"], keys)
+    scores, gains = {}, {}
+    for row in result["scores"].to_dict("records"):
+        scores.setdefault(tuple(row[k] for k in keys), {})[row["metric"]] = _record(
+            row, ("mean", "sd", "low", "high", "n"))
+    for row in result["gains"].to_dict("records"):
+        gains.setdefault(tuple(row[k] for k in keys), {})[row["metric"]] = {
+            **_record(row, ("status", "mean", "sd", "low", "high", "n", "pairing", "p_value")),
+            "n_treated": int(row["n_treated"]), "n_control": int(row["n_control"])}
+    documents = []
+    for row in result["grid"].to_dict("records"):
+        key = tuple(row[k] for k in keys)
+        entry, made_of = entries.get(key, {}), provenance.get(key, {})
+        documents.append({
+            **_record(row, ("dataset", "model", "depth", "width", "num_params", "regularizer")),
+            "status": "measured" if entry else "missing: no completed runs",
+            "setting": entry.get("setting"), "selected_by": entry.get("selected_by"),
+            "n_settings": int(entry.get("n_settings", 0)),
+            **{name: _plain(made_of.get(name, [])) for name in
+               ("seeds", "epochs", "devices", "config_hashes", "sweeps", "trial_ids")},
+            "n_seeds": len(made_of.get("seeds", [])),
+            "n_seeds_expected": int(row["n_seeds_expected"]),
+            "trial_counts": {s: int(row[f"n_{s}"]) for s in analysis.STATUSES},
+            "metrics": scores.get(key, {}), "gains": gains.get(key, {})})
+    provenance_frame = result["provenance"]
+    settings = result["settings"]
+    return {
+        "schema_version": "1", "title": TITLE, "synthetic": result["synthetic"],
+        "notice": NOTICE if result["synthetic"] else None,
+        "generated_at": datetime.now(timezone.utc).isoformat(),
+        "statistic": statistic_text(settings),
+        "settings": {name: _plain(value) for name, value in settings.items()},
+        "hardware": [_record(row, ("device", "n_trials"))
+                     for row in result["hardware"].to_dict("records")],
+        "sources": list(sources),
+        "sweeps": sorted({s for names in provenance_frame["sweeps"] for s in names}),
+        "config_hashes": sorted({h for hashes in provenance_frame["config_hashes"]
+                                 for h in hashes}),
+        "entries": documents,
+        "collapse": [_record(row, ("dataset", "model", "regularizer", "metric", "axis", "n_units",
+                                   "n_cells", "slope", "low", "high", "p_value", "p_holm",
+                                   "detectable_drop", "claimed_drop", "alpha", "verdict"))
+                     for row in result["collapse"].to_dict("records")],
+        "strict_vs_relaxed": [
+            _record(row, ("dataset", "model", "depth", "width", "metric", "status", "mean",
+                          "low", "high", "p_value"))
+            for row in result["strict_vs_relaxed"].to_dict("records")],
+    }

@@ -1,0 +1,323 @@
+"""The Parquet tables of a sweep: schema, writer and reader (pyarrow only).
+
+A sweep directory (a local path or a URI such as ``s3://bucket/sweeps/smoke``) holds one directory
+per table, and each trial writes one file per table, named by its ``trial_id``::
+
+    <sweep dir>/trials/<trial_id>.parquet      one row per trial
+    <sweep dir>/epochs/<trial_id>.parquet      one row per trial x epoch
+    <sweep dir>/layers/<trial_id>.parquet      one row per trial x measured epoch x layer
+    <sweep dir>/robustness/<trial_id>.parquet  one row per trial x perturbation
+
+A file is replaced whole, so a retried or resumed trial never leaves duplicate or half-written
+rows: locally it is written to a hidden temporary file and renamed over the old one; on an object
+store (where a rename is a copy plus a delete) it is one upload to its final key, which readers see
+either entirely or not at all. The ``trials`` file is written last, so a ``trials`` row means the
+other tables of that trial are complete.
+
+Every file of a table carries the same columns in the same order (the canonical columns below,
+filled with nulls where a trial has no value), so DuckDB and ``pyarrow.dataset`` read a table
+directory as one dataset; the file metadata carries ``korth_bench.schema_version``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import re
+import uuid
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from korth_bench.config import TrialConfig
+
+SCHEMA_VERSION = "1"
+METADATA_KEY = b"korth_bench.schema_version"
+TABLES = ("trials", "epochs", "layers", "robustness")
+KEYS = {
+    "trials": ("trial_id",),
+    "epochs": ("trial_id", "epoch"),
+    "layers": ("trial_id", "epoch", "layer"),
+    "robustness": ("trial_id", "kind", "name", "severity"),
+}
+STATUSES = ("completed", "diverged", "stopped", "error")
+FINAL_STATUSES = ("completed", "diverged", "stopped")  # a re-run of a grid skips these
+
+F64, I64, STR, BOOL = pa.float64(), pa.int64(), pa.string(), pa.bool_()
+
+# Trial columns that do not depend on the configuration, in table order (config fields follow
+# ``status``/``error``; per-configuration columns such as ``pgd_acc_8_255`` follow these).
+_TRIAL_OUTCOMES = {
+    "num_params": I64, "test_acc": F64, "test_loss": F64, "val_acc": F64, "best_test_acc": F64,
+    "best_test_epoch": I64, "epochs_completed": I64, "epochs_to_90pct_best": I64,
+    "epochs_to_95pct_best": I64, "seconds_to_90pct_best": F64, "seconds_to_95pct_best": F64,
+    "accuracy_auc": F64, "clean_acc": F64, "corruption_acc_mean": F64,
+    "ortho_gram_residual_mean": F64, "ortho_diag_deviation_mean": F64, "ortho_cos_mean": F64,
+    "ortho_cos_max": F64, "ortho_spectral_mean": F64, "cs_mean": F64, "cs_normalized_mean": F64,
+    "fm_sim_mean": F64, "fm_sim_post_mean": F64, "dead_channels": I64, "wall_time_s": F64,
+    "train_time_s": F64, "device": STR, "torch_version": STR, "cuda_version": STR,
+    "ray_version": STR, "korth_bench_version": STR, "git_commit": STR, "git_dirty": BOOL,
+    "config_hash": STR, "started_at": STR, "finished_at": STR,
+}
+_EPOCHS = {
+    "trial_id": STR, "epoch": I64, "train_loss": F64, "reg_loss": F64, "train_acc": F64,
+    "val_loss": F64, "val_acc": F64, "test_loss": F64, "test_acc": F64, "lr": F64,
+    "coefficient": F64, "epoch_time_s": F64, "elapsed_s": F64, "images_per_s": F64,
+}
+_LAYERS = {
+    "trial_id": STR, "epoch": I64, "layer": STR, "kind": STR, "shape": pa.list_(I64),
+    "out_channels": I64, "fan_in": I64, "overdetermined": BOOL, "gram_residual_fro": F64,
+    "diag_deviation": F64, "offdiag_fro": F64, "cos_mean": F64, "cos_max": F64,
+    "spectral_norm": F64, "cs_mean": F64, "cs_normalized_mean": F64, "fm_sim": F64,
+    "dead_channels": I64,
+}
+_ROBUSTNESS = {
+    "trial_id": STR, "kind": STR, "name": STR, "severity": I64, "eps": F64, "accuracy": F64,
+    "num_examples": I64,
+}
+_PER_CONFIG = re.compile(r"^(epochs_to_acc_\d+|(fgsm|pgd)_acc_\d+_255)$")
+
+
+# ---------------------------------------------------------------------- schema
+def _config_type(spec: dataclasses.Field) -> pa.DataType:
+    text = str(spec.type)
+    base = {"bool": BOOL, "int": I64, "float": F64, "str": STR}[
+        re.search(r"\b(bool|int|float|str)\b", text).group(1)]
+    return pa.list_(base) if text.startswith("Tuple[") else base
+
+
+def per_config_columns(config_row: Mapping[str, Any]) -> List[str]:
+    """Trial columns named after configuration values: ``epochs_to_acc_<pct>`` per convergence
+    threshold, ``<attack>_acc_<k>_255`` per attack and radius k/255."""
+    thresholds = config_row.get("convergence_thresholds") or ()
+    attacks = config_row.get("robustness_attacks") or ()
+    radii = config_row.get("robustness_pgd_eps") or ()
+    return ([f"epochs_to_acc_{round(100 * t)}" for t in thresholds]
+            + [f"{attack}_acc_{k}_255" for attack in attacks for k in radii])
+
+
+def trials_columns(config_row: Mapping[str, Any] = {}) -> Dict[str, pa.DataType]:
+    """The ``trials`` columns (name -> type) for a trial with this configuration row."""
+    columns = {"sweep": STR, "trial_id": STR, "status": STR, "error": STR}
+    columns.update((f.name, _config_type(f)) for f in dataclasses.fields(TrialConfig))
+    columns.update(_TRIAL_OUTCOMES)
+    for name in per_config_columns(config_row):
+        columns[name] = I64 if name.startswith("epochs_to_acc_") else F64
+    return columns
+
+
+def columns(table: str, config_row: Mapping[str, Any] = {}) -> Dict[str, pa.DataType]:
+    """Canonical columns (name -> type) of ``table``; ``trials`` depends on the configuration."""
+    if table == "trials":
+        return trials_columns(config_row)
+    try:
+        return {"epochs": _EPOCHS, "layers": _LAYERS, "robustness": _ROBUSTNESS}[table]
+    except KeyError:
+        raise ValueError(f"unknown table {table!r}; choose from: {', '.join(TABLES)}") from None
+
+
+def to_arrow(table: str, rows: Sequence[Mapping[str, Any]],
+             config_row: Mapping[str, Any] = {}) -> pa.Table:
+    """Rows (dicts) -> a table with the canonical columns first (nulls where a row has no value),
+    then any further keys of the rows in sorted order (their type inferred)."""
+    schema = dict(columns(table, config_row))
+    extra = sorted({key for row in rows for key in row} - set(schema))
+    arrays = {name: _array([row.get(name) for row in rows], kind, table, name)
+              for name, kind in schema.items()}
+    for name in extra:
+        arrays[name] = _array([row.get(name) for row in rows], None, table, name)
+    result = pa.table(arrays)
+    return result.replace_schema_metadata({METADATA_KEY: SCHEMA_VERSION, b"korth_bench.table": table})
+
+
+def _array(values: List[Any], kind: Optional[pa.DataType], table: str, name: str) -> pa.Array:
+    values = [_plain(v) for v in values]
+    try:
+        if kind is None:  # a column beyond the canonical ones: infer, all-null as float64
+            array = pa.array(values)
+            return array.cast(F64) if pa.types.is_null(array.type) else array
+        return pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as err:
+        raise ValueError(f"{table}.{name}: cannot store {values[:3]!r} as {kind}: {err}") from None
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and tuples -> Python values that pyarrow converts without surprises."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return value
+
+
+# ---------------------------------------------------------------------- storage
+def resolve(uri: str, endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, str]:
+    """A local path or URI -> (filesystem, path inside it).
+
+    Local paths become absolute. ``s3://bucket/key`` uses ``endpoint`` (or ``AWS_ENDPOINT_URL``)
+    for an S3-compatible server (MinIO, SeaweedFS, Ceph) and the usual AWS credential variables.
+    Other URIs (``gs://``, ``hdfs://``, ``file://``) go to ``pyarrow.fs.FileSystem.from_uri``.
+    """
+    uri = str(uri)
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+    if uri.startswith("s3://"):
+        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
+        # allow_delayed_open: a small file becomes one PutObject instead of a multipart upload
+        options: Dict[str, Any] = {"allow_delayed_open": True}
+        if endpoint:
+            options["endpoint_override"] = endpoint
+        if endpoint and endpoint.startswith("http://"):
+            options["scheme"] = "http"
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            options["region"] = region
+        return pafs.S3FileSystem(**options), uri[len("s3://"):].rstrip("/")
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowInvalid, ValueError) as err:
+        raise ValueError(f"storage {uri!r} is not a path or a URI pyarrow can open: {err}") from None
+
+
+def _filesystem(uri: str, filesystem: Optional[pafs.FileSystem]) -> Tuple[pafs.FileSystem, str]:
+    if filesystem is None:
+        return resolve(uri)
+    return filesystem, (os.path.abspath(uri) if isinstance(filesystem, pafs.LocalFileSystem)
+                        else str(uri).split("://", 1)[-1].rstrip("/"))
+
+
+def table_path(sweep_path: str, table: str, trial_id: str) -> str:
+    return f"{sweep_path.rstrip('/')}/{table}/{trial_id}.parquet"
+
+
+# ---------------------------------------------------------------------- writer
+def write_trial(sweep_uri: str, record_or_tables: Union[Any, Mapping[str, List[dict]]],
+                sweep: Optional[str] = None, filesystem: Optional[pafs.FileSystem] = None) -> str:
+    """Write one trial's tables, each to ``<sweep_uri>/<table>/<trial_id>.parquet``.
+
+    Args:
+        sweep_uri: the sweep directory, a local path or a URI.
+        record_or_tables: a ``TrialRecord`` (its ``tables()``) or a dict ``{table: [row, ...]}``
+            holding any of the four tables; an empty list writes an empty file (so an earlier
+            file of the same trial is replaced). All rows must carry the same ``trial_id``.
+        sweep: the value of the ``sweep`` column of the ``trials`` row.
+        filesystem: a ``pyarrow.fs.FileSystem`` to use instead of resolving ``sweep_uri``.
+
+    Returns the ``trial_id``. The ``trials`` table is written last.
+    """
+    tables = record_or_tables.tables() if hasattr(record_or_tables, "tables") else record_or_tables
+    unknown = set(tables) - set(TABLES)
+    if unknown:
+        raise ValueError(f"unknown tables {sorted(unknown)}; choose from: {', '.join(TABLES)}")
+    ids = {row.get("trial_id") for rows in tables.values() for row in rows}
+    if len(ids) != 1 or None in ids:
+        raise ValueError(f"a trial's rows must all carry one trial_id, got {sorted(map(str, ids))}")
+    trial_id = ids.pop()
+    trials = [{**row, "sweep": sweep if sweep is not None else row.get("sweep")}
+              for row in tables.get("trials", [])]
+    for row in trials:
+        if row.get("status") not in STATUSES:
+            raise ValueError(f"trials.status={row.get('status')!r}; choose from: {', '.join(STATUSES)}")
+    fs, root = _filesystem(sweep_uri, filesystem)
+    config_row = trials[0] if trials else {}
+    for table in sorted(tables, key=lambda t: t == "trials"):
+        rows = trials if table == "trials" else tables[table]
+        _write_file(fs, table_path(root, table, trial_id), to_arrow(table, rows, config_row))
+    return trial_id
+
+
+def write_rows(sweep_uri: str, table: str, trial_id: str, rows: Sequence[Mapping[str, Any]],
+               filesystem: Optional[pafs.FileSystem] = None) -> None:
+    """Replace one table file of one trial (an ``epochs`` file as a trial goes, for instance)."""
+    fs, root = _filesystem(sweep_uri, filesystem)
+    _write_file(fs, table_path(root, table, trial_id),
+                to_arrow(table, [{**row, "trial_id": trial_id} for row in rows]))
+
+
+def _write_file(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    directory = path.rsplit("/", 1)[0]
+    if isinstance(fs, pafs.LocalFileSystem):  # temp file + rename: atomic on one file system
+        fs.create_dir(directory, recursive=True)
+        temp = f"{directory}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
+        with fs.open_output_stream(temp) as out:
+            out.write(buffer.getvalue())
+        fs.move(temp, path)
+    else:  # object stores: one upload to the final key (their rename is copy + delete)
+        with fs.open_output_stream(path) as out:
+            out.write(buffer.getvalue())
+
+
+# ---------------------------------------------------------------------- reader
+def read_table(dirs: Union[str, Iterable[str]], table: str,
+               filesystem: Optional[pafs.FileSystem] = None) -> pa.Table:
+    """One table of one or more result directories, merged by column name.
+
+    When a trial appears in several directories the most recently written file wins (then the
+    later directory in ``dirs``), and rows are unique by the table key (``KEYS[table]``).
+    """
+    columns(table)  # validates the name
+    dirs = [dirs] if isinstance(dirs, str) else list(dirs)
+    newest: Dict[str, Tuple[Any, int, pafs.FileSystem, str]] = {}
+    for order, uri in enumerate(dirs):
+        fs, root = _filesystem(uri, filesystem)
+        selector = pafs.FileSelector(f"{root}/{table}", allow_not_found=True)
+        for info in fs.get_file_info(selector):
+            name = info.base_name
+            if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
+                continue
+            stamp = (info.mtime_ns or 0, order)
+            trial_id = name[: -len(".parquet")]
+            if trial_id not in newest or stamp >= newest[trial_id][:2]:
+                newest[trial_id] = (*stamp, fs, info.path)
+    parts = [_read_file(fs, path) for _, _, fs, path in sorted(newest.values(), key=lambda v: v[3])]
+    if not parts:
+        return to_arrow(table, [])
+    merged = pa.concat_tables(parts, promote_options="permissive")
+    return _unique_by_key(merged, KEYS[table])
+
+
+def read_frame(dirs: Union[str, Iterable[str]], table: str,
+               filesystem: Optional[pafs.FileSystem] = None):
+    """``read_table`` as a pandas DataFrame."""
+    return read_table(dirs, table, filesystem).to_pandas()
+
+
+def _read_file(fs: pafs.FileSystem, path: str) -> pa.Table:
+    # One sequential GET of the whole object: a random-access file on S3 reads ranges after a
+    # size probe, and a trial replacing the file in between would mix two versions of it.
+    with fs.open_input_stream(path) as stream:
+        data = pq.read_table(pa.BufferReader(stream.read()))
+    version = (data.schema.metadata or {}).get(METADATA_KEY, b"").decode()
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema version {version or 'missing'!r}; this korth-bench reads "
+                         f"version {SCHEMA_VERSION!r}")
+    return data
+
+
+def _unique_by_key(data: pa.Table, key: Tuple[str, ...]) -> pa.Table:
+    """Keep the last row of each key, in the original row order."""
+    if data.num_rows == 0:
+        return data
+    rows = data.select(list(key)).append_column("_row", pa.array(range(data.num_rows)))
+    last = rows.group_by(list(key), use_threads=False).aggregate([("_row", "max")])
+    return data.take(sorted(last["_row_max"].to_pylist()))
+
+
+def read_trial_rows(sweep_uri: str, table: str, trial_id: str,
+                    filesystem: Optional[pafs.FileSystem] = None) -> List[Dict[str, Any]]:
+    """The rows of one trial's file of one table (empty when the file does not exist)."""
+    fs, root = _filesystem(sweep_uri, filesystem)
+    path = table_path(root, table, trial_id)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return []
+    return _read_file(fs, path).to_pylist()
+
+
+def trial_statuses(sweep_uri: str, filesystem: Optional[pafs.FileSystem] = None) -> Dict[str, str]:
+    """trial_id -> status of every ``trials`` row of a sweep directory (empty when none)."""
+    trials = read_table(sweep_uri, "trials", filesystem).select(["trial_id", "status"]).to_pylist()
+    return {row["trial_id"]: row["status"] for row in trials}

@@ -1,0 +1,248 @@
+"""Robustness on a fixed, seeded test subset: CIFAR-10-C-style corruptions and white-box attacks.
+
+Corruptions follow the recipe of Hendrycks & Dietterich's CIFAR-10-C (their severity parameters
+for 32x32 images), generated on the CPU from a fixed seed per (corruption, severity) and quantized
+to uint8 as the published set is, so every trial sees the very same corrupted images. On JPEG-stored
+data the ``jpeg`` corruption compresses a second time.
+
+Attacks are FGSM and PGD-Linf (random start, ``steps`` steps of ``step_ratio * eps``) in [0, 1]
+pixel space. An example counts as robust only when it is classified correctly on the clean image
+and at every attack iterate, the FGSM point included, so PGD <= FGSM <= clean holds by
+construction.
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+# Severity 1..5 parameters, CIFAR-10-C (make_cifar_c.py): noise std, photon count, flip
+# probability, blur sigma, contrast factor, brightness shift in HSV value, JPEG quality, pixelate
+# scale factor.
+SEVERITY_PARAMS: Dict[str, Sequence[float]] = {
+    "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),
+    "shot_noise": (500, 250, 100, 75, 50),
+    "impulse_noise": (0.01, 0.02, 0.03, 0.05, 0.07),
+    "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0),
+    "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),
+    "brightness": (0.05, 0.1, 0.15, 0.2, 0.3),
+    "jpeg": (80, 65, 58, 50, 40),
+    "pixelate": (0.95, 0.9, 0.85, 0.75, 0.65),
+}
+
+
+# ---------------------------------------------------------------------- corruptions
+# Each takes float images in [0, 1], shape [N, 3, H, W] on the CPU, the severity parameter and a
+# torch.Generator, and returns float images (clipped to [0, 1] by ``corrupt``).
+def _gaussian_noise(x, std, gen):
+    return x + std * torch.randn(x.shape, generator=gen)
+
+
+def _shot_noise(x, photons, gen):
+    return torch.poisson(x * photons, generator=gen) / photons
+
+
+def _impulse_noise(x, amount, gen):
+    # Salt and pepper on every value independently: with probability ``amount`` it is replaced,
+    # half of the time by 1 and half by 0 (skimage's random_noise 's&p').
+    hit = torch.rand(x.shape, generator=gen) < amount
+    salt = torch.rand(x.shape, generator=gen) < 0.5
+    return torch.where(hit, salt.to(x.dtype), x)
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """1D Gaussian kernel truncated at 4 sigma (skimage's default), normalized to sum 1."""
+    radius = int(4.0 * sigma + 0.5)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    return (kernel / kernel.sum()).float()
+
+
+def _gaussian_blur(x, sigma, gen):
+    kernel = gaussian_kernel(sigma)
+    radius = kernel.numel() // 2
+    channels = x.shape[1]
+    # Separable blur with edge replication ('nearest' boundary).
+    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), horizontal, groups=channels)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), vertical, groups=channels)
+
+
+def _contrast(x, factor, gen):
+    means = x.mean(dim=(2, 3), keepdim=True)  # per image and channel
+    return (x - means) * factor + means
+
+
+def _brightness(x, shift, gen):
+    # Add ``shift`` to the HSV value V = max(r, g, b), keeping hue and saturation: RGB scales by
+    # V'/V; a black pixel (V = 0, saturation 0) becomes grey V'.
+    value = x.amax(dim=1, keepdim=True)
+    new_value = (value + shift).clamp(max=1.0)
+    scale = new_value / value.clamp(min=1e-12)
+    return torch.where(value > 0, x * scale, new_value.expand_as(x))
+
+
+def _per_image_pil(x, transform: Callable[[Image.Image], Image.Image]):
+    arrays = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = [np.asarray(transform(Image.fromarray(a))) for a in arrays]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
+
+
+def _jpeg(x, quality, gen):
+    def recompress(image):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=int(quality))
+        return Image.open(buffer).convert("RGB")
+
+    return _per_image_pil(x, recompress)
+
+
+def _pixelate(x, factor, gen):
+    height, width = x.shape[2:]
+
+    def pixelate(image):
+        small = image.resize((int(width * factor), int(height * factor)), Image.BOX)
+        return small.resize((width, height), Image.BOX)
+
+    return _per_image_pil(x, pixelate)
+
+
+_CORRUPTIONS = {
+    "gaussian_noise": _gaussian_noise, "shot_noise": _shot_noise, "impulse_noise": _impulse_noise,
+    "gaussian_blur": _gaussian_blur, "contrast": _contrast, "brightness": _brightness,
+    "jpeg": _jpeg, "pixelate": _pixelate,
+}
+
+
+def corruption_seed(name: str, severity: int, base_seed: int = 0) -> int:
+    """The fixed seed of one (corruption, severity): the same in every trial and on every device."""
+    return base_seed * 1000 + list(SEVERITY_PARAMS).index(name) * 10 + severity
+
+
+def corrupt(images: torch.Tensor, name: str, severity: int, base_seed: int = 0) -> torch.Tensor:
+    """Apply corruption ``name`` at ``severity`` (1-5) to uint8 images ``[N, 3, H, W]``.
+
+    Returns uint8 images on the CPU, quantized as the published CIFAR-10-C files are.
+    """
+    if name not in _CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}; choose from: {', '.join(_CORRUPTIONS)}")
+    if severity not in range(1, 6):
+        raise ValueError(f"corruption severity={severity!r} must be one of 1, 2, 3, 4, 5")
+    generator = torch.Generator().manual_seed(corruption_seed(name, severity, base_seed))
+    x = images.detach().cpu().float() / 255
+    out = _CORRUPTIONS[name](x, SEVERITY_PARAMS[name][severity - 1], generator)
+    return (out.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+# ---------------------------------------------------------------------- evaluation
+def fixed_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
+    """Indices of the robustness subset: a seeded permutation's first ``size`` test images."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(num_test, generator=generator)[: min(size, num_test)]
+
+
+@torch.no_grad()
+def correct_mask(classify: Callable[[torch.Tensor], torch.Tensor], images01: torch.Tensor,
+                 labels: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Boolean [N]: whether each image (floats in [0, 1]) is classified as its label."""
+    masks = [classify(x).argmax(1) == y
+             for x, y in zip(images01.split(batch_size), labels.split(batch_size))]
+    return torch.cat(masks)
+
+
+def attack_masks(classify, images01: torch.Tensor, labels: torch.Tensor, eps: float, steps: int,
+                 step_ratio: float, generator: torch.Generator) -> Dict[str, torch.Tensor]:
+    """Robust-example masks for FGSM and PGD-Linf at radius ``eps`` on one batch.
+
+    FGSM: x + eps * sign(grad). PGD: start uniformly in the eps-ball, then ``steps`` signed
+    gradient steps of ``step_ratio * eps``, projected on the ball and on [0, 1]. The FGSM mask
+    requires the clean and FGSM predictions correct; the PGD mask requires that and every PGD
+    iterate (the random start included) correct.
+    """
+    def loss_grad(x):
+        x = x.detach().requires_grad_(True)
+        logits = classify(x)
+        grad, = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), x)
+        return grad, logits.detach().argmax(1) == labels
+
+    grad, robust = loss_grad(images01)  # clean correctness comes with the first gradient
+    fgsm_point = (images01 + eps * grad.sign()).clamp(0, 1)
+    with torch.no_grad():
+        robust = robust & (classify(fgsm_point).argmax(1) == labels)
+    fgsm = robust.clone()
+    noise = torch.rand(images01.shape, generator=generator, device=generator.device)
+    x = (images01 + eps * (2 * noise.to(images01.device) - 1)).clamp(0, 1)
+    for _ in range(steps):
+        grad, correct = loss_grad(x)
+        robust &= correct
+        x = images01 + (x + step_ratio * eps * grad.sign() - images01).clamp(-eps, eps)
+        x = x.clamp(0, 1)
+    with torch.no_grad():
+        robust &= classify(x).argmax(1) == labels
+    return {"fgsm": fgsm, "pgd": robust}
+
+
+def evaluate_robustness(classify, test_x: torch.Tensor, test_y: torch.Tensor, *,
+                        corruptions: Sequence[str], severities: Sequence[int],
+                        attacks: Sequence[str], eps_255: Sequence[int], pgd_steps: int,
+                        pgd_step_ratio: float, seed: int, batch_size: int) -> List[dict]:
+    """Rows of the ``robustness`` table for one model on the fixed robustness subset.
+
+    Args:
+        classify: maps float images in [0, 1] ``[B, 3, H, W]`` on the model's device to logits
+            (normalization inside), in eval mode.
+        test_x, test_y: the subset, uint8 images and int64 labels on the model's device.
+        eps_255: attack radii in units of 1/255.
+    Returns:
+        dicts with kind (clean, corruption, attack), name, severity (0 for clean, 1-5 for
+        corruptions, k for eps k/255), eps, accuracy, num_examples.
+    """
+    device = test_x.device
+    n = len(test_y)
+
+    def row(kind, name, severity, accuracy, eps=None):
+        return {"kind": kind, "name": name, "severity": severity, "eps": eps,
+                "accuracy": accuracy, "num_examples": n}
+
+    images01 = test_x.float() / 255
+    rows = [row("clean", "clean", 0, correct_mask(classify, images01, test_y, batch_size))]
+    for name in corruptions:
+        for severity in severities:
+            corrupted = corrupt(test_x, name, severity, seed).to(device).float() / 255
+            rows.append(row("corruption", name, severity,
+                            correct_mask(classify, corrupted, test_y, batch_size)))
+    generator = torch.Generator(device=device)
+    for k in eps_255:
+        eps = k / 255
+        generator.manual_seed(seed * 1000 + k)
+        masks = {name: [] for name in ("fgsm", "pgd")}
+        for x, y in zip(images01.split(batch_size), test_y.split(batch_size)):
+            steps = pgd_steps if "pgd" in attacks else 0
+            for name, mask in attack_masks(classify, x, y, eps, steps, pgd_step_ratio,
+                                           generator).items():
+                masks[name].append(mask)
+        for name in attacks:
+            rows.append(row("attack", name, k, torch.cat(masks[name]), eps))
+    # One host synchronization for all the accuracies.
+    accuracies = torch.stack([r["accuracy"].float().mean() for r in rows]).tolist()
+    for r, accuracy in zip(rows, accuracies):
+        r["accuracy"] = accuracy
+    return rows
+
+
+def summarize(rows: List[dict]) -> Dict[str, Optional[float]]:
+    """The ``trials`` columns: clean_acc, corruption_acc_mean, fgsm/pgd_acc_<k>_255."""
+    summary: Dict[str, Optional[float]] = {}
+    corruption = [r["accuracy"] for r in rows if r["kind"] == "corruption"]
+    for r in rows:
+        if r["kind"] == "clean":
+            summary["clean_acc"] = r["accuracy"]
+        elif r["kind"] == "attack":
+            summary[f"{r['name']}_acc_{r['severity']}_255"] = r["accuracy"]
+    summary["corruption_acc_mean"] = float(np.mean(corruption)) if corruption else None
+    return summary

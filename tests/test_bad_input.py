@@ -1,0 +1,160 @@
+"""Bad input to `korth-bench run`: one line naming the field, the value and what is allowed,
+exit code 2, and nothing written (no results directory, no Ray). The search-space loader,
+fuzzed, raises nothing but ``ConfigError``."""
+import os
+import socket
+import tempfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from korth_bench import cli, spaces
+from korth_bench.config import ConfigError
+from conftest import make_space
+
+
+def run_cli(capsys, *args):
+    """`korth-bench run ...` in this process -> (exit code, stderr lines)."""
+    capsys.readouterr()
+    code = cli.main(["run", *map(str, args), "--quiet"])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def packed_file(path, **columns):
+    pq.write_table(pa.table(columns), path)
+    return str(path)
+
+
+# Each case: sections of the space (merged over conftest.TINY), or a raw YAML text, and the
+# words its error must hold (the field, the value, the allowed values).
+SPACE_CASES = {
+    "malformed yaml": ("name: bad\ngrid: {seed: [0, 1\n", ["not valid YAML", "line"]),
+    "unknown section": ({"grdi": {"seed": [0]}}, ["unknown section 'grdi'", "grid", "sections:"]),
+    "unknown trial key": ({"training": {"dpeth": 8}}, ["'dpeth'", "allowed:", "depth, width"]),
+    "unknown regularizer": ({"regularizers": {"sro": {}}}, ["'sro'", "choose from", "so"]),
+    "unknown model": ({"training": {"model": "resnt"}}, ["model='resnt'", "choose from", "resnet"]),
+    "unknown dataset": ({"data": {"dataset": "cifar11"}}, ["dataset='cifar11'", "cifar10"]),
+    "invalid depth": ({"training": {"depth": 9}}, ["depth=9", "resnet", "8"]),
+    "negative coefficient": ({"grid": {"coefficient": [-0.001]}, "regularizers": ["so"]},
+                             ["coefficient=-0.001", ">= 0"]),
+    "non-numeric coefficient": ({"grid": {"coefficient": ["lots"]}, "regularizers": ["so"]},
+                                ["coefficient", "'lots'", "number"]),
+    "relaxation out of range": ({"regularizers": {"dn_relaxed": {"relaxation": 1.5}}},
+                                ["relaxation=1.5", "[0, 1)"]),
+    "empty grid": ({"grid": {"seed": []}}, ["grid.seed", "[]", "non-empty list"]),
+}
+
+
+@pytest.mark.parametrize("case", SPACE_CASES)
+def test_a_bad_search_space_is_one_line_exit_2_and_writes_nothing(case, tmp_path, capsys):
+    sections, words = SPACE_CASES[case]
+    if isinstance(sections, str):
+        path = tmp_path / "bad.yaml"
+        path.write_text(sections)
+    else:
+        path = make_space(tmp_path, "bad", **sections)
+    storage = tmp_path / "results"
+    code, lines = run_cli(capsys, path, "--storage", storage)
+    assert code == 2 and len(lines) == 1, lines
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert not storage.exists()
+
+
+def _data_cases(tmp_path):
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1 this is not parquet at all " * 8)
+    wrong = packed_file(tmp_path / "wrong.parquet", label=[0], pixels=[b"x"])
+    return {"missing data file": (tmp_path / "absent.parquet", ["absent.parquet", "no such file"]),
+            "corrupt data file": (corrupt, ["corrupt.parquet", "not a readable Parquet file"]),
+            "data file without the packed columns": (wrong, ["wrong.parquet", "split", "jpeg"])}
+
+
+@pytest.mark.parametrize("case", ["missing data file", "corrupt data file",
+                                  "data file without the packed columns"])
+def test_a_bad_data_file_is_refused_before_any_trial(case, tmp_path, capsys):
+    data_path, words = _data_cases(tmp_path)[case]
+    path = make_space(tmp_path, "data", data={"dataset": "packed", "data_path": str(data_path),
+                                              "image_size": None})
+    storage = tmp_path / "results"
+    code, lines = run_cli(capsys, path, "--storage", storage)
+    assert code == 2 and len(lines) == 1, lines
+    assert all(word in lines[0] for word in ["data_path=", *words, "packed Parquet"]), lines[0]
+    assert not storage.exists()
+
+
+def test_an_unwritable_results_directory_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    path = make_space(tmp_path, "unwritable")
+    for storage in (blocker / "results", "/proc/korth-results"):  # root writes anywhere else
+        code, lines = run_cli(capsys, path, "--storage", storage)
+        assert code == 2 and len(lines) == 1, lines
+        assert f"--storage {storage}" in lines[0] and "not writable" in lines[0], lines[0]
+        assert "writable local directory" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "unwritable.yaml"]
+
+
+def test_a_cluster_address_that_does_not_answer_is_refused(tmp_path, capsys):
+    port = free_port()
+    storage = tmp_path / "results"
+    code, lines = run_cli(capsys, make_space(tmp_path, "addr"), "--address", f"127.0.0.1:{port}",
+                          "--storage", storage)
+    assert code == 2 and len(lines) == 1, lines
+    assert f"--address 127.0.0.1:{port}" in lines[0] and "ray start --head" in lines[0]
+    assert not storage.exists()
+
+
+# ---------------------------------------------------------------------- the loader, fuzzed
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=True),
+                    st.text(max_size=8))
+KEYS = st.sampled_from([*spaces.SECTIONS, "depth", "model", "seed", "coefficient", "relaxation",
+                        "regularizer", "type", "metric", "mode", "cpu", "gpu", "workers", "every",
+                        "keep", "max_retries", "loguniform", "choice", "so", "none", "dn_relaxed",
+                        "dataset", "epochs", "enabled", "x"])
+TREES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                      st.dictionaries(KEYS, inner, max_size=4)),
+                     max_leaves=12)
+
+
+def _tiny_space(sections):
+    """A valid tiny space with fuzzed sections laid over it (so the fuzz reaches deep checks)."""
+    space = yaml.safe_load(open(make_space(tempfile.mkdtemp(), "fuzz")))
+    space.update(sections)
+    return space
+
+
+def _load_text(text):
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(text)
+    try:
+        spaces.load(handle.name)
+    except ConfigError:
+        pass
+    finally:
+        os.unlink(handle.name)
+
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.dictionaries(KEYS, TREES, max_size=4))
+def test_fuzzed_sections_raise_only_config_error(sections):
+    _load_text(yaml.safe_dump(_tiny_space(sections)))
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=200), TREES.map(lambda tree: yaml.safe_dump(tree))))
+def test_fuzzed_yaml_text_raises_only_config_error(text):
+    _load_text(text)

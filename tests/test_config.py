@@ -1,0 +1,56 @@
+"""TrialConfig: coercion of --set strings, validation messages, stable trial ids."""
+import pytest
+
+from korth_bench.config import ConfigError, TrialConfig
+
+
+def test_strings_are_coerced_to_field_types():
+    cfg = TrialConfig.from_dict({"depth": "14", "lr": "0.05", "nesterov": "true",
+                                 "lr_milestones": "[2, 4]", "lr_schedule": "multistep",
+                                 "robustness.pgd_eps": "[2]"})
+    assert (cfg.depth, cfg.lr, cfg.nesterov) == (14, 0.05, True)
+    assert cfg.lr_milestones == (2, 4) and cfg.robustness_pgd_eps == (2,)
+
+
+def test_unknown_key_suggests_close_match():
+    with pytest.raises(ConfigError, match=r"unknown config key 'coeficient'.*'coefficient'"):
+        TrialConfig.from_dict({"coeficient": 0.1})
+
+
+@pytest.mark.parametrize("values, pattern", [
+    ({"model": "vgg"}, r"model='vgg'.*choose from: .*resnet"),
+    ({"depth": 21}, r"depth=21 .*nearest: 20 or 26"),
+    ({"regularizer": "sro"}, r"regularizer='sro' is not allowed; choose from: .*so"),
+    ({"regularizer": "so", "coefficient": -1}, r"coefficient=-1.0 must be >= 0"),
+    ({"coefficient": "abc"}, r"coefficient must be a number"),
+    ({"regularizer": "dn_relaxed", "relaxation": 1.0, "coefficient": 0.1}, r"relaxation"),
+    ({"regularizer": "so", "relaxation": 0.3}, r"relaxation=0.3 does not apply to regularizer 'so'"),
+    ({"lr_schedule": "linear"}, r"lr_schedule='linear'.*cosine, multistep"),
+    ({"dataset": "packed"}, r"needs data_path"),
+    ({"epochs": 0}, r"epochs=0 must be >= 1"),
+    ({"robustness_corruptions": ["fog"]}, r"robustness_corruptions='fog'.*gaussian_noise"),
+])
+def test_bad_values_name_field_value_and_choices(values, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        TrialConfig.from_dict(values)
+
+
+def test_trial_id_is_stable_and_depends_on_what_changes_results():
+    a = TrialConfig.from_dict({"regularizer": "so", "coefficient": 1e-3, "seed": 1})
+    b = TrialConfig.from_dict({"seed": "1", "coefficient": "0.001", "regularizer": "so"})
+    assert a.trial_id == b.trial_id and len(a.trial_id) == 12
+    assert a.trial_id != a.replace(seed=2).trial_id
+    assert a.trial_id == a.replace(threads=2, checkpoint_every=5).trial_id  # speed only
+
+
+def test_none_ignores_coefficient_and_regularizer_defaults_are_resolved():
+    assert TrialConfig.from_dict({"regularizer": "none", "coefficient": 0.5}).coefficient == 0.0
+    srip = TrialConfig.from_dict({"regularizer": "srip", "coefficient": 0.01})
+    assert srip.power_iterations == 2 and srip.squared is True
+    assert srip.regularizer_params()["power_iterations"] == 2
+
+
+def test_row_round_trip():
+    cfg = TrialConfig.from_dict({"regularizer": "dn_relaxed", "relaxation": 0.3, "coefficient": 1e-3})
+    again = TrialConfig.from_dict(cfg.to_row())
+    assert again == cfg and again.trial_id == cfg.trial_id

@@ -1,0 +1,228 @@
+"""Leaderboard files: written, schema-valid, labelled synthetic, missing cells visible, and the HTML
+renders in headless Chromium without console errors."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from korth_bench import report
+from test_analysis import make_tables
+
+FAST = {"n_permutations": 199, "n_bootstrap": 199}
+PLOTS = ("gain_vs_capacity", "learning_curves", "robustness", "orthogonality_vs_similarity")
+
+
+def schema_errors(document, schema):
+    """Validation errors of document against schema: jsonschema when installed, else a tiny
+    validator for the keywords leaderboard.schema.json uses."""
+    try:
+        import jsonschema
+    except ImportError:
+        return _tiny_errors(document, schema, schema, "$")
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def _tiny_errors(value, schema, root, where):
+    if "$ref" in schema:
+        node = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        return _tiny_errors(value, node, root, where)
+    if "anyOf" in schema:
+        options = [_tiny_errors(value, option, root, where) for option in schema["anyOf"]]
+        return [] if any(not errors for errors in options) else [f"{where}: no anyOf matches"]
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+             "integer": int, "number": (int, float)}
+    allowed = schema.get("type")
+    allowed = [allowed] if isinstance(allowed, str) else allowed
+    if allowed and not any(isinstance(value, kinds[k]) and not (
+            k in ("integer", "number") and isinstance(value, bool)) for k in allowed):
+        return [f"{where}: {value!r} is not {allowed}"]
+    if "const" in schema and value != schema["const"]:
+        return [f"{where}: {value!r} != {schema['const']!r}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{where}: {value!r} not in {schema['enum']}"]
+    errors = []
+    if isinstance(value, dict):
+        errors += [f"{where}: missing {k}" for k in schema.get("required", []) if k not in value]
+        for key, item in value.items():
+            sub = schema.get("properties", {}).get(key, schema.get("additionalProperties", {}))
+            if isinstance(sub, dict):
+                errors += _tiny_errors(item, sub, root, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            errors += _tiny_errors(item, schema["items"], root, f"{where}[{index}]")
+    return errors
+
+
+@pytest.fixture(scope="module")
+def synthetic_report(tmp_path_factory):
+    """A report of planted synthetic tables with one missing regularizer cell and one missing
+    baseline cell."""
+    frames = make_tables(depths=(8, 14, 20))
+    trials = frames["trials"]
+    missing = (((trials["depth"] == 14) & (trials["regularizer"] == "so"))
+               | ((trials["depth"] == 20) & (trials["regularizer"] == "none")))
+    frames["trials"] = trials[~missing]
+    out = tmp_path_factory.mktemp("report")
+    return report.build_report_from_frames(frames, str(out), **FAST)
+
+
+def test_every_file_is_written(synthetic_report):
+    assert set(synthetic_report) == {"html", "markdown", "json", *PLOTS}
+    for path in synthetic_report.values():
+        assert os.path.getsize(path) > 0
+    for name in PLOTS:
+        with open(synthetic_report[name], "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_json_validates_and_has_one_entry_per_regularizer_per_cell(synthetic_report):
+    with open(synthetic_report["json"]) as handle:
+        document = json.load(handle)
+    schema = _schema()
+    assert schema_errors(document, schema) == []
+    entries = document["entries"]
+    assert len(entries) == 3 * 4  # 3 cells x 4 regularizers, missing ones included
+    measured = [e for e in entries if e["status"] == "measured"]
+    assert all(e["devices"] == ["cpu (synthetic)"] and e["epochs"] == [4] and
+               e["seeds"] == [0, 1, 2, 3, 4, 5] and len(e["config_hashes"]) == 6
+               for e in measured)
+    assert document["synthetic"] and document["notice"] == report.NOTICE
+    assert document["hardware"] == [{"device": "cpu (synthetic)", "n_trials": 60}]
+    dn = next(e for e in measured if e["regularizer"] == "dn" and e["depth"] == 8)
+    assert dn["gains"]["test_acc"]["pairing"] == "paired" and dn["gains"]["test_acc"]["n"] == 6
+    # a broken document is caught by the same check
+    assert schema_errors({**document, "entries": [{"depth": "eight"}]}, schema)
+
+
+def test_missing_cells_are_shown_as_missing(synthetic_report):
+    with open(synthetic_report["json"]) as handle:
+        entries = json.load(handle)["entries"]
+    so14 = next(e for e in entries if e["regularizer"] == "so" and e["depth"] == 14)
+    assert so14["status"] == "missing: no completed runs" and so14["seeds"] == []
+    dn20 = next(e for e in entries if e["regularizer"] == "dn" and e["depth"] == 20)
+    assert dn20["gains"]["test_acc"]["status"] == "missing baseline"
+    with open(synthetic_report["markdown"]) as handle:
+        markdown = handle.read()
+    row = next(line for line in markdown.splitlines()
+               if line.startswith("| resnet-14 x1 (synthetic) | ") and "| so |" in line)
+    assert "missing: no completed runs" in row
+    assert re.search(r"\| resnet-20 x1 \(synthetic\) \| [^|]+ \| dn \|.*missing baseline", markdown)
+    with open(synthetic_report["html"]) as handle:
+        assert '<td class="missing">missing baseline</td>' in handle.read()
+
+
+def test_synthetic_notice_on_every_header(synthetic_report):
+    with open(synthetic_report["markdown"]) as handle:
+        headers = [line for line in handle if line.startswith("#")]
+    assert len(headers) >= 10 and all(report.NOTICE in line for line in headers)
+    with open(synthetic_report["html"]) as handle:
+        page = handle.read()
+    sections = re.findall(r"<h[12]>.*?</h[12]>", page)
+    assert len(sections) >= 10 and all(report.NOTICE in h for h in sections)
+    assert report.NOTICE.upper() in page.split("<h1>")[0]  # the banner comes first
+
+
+def test_headers_state_hardware_seeds_and_statistic_and_no_notice_for_real_data(tmp_path):
+    written = report.build_report_from_frames(make_tables(depths=(8, 14), dataset="cifar10"),
+                                              str(tmp_path), selection="test", **FAST)
+    with open(written["markdown"]) as handle:
+        markdown = handle.read()
+    assert report.NOTICE not in markdown
+    assert "Hardware (device column): cpu (synthetic) (48 trials)" in markdown
+    assert "Seeds per entry: 6 to 6 found, 6 to 6 expected" in markdown
+    assert "Student-t interval" in markdown and "test (optimistic)" in markdown
+    with open(written["json"]) as handle:
+        document = json.load(handle)
+    assert document["notice"] is None and document["settings"]["selection"] == "test"
+
+
+def test_html_is_self_contained(synthetic_report):
+    with open(synthetic_report["html"]) as handle:
+        page = handle.read()
+    assert page.count('src="data:image/png;base64,') == len(PLOTS)
+    assert not re.search(r"<script|<link|src=\"(?!data:)|url\(|https?://", page)
+
+
+def test_build_report_merges_result_directories_by_trial_id(tmp_path):
+    results = pytest.importorskip("korth_bench.results")
+    frames = make_tables(depths=(8, 14), seeds=(0, 1, 2))
+    first, second = str(tmp_path / "sweep_a"), str(tmp_path / "sweep_b")
+    trial_ids = list(frames["trials"]["trial_id"])
+    for index, trial_id in enumerate(trial_ids):
+        tables = {name: frame[frame["trial_id"] == trial_id].to_dict("records")
+                  for name, frame in frames.items()}
+        # the first half goes to sweep_a, the second to sweep_b, a quarter to both
+        targets = [first] * (index < len(trial_ids) // 2) + [second] * (
+            index >= len(trial_ids) // 4)
+        for target in targets:
+            results.write_trial(target, tables)
+    written = report.build_report([first, second], str(tmp_path / "out"), **FAST)
+    with open(written["json"]) as handle:
+        document = json.load(handle)
+    assert document["sources"] == [first, second]
+    assert sum(e["trial_counts"]["completed"] for e in document["entries"]) == len(trial_ids)
+    assert all(e["n_seeds"] == 3 for e in document["entries"])
+
+
+@pytest.mark.parametrize("case", ["all diverged", "only the baseline", "no auxiliary tables"])
+def test_degenerate_results_still_give_a_report(case, tmp_path):
+    frames = make_tables(depths=(8, 14), seeds=(0, 1, 2))
+    trials = frames["trials"]
+    if case == "all diverged":
+        frames["trials"] = trials.assign(status="diverged")
+    elif case == "only the baseline":
+        frames["trials"] = trials[trials["regularizer"] == "none"]
+    else:
+        frames = {name: frame.iloc[0:0] if name != "trials" else frame
+                  for name, frame in frames.items()}
+    written = report.build_report_from_frames(frames, str(tmp_path), **FAST)
+    with open(written["markdown"]) as handle:
+        markdown = handle.read()
+    if case == "all diverged":
+        assert "0 completed, 24 diverged" in markdown and "missing: no completed runs" in markdown
+    with open(written["json"]) as handle:
+        assert schema_errors(json.load(handle), _schema()) == []
+
+
+def _schema():
+    with open(report.SCHEMA_PATH) as handle:
+        return json.load(handle)
+
+
+def test_no_trials_is_a_clear_error(tmp_path):
+    frames = {name: frame.iloc[0:0] for name, frame in make_tables(depths=(8,)).items()}
+    with pytest.raises(ValueError, match="no trials rows"):
+        report.build_report_from_frames(frames, str(tmp_path))
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_html_renders_in_headless_chromium_without_console_errors(synthetic_report, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed: make chromium / apt-get install chromium")
+    url = "file://" + os.path.abspath(synthetic_report["html"])
+    base = [browser, "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    shot = tmp_path / "shot.png"
+    render = subprocess.run(base + [f"--screenshot={shot}", "--window-size=1280,2000", url],
+                            capture_output=True, text=True, timeout=180)
+    assert shot.exists() and shot.stat().st_size > 10_000, render.stderr[-2000:]
+    dump = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=180)
+    for log in (render.stderr, dump.stderr):
+        # Messages the page itself logs name it as their source; Chromium's own notes (such as
+        # "[Intervention] Slow network is detected" on a loaded machine) are not the page's.
+        console = [line for line in log.splitlines()
+                   if ("CONSOLE" in line and "source: file://" in line) or "Uncaught" in line]
+        assert console == []
+    dom = dump.stdout
+    assert report.NOTICE.upper() in dom and dom.count("data:image/png;base64,") == len(PLOTS)

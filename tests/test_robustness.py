@@ -1,0 +1,116 @@
+"""Corruptions apply their defining parameters with fixed seeds; attacks obey PGD <= FGSM <= clean."""
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+from scipy import ndimage
+
+from korth_bench import robustness
+from korth_bench.robustness import SEVERITY_PARAMS, corrupt
+
+SEVERITIES = range(1, 6)
+
+
+def images(n=16, size=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(30, 226, (n, 3, size, size), generator=generator, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("name", list(SEVERITY_PARAMS))
+def test_fixed_seed_per_corruption_and_severity(name):
+    x = images()
+    outputs = [corrupt(x, name, s) for s in SEVERITIES]
+    for severity, out in zip(SEVERITIES, outputs):
+        assert out.dtype == torch.uint8 and out.shape == x.shape
+        assert torch.equal(out, corrupt(x, name, severity))  # same seed, same images
+    assert not torch.equal(outputs[0], outputs[-1])
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_gaussian_noise_standard_deviation(severity):
+    flat = torch.full((64, 3, 32, 32), 128, dtype=torch.uint8)
+    residual = corrupt(flat, "gaussian_noise", severity).float() / 255 - 128 / 255
+    expected = SEVERITY_PARAMS["gaussian_noise"][severity - 1]
+    assert residual.std().item() == pytest.approx(expected, rel=0.03)
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_contrast_scales_around_the_mean(severity):
+    x = images()
+    factor = SEVERITY_PARAMS["contrast"][severity - 1]
+    xf = x.double() / 255
+    mean = xf.mean(dim=(2, 3), keepdim=True)
+    expected = ((xf - mean) * factor + mean).clamp(0, 1) * 255
+    assert (corrupt(x, "contrast", severity).double() - expected).abs().max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_gaussian_blur_sigma(severity):
+    x = images(n=2)
+    sigma = SEVERITY_PARAMS["gaussian_blur"][severity - 1]
+    reference = ndimage.gaussian_filter(x.double().numpy() / 255, sigma=(0, 0, sigma, sigma),
+                                        mode="nearest", truncate=4.0)
+    got = corrupt(x, "gaussian_blur", severity).double().numpy() / 255
+    assert np.abs(got - reference).max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_jpeg_quality_and_pixelate_factor(severity):
+    x = images(n=3)
+    quality = SEVERITY_PARAMS["jpeg"][severity - 1]
+    factor = SEVERITY_PARAMS["pixelate"][severity - 1]
+    for i, array in enumerate(x.permute(0, 2, 3, 1).numpy()):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "JPEG", quality=quality)
+        jpeg = np.asarray(Image.open(buffer).convert("RGB"))
+        assert np.array_equal(corrupt(x, "jpeg", severity)[i].permute(1, 2, 0).numpy(), jpeg)
+        side = int(32 * factor)
+        pixelated = Image.fromarray(array).resize((side, side), Image.BOX).resize((32, 32), Image.BOX)
+        assert np.array_equal(corrupt(x, "pixelate", severity)[i].permute(1, 2, 0).numpy(),
+                              np.asarray(pixelated))
+
+
+@pytest.mark.parametrize("severity", SEVERITIES)
+def test_noise_parameters(severity):
+    flat = torch.full((64, 3, 32, 32), 128, dtype=torch.uint8)
+    amount = SEVERITY_PARAMS["impulse_noise"][severity - 1]
+    changed = (corrupt(flat, "impulse_noise", severity) != 128).float().mean().item()
+    assert changed == pytest.approx(amount, rel=0.1)
+    photons = SEVERITY_PARAMS["shot_noise"][severity - 1]
+    shot = corrupt(flat, "shot_noise", severity).float() / 255
+    p = 128 / 255
+    assert shot.std().item() == pytest.approx((p / photons) ** 0.5, rel=0.1)  # Poisson: var = p/c
+
+
+def test_brightness_raises_hsv_value_keeping_hue():
+    x = images(n=4)
+    out = corrupt(x, "brightness", 5).double() / 255
+    xf = x.double() / 255
+    shift = SEVERITY_PARAMS["brightness"][4]
+    expected_value = (xf.amax(1) + shift).clamp(max=1)
+    assert (out.amax(1) - expected_value).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_attack_accuracies_are_nested_exactly():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 3)).eval()
+    x = images(n=64)
+    with torch.no_grad():  # labels the model mostly gets right, so clean accuracy is high
+        y = model(x.float() / 255).argmax(1)
+        y[::4] = (y[::4] + 1) % 3
+    rows = robustness.evaluate_robustness(
+        lambda z: model(z), x, y, corruptions=["contrast"], severities=[1, 5],
+        attacks=["fgsm", "pgd"], eps_255=[1, 2, 8], pgd_steps=10, pgd_step_ratio=0.25, seed=0,
+        batch_size=32)
+    clean = next(r["accuracy"] for r in rows if r["kind"] == "clean")
+    assert clean == pytest.approx(0.75)
+    for k in (1, 2, 8):
+        fgsm = next(r["accuracy"] for r in rows if r["name"] == "fgsm" and r["severity"] == k)
+        pgd = next(r["accuracy"] for r in rows if r["name"] == "pgd" and r["severity"] == k)
+        assert pgd <= fgsm <= clean
+    summary = robustness.summarize(rows)
+    assert set(summary) >= {"clean_acc", "corruption_acc_mean", "fgsm_acc_8_255", "pgd_acc_1_255"}

@@ -1,0 +1,115 @@
+"""One trial end to end on real CIFAR-10 images (the packed JPEG Parquet beside the checkout)."""
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from korth_bench import regularizers
+from korth_bench.trial import train_and_measure
+
+CIFAR = Path(os.environ.get("KORTH_CIFAR10_PARQUET",
+                            Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.parquet"))
+needs_cifar = pytest.mark.skipif(not CIFAR.exists(), reason=f"real CIFAR-10 file not found at {CIFAR} "
+                                 "(set KORTH_CIFAR10_PARQUET)")
+
+SMALL = {"model": "resnet", "depth": 8, "dataset": "packed", "data_path": str(CIFAR),
+         "train_size": 1000, "val_size": 200, "test_size": 500, "batch_size": 128, "epochs": 1,
+         "device": "cpu", "seed": 0, "robustness_test_size": 100, "robustness_severities": [1, 5],
+         "robustness_pgd_steps": 3, "probe_size": 16, "threads": 2}
+
+EPOCH_FIELDS = ("train_loss", "reg_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                "test_acc", "lr", "coefficient", "epoch_time_s", "elapsed_s", "images_per_s")
+SUMMARY_FIELDS = ("test_acc", "val_acc", "best_test_acc", "accuracy_auc", "epochs_to_90pct_best",
+                  "seconds_to_95pct_best", "clean_acc", "corruption_acc_mean", "fgsm_acc_1_255",
+                  "pgd_acc_8_255", "ortho_gram_residual_mean", "ortho_cos_max", "fm_sim_mean",
+                  "fm_sim_post_mean", "num_params", "wall_time_s", "train_time_s")
+
+
+def assert_finite(row, fields):
+    for name in fields:
+        assert row[name] is not None and math.isfinite(row[name]), (name, row[name])
+
+
+@needs_cifar
+def test_resnet8_learns_real_images_and_records_every_field():
+    record = train_and_measure({**SMALL, "train_size": 5000, "epochs": 5, "lr_schedule": "cosine",
+                                "robustness_test_size": 200})
+    assert record.status == "completed"
+    assert record.summary["test_acc"] > 0.30, record.summary["test_acc"]
+    assert len(record.epochs) == 5
+    for row in record.epochs:
+        assert_finite(row, EPOCH_FIELDS)
+    assert_finite(record.summary, SUMMARY_FIELDS)
+    assert record.summary["pgd_acc_8_255"] <= record.summary["fgsm_acc_8_255"] <= record.summary["clean_acc"]
+    assert {r["kind"] for r in record.layers} == {"conv", "linear", "activation"}
+    assert len({r["layer"] for r in record.layers}) == len(record.layers)  # one row per layer
+    assert all(r["fm_sim"] is not None for r in record.layers if r["kind"] != "linear")
+    assert {r["kind"] for r in record.robustness} == {"clean", "corruption", "attack"}
+    assert record.summary["device"] and record.summary["torch_version"]
+
+
+@needs_cifar
+@pytest.mark.parametrize("name", [n for n in regularizers.names() if n != "none"])
+def test_every_regularizer_trains_one_epoch(name):
+    params = {"relaxation": 0.3} if name == "dn_relaxed" else {}
+    record = train_and_measure({**SMALL, "regularizer": name, "coefficient": 1e-3,
+                                "robustness": False, **params})
+    assert record.status == "completed"
+    row = record.epochs[0]
+    assert_finite(row, EPOCH_FIELDS)
+    assert row["reg_loss"] > 0 and row["coefficient"] == 1e-3
+
+
+@needs_cifar
+def test_zero_coefficient_equals_none():
+    base = {**SMALL, "robustness": False}
+    a = train_and_measure({**base, "regularizer": "none"}).epochs[0]
+    b = train_and_measure({**base, "regularizer": "so", "coefficient": 0.0}).epochs[0]
+    assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
+
+
+@needs_cifar
+def test_resumed_trial_matches_uninterrupted(tmp_path):
+    base = {**SMALL, "epochs": 3, "robustness": False, "regularizer": "srip", "coefficient": 1e-3,
+            "dropout": 0.1}
+    full = train_and_measure(base)
+
+    saved = tmp_path / "ckpt"
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_1(row, checkpoint):
+        if row["epoch"] == 1:
+            saved.mkdir()
+            (saved / "state.pt").write_bytes((Path(checkpoint) / "state.pt").read_bytes())
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_and_measure(base, report=kill_after_epoch_1)
+    resumed = train_and_measure(base, resume_from=str(saved))
+    assert [r["epoch"] for r in resumed.epochs] == [0, 1, 2]
+    for key in EPOCH_FIELDS:
+        if key not in ("epoch_time_s", "elapsed_s", "images_per_s"):
+            assert resumed.epochs[2][key] == full.epochs[2][key], key
+
+
+@needs_cifar
+def test_huge_learning_rate_diverges_with_rows_kept():
+    record = train_and_measure({**SMALL, "epochs": 3, "lr": 1e6, "robustness": False})
+    assert record.status == "diverged" and "non-finite" in record.summary["error"]
+    assert len(record.epochs) >= 1 and not math.isfinite(record.epochs[-1]["train_loss"])
+    assert record.summary["trial_id"] and record.summary["test_acc"] is None
+
+
+def test_synthetic_trial_runs_without_real_data():
+    record = train_and_measure({"model": "plain", "depth": 3, "dataset": "synthetic",
+                                "train_size": 256, "test_size": 128, "epochs": 2, "device": "cpu",
+                                "regularizer": "cs", "coefficient": 1e-3, "init": "cs_iterative",
+                                "init_steps": 3, "robustness_test_size": 64,
+                                "robustness_corruptions": ["contrast"], "robustness_severities": [1],
+                                "robustness_pgd_eps": [2], "robustness_pgd_steps": 2})
+    assert record.status == "completed" and len(record.epochs) == 2
+    assert record.summary["pgd_acc_2_255"] <= record.summary["clean_acc"]
