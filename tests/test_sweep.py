@@ -303,7 +303,9 @@ def test_interrupted_optuna_sweep_resumes_with_its_study(ray_session, tmp_path):
     assert 2 <= len(before) < samples
 
     assert sweep.run(path, storage=str(storage), resume=True, quiet=True) == 0
-    state = max((sweep_dir / sweep.TUNE_DIR).glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    # The newest session's state, by the session timestamp in its name: the final sync copies
+    # every session's file again, so modification times do not order them.
+    state = max((sweep_dir / sweep.TUNE_DIR).glob("searcher-state-*.pkl"), key=lambda p: p.name)
     with open(state, "rb") as saved:
         study = pickle.load(saved)["_ot_study"]
     assert len(study.trials) == samples  # the same study went on, not a fresh one
