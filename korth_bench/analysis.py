@@ -41,6 +41,9 @@ CLAIMED_DROP = 0.01
 tables store accuracies as fractions) from the smallest to the largest capacity studied. [DN]
 says strict-orthogonality gains "decrease sharply" with depth, and the gains at stake are 0.5-2.3
 points ([SRIP]); a design that cannot detect a 1-point drop cannot support "no trend"."""
+MIN_WITHIN_DF = 2
+"""Fewest within-cell degrees of freedom (units minus cells) from which the collapse test
+estimates the seed spread; below it, or with no spread, the verdict is 'inconclusive'."""
 
 
 # ---------------------------------------------------------------- array statistics
@@ -598,13 +601,16 @@ def collapse_test(runs: pd.DataFrame, rng: np.random.Generator, metric: str = "t
     tested = []
     for row, x, gain, cells in tests:
         low, high = slope_bootstrap_ci(x, gain, cells, rng, 1 - alpha, n_bootstrap)
-        spread, _ = pooled_within_sd(gain, cells)
+        spread, df = pooled_within_sd(gain, cells)
         detectable = minimum_detectable_slope(spread, x, alpha / len(tests), power)
+        note = _spread_guard(float(spread), df)
+        if note:  # no usable seed spread: neither the interval nor the power can be estimated
+            low, high, detectable = -math.inf, math.inf, math.inf
         tested.append({**row, "slope": float(ols_slope(x, gain)), "low": float(low),
                        "high": float(high),
                        "p_value": float(slope_permutation_p(x, gain, rng, n_permutations)),
                        "sd_within": float(spread), "capacity_range": float(np.ptp(x)),
-                       "detectable_drop": float(detectable) * float(np.ptp(x))})
+                       "detectable_drop": float(detectable) * float(np.ptp(x)), "note": note})
     columns = ["dataset", "model", "regularizer", "metric", "axis", "n_units", "n_cells",
                "n_order_matched", "slope", "low", "high", "p_value", "sd_within",
                "capacity_range", "detectable_drop", "note"]
@@ -615,6 +621,20 @@ def collapse_test(runs: pd.DataFrame, rng: np.random.Generator, metric: str = "t
                                         table["detectable_drop"].fillna(math.inf).to_numpy(float),
                                         claimed_drop, alpha)
     return table.assign(claimed_drop=claimed_drop, alpha=alpha, power=power)
+
+
+def _spread_guard(spread: float, df: int) -> Optional[str]:
+    """Why a tested row's seed spread cannot carry an interval or a power figure, or None.
+
+    The slope interval and the detectable drop scale with the pooled within-cell spread; with
+    fewer than MIN_WITHIN_DF degrees of freedom, or no spread at all (every seed of every cell
+    gave the same gain, e.g. all at chance), they would read as certainty the data do not give.
+    """
+    if df < MIN_WITHIN_DF:
+        return f"{df} within-cell degree(s) of freedom, {MIN_WITHIN_DF} needed for a seed spread"
+    if not spread > 0:
+        return "no seed spread within cells: interval and power undefined"
+    return None
 
 
 def _largest_cells(runs: pd.DataFrame) -> pd.DataFrame:

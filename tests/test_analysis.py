@@ -319,3 +319,22 @@ def test_learning_curves_and_robustness_profile_carry_counts():
     profile = result["robustness"]
     assert (profile["n"] == 12).all() and (profile["n_cells"] == 2).all()
     assert set(profile["name"]) == {"gaussian_noise", "pgd"}
+
+
+def test_identical_seeds_give_an_inconclusive_verdict_not_no_trend():
+    """Every seed of a cell gives the same gain (e.g. all at chance): no spread, so no interval,
+    no power and no 'no trend'; a single within-cell degree of freedom is refused likewise."""
+    rows = [{"dataset": "c", "model": "resnet", "depth": depth, "width": 1,
+             "num_params": 1000 * depth, "regularizer": regularizer, "seed": seed,
+             "test_acc": 0.1 + (0.01 * (depth == 14) if regularizer == "so" else 0.0)}
+            for depth in (8, 14) for seed in (0, 1) for regularizer in ("none", "so")]
+    table = analysis.collapse_test(pd.DataFrame(rows), np.random.default_rng(0),
+                                   n_permutations=99, n_bootstrap=99)
+    assert len(table) and (table["verdict"] == "inconclusive").all()
+    assert np.isinf(table["detectable_drop"]).all() and np.isinf(table["low"]).all()
+    assert table["note"].str.contains("no seed spread").all()
+    three = pd.DataFrame([r for r in rows if not (r["depth"] == 14 and r["seed"] == 1)])
+    table = analysis.collapse_test(three, np.random.default_rng(0), n_permutations=99,
+                                   n_bootstrap=99)
+    assert (table["verdict"] == "inconclusive").all()
+    assert table["note"].str.contains("1 within-cell degree").all()
