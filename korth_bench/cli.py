@@ -5,6 +5,7 @@ Bad input ends with one line naming the field, the value and what is allowed, an
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -39,6 +40,22 @@ def load_yaml_mapping(path: str) -> Dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError(f"config file {path!r} must hold a mapping of trial keys")
     return loaded
+
+
+def number_in(low: float, high: float, what: str):
+    """An argparse `type` that accepts a float strictly between low and high; the error names
+    the allowed range and what the number means (argparse adds the flag and exits with 2)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not low < value < high:
+            allowed = (f"a finite number > {low:g}" if high == math.inf
+                       else f"a number in ({low:g}, {high:g})")
+            raise argparse.ArgumentTypeError(f"must be {allowed} ({what}), got {text!r}")
+        return value
+    return parse
 
 
 # ---------------------------------------------------------------------- commands
@@ -122,7 +139,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not os.path.isdir(directory) and "://" not in directory:
             raise ValueError(f"results directory {directory!r} does not exist")
     out = args.out or os.path.join(args.results_dirs[0], "report")
-    written = report.build_report(args.results_dirs, out)
+    # Flags not given are left out, so analysis.analyze's defaults stay the only defaults.
+    options = {"selection": args.selection, "alpha": args.alpha,
+               "claimed_drop": None if args.claimed_drop is None else args.claimed_drop / 100}
+    written = report.build_report(args.results_dirs, out,
+                                  **{k: v for k, v in options.items() if v is not None})
     for kind, path in written.items():
         if kind != "html":
             print(f"  {kind}: {path}")
@@ -179,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="leaderboards from one or more result directories")
     report.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")
     report.add_argument("--out", help="output directory (default RESULTS_DIR/report)")
+    report.add_argument("--selection", choices=("val", "test"),
+                        help="how each regularizer's entry is chosen per cell: best mean "
+                             "validation accuracy (val, the default; test accuracy where a cell "
+                             "has no validation split) or test accuracy (test: optimistic)")
+    report.add_argument("--claimed-drop", metavar="POINTS",
+                        type=number_in(0, math.inf, "accuracy percentage points"),
+                        help="the drop in gain over the capacity range the collapse test must be "
+                             "able to detect, in accuracy percentage points: 1.0 = one point = "
+                             "0.01 as a fraction (default 1.0)")
+    report.add_argument("--alpha", type=number_in(0, 1, "significance level"),
+                        help="level of the collapse test (Holm-adjusted); its slope interval "
+                             "covers 1 - ALPHA (default 0.05)")
     report.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="data-set tools")

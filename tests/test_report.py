@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from korth_bench import report
+from korth_bench import cli, report
 from test_analysis import make_tables
 
 FAST = {"n_permutations": 199, "n_bootstrap": 199}
@@ -168,6 +168,40 @@ def test_build_report_merges_result_directories_by_trial_id(tmp_path):
     assert document["sources"] == [first, second]
     assert sum(e["trial_counts"]["completed"] for e in document["entries"]) == len(trial_ids)
     assert all(e["n_seeds"] == 3 for e in document["entries"])
+
+
+def test_report_command_passes_selection_alpha_and_claimed_drop_in_points(tmp_path, capsys):
+    results = pytest.importorskip("korth_bench.results")
+    frames = make_tables(depths=(8, 14), seeds=(0, 1, 2))
+    for trial_id in frames["trials"]["trial_id"]:
+        results.write_trial(str(tmp_path / "sweep"), {
+            name: frame[frame["trial_id"] == trial_id].to_dict("records")
+            for name, frame in frames.items()})
+    code = cli.main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "out"),
+                     "--claimed-drop", "2", "--alpha", "0.1", "--selection", "test"])
+    assert code == 0, capsys.readouterr().err
+    with open(tmp_path / "out" / "leaderboard.json") as handle:
+        document = json.load(handle)
+    settings = document["settings"]
+    assert settings["claimed_drop"] == pytest.approx(0.02)  # 2 percentage points as a fraction
+    assert settings["alpha"] == 0.1 and settings["selection"] == "test"
+    assert document["collapse"] and all(row["claimed_drop"] == pytest.approx(0.02)
+                                        for row in document["collapse"])
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--claimed-drop", "0", ["--claimed-drop", "'0'", "> 0", "percentage points"]),
+    ("--alpha", "1.5", ["--alpha", "'1.5'", "(0, 1)"]),
+    ("--selection", "best", ["--selection", "'best'", "'val', 'test'"]),
+])
+def test_report_command_refuses_a_bad_option_naming_flag_and_allowed_values(
+        flag, value, words, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["report", str(tmp_path), flag, value])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert all(word in error for word in words), error
+    assert not (tmp_path / "report").exists()
 
 
 @pytest.mark.parametrize("case", ["all diverged", "only the baseline", "no auxiliary tables"])
