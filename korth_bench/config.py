@@ -80,7 +80,7 @@ class TrialConfig:
     precision: str = "fp32"            # fp32, bf16 (autocast; the penalty stays in float32)
     compile: bool = False              # torch.compile the model (CUDA)
     threads: int = 0                   # CPU torch threads; 0 = leave torch's default
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 0           # evaluation/attack batch; 0 = auto per device (trial.EVAL_BATCH_AUTO)
     measure_every: int = 0             # layer measures every N epochs as well as at the end; 0 = end only
     probe_size: int = 64               # test images in the fixed feature-map probe batch
     checkpoint_every: int = 1          # epochs between checkpoints handed to report(); 0 = never
@@ -309,9 +309,10 @@ def _resolve(cfg: TrialConfig) -> TrialConfig:
     _at_least("init_lr", cfg.init_lr, 0.0, strict=True)
     _choice("device", cfg.device, ("auto", "cpu", "cuda"))
     _choice("precision", cfg.precision, ("fp32", "bf16"))
-    for key in ("threads", "measure_every", "checkpoint_every", "seed", "robustness_seed"):
+    for key in ("threads", "measure_every", "checkpoint_every", "seed", "robustness_seed",
+                "eval_batch_size"):
         _at_least(key, getattr(cfg, key), 0)
-    for key in ("eval_batch_size", "probe_size", "robustness_test_size", "robustness_pgd_steps"):
+    for key in ("probe_size", "robustness_test_size", "robustness_pgd_steps"):
         _at_least(key, getattr(cfg, key), 1)
     for t in cfg.convergence_thresholds:
         if not 0.0 < t <= 1.0:

@@ -28,6 +28,10 @@ from korth_bench.schedules import coefficient_at, lr_at
 
 Report = Callable[[Dict[str, Any], Optional[str]], None]
 CHECKPOINT_FILE = "state.pt"
+EVAL_BATCH_AUTO = {"cuda": 1000, "cpu": 128}
+"""Evaluation and attack batch for ``eval_batch_size: 0``. Large batches fill a GPU; on a CPU a
+1000-image batch falls out of cache (ResNet-20 inference, 2 threads: 1,285 img/s at 1000 vs
+2,565 at 128)."""
 
 
 @dataclass
@@ -232,6 +236,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     model = model.to(memory_format=memory_format)
     bf16 = cfg.precision == "bf16"
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    eval_batch = cfg.eval_batch_size or EVAL_BATCH_AUTO.get(device.type, 1000)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
                                 foreach=True)
@@ -292,7 +297,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
             if report is not None:
                 report(row, None)
             break
-        evaluation = {split: evaluate(model, x, y, splits.mean, splits.std, cfg.eval_batch_size,
+        evaluation = {split: evaluate(model, x, y, splits.mean, splits.std, eval_batch,
                                       autocast, memory_format)
                       for split, x, y in (("val", splits.val_x, splits.val_y),
                                           ("test", splits.test_x, splits.test_y))}
@@ -329,7 +334,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                 corruptions=cfg.robustness_corruptions, severities=cfg.robustness_severities,
                 attacks=cfg.robustness_attacks, eps_255=cfg.robustness_pgd_eps,
                 pgd_steps=cfg.robustness_pgd_steps, pgd_step_ratio=cfg.robustness_pgd_step_ratio,
-                seed=cfg.robustness_seed, batch_size=cfg.eval_batch_size)]
+                seed=cfg.robustness_seed, batch_size=eval_batch)]
             final_measures.update(robustness.summarize(robustness_rows))
 
     last = epoch_rows[-1] if epoch_rows else {}
