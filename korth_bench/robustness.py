@@ -163,28 +163,38 @@ def attack_masks(classify, images01: torch.Tensor, labels: torch.Tensor, eps: fl
     gradient steps of ``step_ratio * eps``, projected on the ball and on [0, 1]. The FGSM mask
     requires the clean and FGSM predictions correct; the PGD mask requires that and every PGD
     iterate (the random start included) correct.
+
+    PGD runs only on the examples still robust: an example that fails once can never count again,
+    and in eval mode each example's gradient is its own, so dropping the failed ones changes no
+    other example's iterates. The random start is drawn for the whole batch first, so the random
+    stream does not depend on which examples survive.
     """
-    def loss_grad(x):
+    def loss_grad(x, y):
         x = x.detach().requires_grad_(True)
         logits = classify(x)
-        grad, = torch.autograd.grad(F.cross_entropy(logits, labels, reduction="sum"), x)
-        return grad, logits.detach().argmax(1) == labels
+        grad, = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)
+        return grad, logits.detach().argmax(1) == y
 
-    grad, robust = loss_grad(images01)  # clean correctness comes with the first gradient
+    grad, robust = loss_grad(images01, labels)  # clean correctness comes with the first gradient
     fgsm_point = (images01 + eps * grad.sign()).clamp(0, 1)
     with torch.no_grad():
         robust = robust & (classify(fgsm_point).argmax(1) == labels)
-    fgsm = robust.clone()
     noise = torch.rand(images01.shape, generator=generator, device=generator.device)
-    x = (images01 + eps * (2 * noise.to(images01.device) - 1)).clamp(0, 1)
+    start = (images01 + eps * (2 * noise.to(images01.device) - 1)).clamp(0, 1)
+    alive = robust.nonzero().squeeze(1)  # indices into the batch of the examples still robust
+    clean, y, x = images01[alive], labels[alive], start[alive]
     for _ in range(steps):
-        grad, correct = loss_grad(x)
-        robust &= correct
-        x = images01 + (x + step_ratio * eps * grad.sign() - images01).clamp(-eps, eps)
-        x = x.clamp(0, 1)
-    with torch.no_grad():
-        robust &= classify(x).argmax(1) == labels
-    return {"fgsm": fgsm, "pgd": robust}
+        if alive.numel() == 0:
+            break
+        grad, correct = loss_grad(x, y)
+        x = (clean + (x + step_ratio * eps * grad.sign() - clean).clamp(-eps, eps)).clamp(0, 1)
+        alive, clean, y, x = alive[correct], clean[correct], y[correct], x[correct]
+    if alive.numel():
+        with torch.no_grad():
+            alive = alive[classify(x).argmax(1) == y]
+    pgd = torch.zeros_like(robust)
+    pgd[alive] = True
+    return {"fgsm": robust, "pgd": pgd}
 
 
 def evaluate_robustness(classify, test_x: torch.Tensor, test_y: torch.Tensor, *,

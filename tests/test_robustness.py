@@ -114,3 +114,39 @@ def test_attack_accuracies_are_nested_exactly():
         assert pgd <= fgsm <= clean
     summary = robustness.summarize(rows)
     assert set(summary) >= {"clean_acc", "corruption_acc_mean", "fgsm_acc_8_255", "pgd_acc_1_255"}
+
+
+def reference_attack_masks(classify, x0, y, eps, steps, step_ratio, generator):
+    """The attacks on the whole batch at every step, the definition the pruned version keeps."""
+    def grad_and_correct(x):
+        x = x.detach().requires_grad_(True)
+        logits = classify(x)
+        grad, = torch.autograd.grad(nn.functional.cross_entropy(logits, y, reduction="sum"), x)
+        return grad, logits.argmax(1) == y
+
+    grad, robust = grad_and_correct(x0)
+    robust &= classify((x0 + eps * grad.sign()).clamp(0, 1)).argmax(1) == y
+    fgsm = robust.clone()
+    x = (x0 + eps * (2 * torch.rand(x0.shape, generator=generator).to(x0) - 1)).clamp(0, 1)
+    for _ in range(steps):
+        grad, correct = grad_and_correct(x)
+        robust &= correct
+        x = (x0 + (x + step_ratio * eps * grad.sign() - x0).clamp(-eps, eps)).clamp(0, 1)
+    return {"fgsm": fgsm, "pgd": robust & (classify(x).argmax(1) == y)}
+
+
+def test_pgd_on_the_surviving_examples_only_gives_the_full_batch_masks():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1),
+                          nn.ReLU(), nn.MaxPool2d(4), nn.Flatten(), nn.Linear(256, 3)).double().eval()
+    x = images(n=96, size=16).double() / 255
+    with torch.no_grad():
+        y = model(x).argmax(1)
+        y[::5] = (y[::5] + 1) % 3
+    for eps, pgd_below_fgsm in ((2 / 255, False), (8 / 255, True), (16 / 255, True)):
+        got = robustness.attack_masks(model, x, y, eps, 10, 0.25,
+                                      torch.Generator().manual_seed(7))
+        want = reference_attack_masks(model, x, y, eps, 10, 0.25, torch.Generator().manual_seed(7))
+        assert torch.equal(got["fgsm"], want["fgsm"]) and torch.equal(got["pgd"], want["pgd"])
+        # 8/255 prunes examples part-way through PGD (47 FGSM-robust, 33 PGD-robust)
+        assert (want["pgd"].sum() < want["fgsm"].sum()) == pgd_below_fgsm
