@@ -23,7 +23,7 @@ from korth_bench.spaces import load
 from korth_bench.trial import train_and_measure
 
 TRIAL = {"model": "resnet", "depth": 8, "dataset": "synthetic", "image_size": 16,
-         "train_size": 512, "test_size": 256, "epochs": 2, "batch_size": 64, "device": "cpu",
+         "train_size": 512, "val_size": 128, "test_size": 256, "epochs": 2, "batch_size": 64, "device": "cpu",
          "robustness": False, "probe_size": 8}
 
 
