@@ -1,7 +1,7 @@
 """Training-step overhead of every regularizer's penalty: per-layer loop vs batched groups.
 
-Measured on CPU (``torch.set_num_threads``, 2 by default), CIFAR ResNet-20 and ResNet-56 (width 1,
-10 classes), batch 128 of random 32x32 images:
+Measured on CPU (``torch.set_num_threads``, 2 by default), CIFAR ResNet-20, ResNet-56 and WRN-16-4
+(10 classes), channels_last as in the trial, batch 128 of random 32x32 images:
 - the base step: forward + cross-entropy backward + SGD step, no penalty;
 - each penalty: ``reg.penalty(model)`` forward + backward into the model's existing gradients (the
   work a penalty adds to a step), per-layer loop (``batched=False``) and batched.
@@ -13,7 +13,7 @@ step-to-step noise is larger than the 1-10 % effects measured. The issue's targe
 penalties <= 3 %, cs (all pairs) <= 10 %; ocnn is reported. Prints one markdown table; ``main()``
 returns the rows for ``benchmarks/run_all.py``. Never asserts on timings.
 
-Run: ``.venv/bin/python benchmarks/bench_penalties.py [--depths 20 56] [--threads 2]``
+Run: ``.venv/bin/python benchmarks/bench_penalties.py [--models resnet20 resnet56 wrn16-4] [--threads 2]``
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from typing import Callable, Dict, List
 import torch
 import torch.nn.functional as F
 
+from bench_trial import MODELS
 from korth_bench import models, regularizers
 
 GRAM_BASED = ("so", "dso", "mc", "srip", "dn", "dn_relaxed")
@@ -63,11 +64,12 @@ def penalty_pass(model, regularizer, batched: bool) -> Callable[[], None]:
     return run
 
 
-def measure_depth(depth: int, batch_size: int, args) -> List[Dict]:
+def measure_model(name: str, batch_size: int, args) -> List[Dict]:
     torch.manual_seed(0)
-    model = models.build("resnet", depth, 1, 10)
+    family, depth, width = MODELS[name]
+    model = models.build(family, depth, width, 10).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    images = torch.randn(batch_size, 3, 32, 32)
+    images = torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (batch_size,))
     actions = {"step": training_step(model, optimizer, images, labels)}
     for name in regularizers.names():
@@ -79,7 +81,7 @@ def measure_depth(depth: int, batch_size: int, args) -> List[Dict]:
     for name in regularizers.names():
         loop_s, batched_s = seconds[f"{name}/loop"], seconds[f"{name}/batched"]
         rows.append({
-            "model": f"resnet{depth}", "batch_size": batch_size, "threads": args.threads,
+            "model": name, "batch_size": batch_size, "threads": args.threads,
             "regularizer": name, "step_ms": 1e3 * step_s,
             "loop_ms": 1e3 * loop_s, "batched_ms": 1e3 * batched_s,
             "loop_overhead": loop_s / step_s, "batched_overhead": batched_s / step_s,
@@ -116,7 +118,8 @@ def markdown_table(rows: List[Dict], args) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depths", type=int, nargs="+", default=[20, 56], help="ResNet depths (6n+2)")
+    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56", "wrn16-4"],
+                        choices=list(MODELS))
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds")
@@ -133,7 +136,7 @@ def main(argv=None) -> List[Dict]:
     for module in args.custom:
         importlib.import_module(module)
     torch.set_num_threads(args.threads)
-    rows = [row for depth in args.depths for row in measure_depth(depth, args.batch_size, args)]
+    rows = [row for name in args.models for row in measure_model(name, args.batch_size, args)]
     print(markdown_table(rows, args))
     targets = {name: 0.03 for name in GRAM_BASED} | {"cs": 0.10}
     missed = [f"{r['model']}/{r['regularizer']} ({100 * r['batched_overhead']:.1f} % > "

@@ -1,23 +1,32 @@
 """The trial's training loop against a minimal plain PyTorch loop, and the cost of evaluation.
 
 For each model: images/s of
-- ``plain``: the shortest loop one would write by hand: data already normalized in memory, a
-  random permutation per epoch, forward, cross-entropy, backward, SGD step;
+- ``plain``: the shortest loop one would write by hand: data already normalized in memory,
+  channels_last, a random permutation per epoch, forward, cross-entropy, backward, SGD step;
 - ``trial``: ``korth_bench.trial.train_and_measure`` on the same images without augmentation
   (its own ``images_per_s`` of the second epoch, which excludes evaluation);
 - ``trial+aug``: the same with the on-device crop-and-flip augmentation.
-``ratio`` is trial / plain (the target: >= 0.95). Then, for a 30-epoch trial at the default
-evaluation sizes, the seconds and share of each evaluation component (per-epoch val+test passes,
-the final layer measures, corruptions, attacks), extrapolated from one measured epoch and one
-measured final evaluation.
+Each figure is the median of ``--rounds`` interleaved rounds (each runs the three once), so a
+burst of load on a shared machine spreads over all three. ``ratio`` is trial / plain (the target:
+>= 0.95).
 
-Run: ``.venv/bin/python benchmarks/bench_trial.py [--models resnet20 resnet56] [--threads 2]``.
+Then, for a 30-epoch trial of the first model at the default sizes (the whole training split per
+epoch, the test split evaluated every epoch, final layer measures on the 64-image probe, the 8
+corruptions x 5 severities and FGSM + PGD-10 at 1, 2, 8/255 on the 1,000-image robustness subset),
+the seconds and share of each component: training extrapolated from the trial's measured images/s,
+every evaluation component timed once on a model trained briefly with the plain loop (PGD stops
+early on examples that already failed, so its cost grows with the model's robustness: the model's
+clean accuracy is printed). Evaluation is timed at the device's automatic batch
+(``trial.EVAL_BATCH_AUTO``) and at 1,000, the fixed default before it.
+
+Run: ``.venv/bin/python benchmarks/bench_trial.py [--models resnet20 resnet56 wrn16-4] [--threads 2]``.
 Prints tables; ``main()`` returns the rows for ``benchmarks/run_all.py``. Never asserts timings.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -25,13 +34,16 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
-from korth_bench import data, models
-from korth_bench.trial import train_and_measure
+from korth_bench import data, models, robustness
+from korth_bench.config import TrialConfig
+from korth_bench.trial import EVAL_BATCH_AUTO, evaluate, make_classifier, measure_model, train_and_measure
 
 CIFAR = Path(os.environ.get("KORTH_CIFAR10_PARQUET", Path(__file__).resolve().parents[2]
                             / "shared/data/cifar10-jpeg.parquet"))
 MODELS = {"resnet20": ("resnet", 20, 1), "resnet56": ("resnet", 56, 1), "wrn16-4": ("wrn", 16, 4),
           "wrn28-10": ("wrn", 28, 10)}
+CPU_EPOCH_IMAGES = {"resnet20": 2560, "resnet56": 1280, "wrn16-4": 1280, "wrn28-10": 256}
+"""Images per timed epoch on a CPU (a few seconds each); on CUDA ``--train-size`` (10,240)."""
 
 
 def data_keys(train_size: int, test_size: int) -> Dict:
@@ -41,8 +53,9 @@ def data_keys(train_size: int, test_size: int) -> Dict:
     return {"dataset": "synthetic", "train_size": train_size, "test_size": test_size}
 
 
-def plain_loop_images_per_s(family, depth, width, splits, batch_size, device, epochs=2) -> float:
-    """Images/s of the last of ``epochs`` epochs of a hand-written loop (the first warms up)."""
+def plain_loop(family, depth, width, splits, batch_size, device, epochs=2):
+    """Images/s of the last of ``epochs`` epochs of a hand-written loop (the first warms up), and
+    the trained model."""
     torch.manual_seed(0)
     memory_format = torch.channels_last
     model = models.build(family, depth, width, splits.num_classes).to(device, memory_format=memory_format)
@@ -59,7 +72,11 @@ def plain_loop_images_per_s(family, depth, width, splits, batch_size, device, ep
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-    return len(y) / seconds
+    return len(y) / seconds, model
+
+
+def epoch_images(name: str, args) -> int:
+    return args.train_size or (CPU_EPOCH_IMAGES[name] if args.device == "cpu" else 10240)
 
 
 def loop_rows(args) -> List[Dict]:
@@ -67,59 +84,99 @@ def loop_rows(args) -> List[Dict]:
     device = torch.device(args.device)
     for name in args.models:
         family, depth, width = MODELS[name]
+        size = epoch_images(name, args)
         keys = {"model": family, "depth": depth, "width": width, "batch_size": args.batch_size,
                 "epochs": 2, "lr": 0.05, "device": args.device, "robustness": False,
-                "probe_size": 8, **data_keys(args.train_size, 256)}
-        splits = data.load(keys["dataset"], device=device, seed=0, train_size=args.train_size,
+                "probe_size": 8, **data_keys(size, 256)}
+        splits = data.load(keys["dataset"], device=device, seed=0, train_size=size,
                            test_size=256, data_path=keys.get("data_path"))
-        plain = plain_loop_images_per_s(family, depth, width, splits, args.batch_size, device)
-        trial = train_and_measure({**keys, "augment": False}).epochs[-1]["images_per_s"]
-        augmented = train_and_measure({**keys, "augment": True}).epochs[-1]["images_per_s"]
-        rows.append({"model": name, "batch_size": args.batch_size, "plain_images_per_s": plain,
+        runs = {"plain": lambda: plain_loop(family, depth, width, splits, args.batch_size, device)[0]}
+        for variant, augment in (("trial", False), ("trial+aug", True)):
+            runs[variant] = (lambda augment=augment: train_and_measure(
+                {**keys, "augment": augment}).epochs[-1]["images_per_s"])
+        measured = {variant: [] for variant in runs}
+        for _ in range(args.rounds):
+            for variant, run in runs.items():
+                measured[variant].append(run())
+        plain, trial, augmented = (statistics.median(measured[v]) for v in runs)
+        rows.append({"model": name, "batch_size": args.batch_size, "images_per_epoch": size,
+                     "rounds": args.rounds, "plain_images_per_s": plain,
                      "trial_images_per_s": trial, "trial_aug_images_per_s": augmented,
                      "ratio": trial / plain, "ratio_aug": augmented / plain})
-        print(f"  {name}: plain {plain:.0f}, trial {trial:.0f}, trial+aug {augmented:.0f} img/s",
-              flush=True)
+        print(f"  {name}: plain {plain:.0f}, trial {trial:.0f}, trial+aug {augmented:.0f} img/s "
+              f"(medians of {args.rounds}: {measured})", flush=True)
     return rows
 
 
-def evaluation_rows(args, epochs: int = 30) -> List[Dict]:
-    """Share of a 30-epoch trial spent in each evaluation component, at the default sizes."""
-    family, depth, width = MODELS[args.models[0]]
-    keys = {"model": family, "depth": depth, "width": width, "batch_size": args.batch_size,
-            "device": args.device, "epochs": 1, "lr": 0.05, **data_keys(args.train_size, 10000)}
-    phases = {}
+def timed(action) -> float:
     start = time.perf_counter()
-    record = train_and_measure({**keys, "robustness": False})
-    phases["train epoch"] = record.summary["train_time_s"]
-    phases["val+test eval per epoch"] = record.summary["wall_time_s"] - record.summary["train_time_s"]
-    for component, extra in (("corruptions", {"robustness_attacks": []}),
-                             ("attacks (FGSM, PGD x3 eps)", {"robustness_corruptions": []})):
-        start = time.perf_counter()
-        train_and_measure({**keys, "epochs": 1, "train_size": args.batch_size, **extra})
-        phases[component] = time.perf_counter() - start
-    # Subtract the tiny trial's own training and measures from the robustness components.
-    start = time.perf_counter()
-    train_and_measure({**keys, "epochs": 1, "train_size": args.batch_size, "robustness": False})
-    base = time.perf_counter() - start
-    for component in ("corruptions", "attacks (FGSM, PGD x3 eps)"):
-        phases[component] = max(0.0, phases[component] - base)
-    totals = {"training": epochs * phases["train epoch"],
-              "val+test evaluation": epochs * phases["val+test eval per epoch"],
-              "corruptions": phases["corruptions"], "attacks": phases["attacks (FGSM, PGD x3 eps)"]}
-    whole = sum(totals.values())
-    return [{"model": args.models[0], "component": k, "seconds": v, "share": v / whole}
-            for k, v in totals.items()]
+    action()
+    return time.perf_counter() - start
+
+
+def evaluation_rows(args, loops: List[Dict], epochs: int = 30) -> List[Dict]:
+    """Seconds and share of each component of a 30-epoch trial at the default sizes."""
+    name = loops[0]["model"]
+    family, depth, width = MODELS[name]
+    device = torch.device(args.device)
+    cfg = TrialConfig()
+    keys = data_keys(0, 0)
+    full = data.load(keys["dataset"], device=device, seed=0, data_path=keys.get("data_path"))
+    short = data.load(keys["dataset"], device=device, seed=0, train_size=args.eval_train_size,
+                      test_size=256, data_path=keys.get("data_path"))
+    _, model = plain_loop(family, depth, width, short, args.batch_size, device, args.eval_train_epochs)
+    model.eval()
+    subset = robustness.fixed_subset(len(full.test_y), cfg.robustness_test_size, cfg.robustness_seed)
+    test_x, test_y = full.test_x[subset], full.test_y[subset]
+    probe = data.normalize(test_x[: cfg.probe_size], full.mean, full.std)
+    classify = make_classifier(model, full.mean, full.std, device,
+                               lambda: torch.autocast(device.type, enabled=False))
+
+    def robustness_pass(batch, corruptions, attacks):
+        return lambda: robustness.evaluate_robustness(
+            classify, test_x, test_y, corruptions=corruptions, severities=cfg.robustness_severities,
+            attacks=attacks, eps_255=cfg.robustness_pgd_eps, pgd_steps=cfg.robustness_pgd_steps,
+            pgd_step_ratio=cfg.robustness_pgd_step_ratio, seed=cfg.robustness_seed, batch_size=batch)
+
+    batches = {"auto": EVAL_BATCH_AUTO.get(device.type, 1000), "1000": 1000}
+    seconds = {"training": {b: epochs * len(full.train_y) / loops[0]["trial_images_per_s"]
+                            for b in batches}}
+    for label, batch in batches.items():
+        seconds.setdefault("test evaluation, every epoch", {})[label] = epochs * timed(
+            lambda: evaluate(model, full.test_x, full.test_y, full.mean, full.std, batch,
+                             lambda: torch.autocast(device.type, enabled=False), torch.channels_last))
+        seconds.setdefault("final layer measures", {})[label] = timed(
+            lambda: measure_model(model, probe, "bench", 0))
+        clean = timed(robustness_pass(batch, [], []))
+        seconds.setdefault("corruptions (8 x 5 severities)", {})[label] = max(
+            0.0, timed(robustness_pass(batch, list(cfg.robustness_corruptions), [])) - clean)
+        seconds.setdefault("attacks (FGSM, PGD-10; 1, 2, 8/255)", {})[label] = max(
+            0.0, timed(robustness_pass(batch, [], list(cfg.robustness_attacks))) - clean)
+    accuracy = robustness.evaluate_robustness(classify, test_x, test_y, corruptions=[], severities=[],
+                                              attacks=[], eps_255=[], pgd_steps=0, pgd_step_ratio=0,
+                                              seed=0, batch_size=batches["auto"])[0]["accuracy"]
+    totals = {label: sum(parts[label] for parts in seconds.values()) for label in batches}
+    return [{"model": name, "component": component, "train_images": len(full.train_y),
+             "clean_acc_of_timed_model": accuracy, "eval_batch_auto": batches["auto"],
+             "seconds": parts["auto"], "share": parts["auto"] / totals["auto"],
+             "seconds_batch_1000": parts["1000"], "share_batch_1000": parts["1000"] / totals["1000"]}
+            for component, parts in seconds.items()]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56"], choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56", "wrn16-4"],
+                        choices=list(MODELS))
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--train-size", type=int, default=2560)
+    parser.add_argument("--train-size", type=int, default=0,
+                        help="images per timed epoch; 0 = per model on a CPU, 10,240 on CUDA")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-eval", action="store_true", help="only the loop comparison")
+    parser.add_argument("--eval-train-size", type=int, default=5000,
+                        help="images the evaluation's model is trained on")
+    parser.add_argument("--eval-train-epochs", type=int, default=3)
     return parser.parse_args(argv)
 
 
@@ -127,21 +184,26 @@ def main(argv=None) -> Dict[str, List[Dict]]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"trial loop vs plain loop on {args.device}, {args.threads} threads, batch "
-          f"{args.batch_size}, {args.train_size} images/epoch ({'CIFAR-10' if CIFAR.exists() else 'synthetic'})")
+          f"{args.batch_size} ({'CIFAR-10' if CIFAR.exists() else 'synthetic'})")
     loops = loop_rows(args)
-    print("\n| model | plain img/s | trial img/s | trial/plain | trial+aug img/s | (trial+aug)/plain |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| model | images/epoch | plain img/s | trial img/s | trial/plain | trial+aug img/s | (trial+aug)/plain |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in loops:
-        print(f"| {r['model']} | {r['plain_images_per_s']:.0f} | {r['trial_images_per_s']:.0f} | "
-              f"{r['ratio']:.3f} | {r['trial_aug_images_per_s']:.0f} | {r['ratio_aug']:.3f} |")
+        print(f"| {r['model']} | {r['images_per_epoch']} | {r['plain_images_per_s']:.0f} | "
+              f"{r['trial_images_per_s']:.0f} | {r['ratio']:.3f} | {r['trial_aug_images_per_s']:.0f} | "
+              f"{r['ratio_aug']:.3f} |")
     result = {"trial_loop": loops}
     if not args.skip_eval:
-        evaluation = evaluation_rows(args)
-        print(f"\nA 30-epoch {args.models[0]} trial at the default evaluation sizes "
-              f"({args.train_size} training images/epoch):")
-        print("| component | seconds | share |\n| --- | ---: | ---: |")
+        evaluation = evaluation_rows(args, loops)
+        first = evaluation[0]
+        print(f"\nA 30-epoch {first['model']} trial at the default sizes ({first['train_images']} "
+              f"training images/epoch); evaluation timed on a model of clean accuracy "
+              f"{first['clean_acc_of_timed_model']:.3f}:")
+        print(f"| component | seconds (eval batch {first['eval_batch_auto']}, auto) | share | "
+              "seconds (eval batch 1000) | share |\n| --- | ---: | ---: | ---: | ---: |")
         for r in evaluation:
-            print(f"| {r['component']} | {r['seconds']:.1f} | {100 * r['share']:.1f} % |")
+            print(f"| {r['component']} | {r['seconds']:.1f} | {100 * r['share']:.1f} % | "
+                  f"{r['seconds_batch_1000']:.1f} | {100 * r['share_batch_1000']:.1f} % |")
         result["evaluation"] = evaluation
     return result
 
