@@ -15,6 +15,11 @@ from korth_bench.registry import Registry
 
 _REGISTRY = Registry("regularizer")
 REDUCTIONS = ("sum", "mean")
+BATCH_MAX_NUMEL = 1 << 16
+"""Largest weight (elements) that ``penalty`` stacks with its equal-shaped peers. Stacking saves
+launches on small layers (ResNet-20/56, up to 64x64x3x3: 1.5-2.7x faster than a per-layer loop)
+but costs a copy and a slower batched product on large ones (WRN-16-4's 128- and 256-channel
+layers on a CPU: the stacked path was 0.8-0.9x the loop)."""
 
 
 def register(name: str):
@@ -172,16 +177,16 @@ class Regularizer:
         """``sum_layers R(W)`` over ``regularized_layers(model, include_linear)``, or its mean over
         layers with ``reduction="mean"``.
 
-        Layers of equal (weight shape, stride) form one group, computed by one ``batched`` call;
-        ``batched=False`` computes the same groups one layer at a time (the reference the batched
-        path is measured against). Both paths visit layers in the same order, so a regularizer
+        Layers of equal (weight shape, stride) form one group, computed by one ``batched`` call
+        when a weight has at most ``BATCH_MAX_NUMEL`` elements; larger layers, and every layer with
+        ``batched=False`` (the reference the batched path is measured against), one at a time. Both paths visit layers in the same order, so a regularizer
         drawing random numbers (srip) draws the same ones either way.
         """
         check_reduction(reduction)
         groups = self._layer_groups(model, include_linear)
         parts = []
         for (_, stride, _, _), weights in groups.items():
-            if batched:
+            if batched and weights[0].numel() <= BATCH_MAX_NUMEL:
                 parts.append(self.batched(torch.stack(weights), stride).sum())
             else:
                 parts.extend(self(weight, stride) for weight in weights)
