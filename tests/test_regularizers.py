@@ -417,3 +417,17 @@ def test_a_regularizer_must_implement_a_formula():
     with pytest.raises(TypeError, match="formula"):
         class Empty(regularizers.Regularizer):
             pass
+
+
+@pytest.mark.parametrize("side", ["rows", "columns"])
+def test_symmetric_gram_gradients_match_autograd_of_the_plain_product(side):
+    from korth_bench.regularizers.gram import gram
+
+    matrices = torch.randn(3, 5, 7, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda m: gram(m, side), (matrices,))
+    torch.autograd.gradgradcheck(lambda m: gram(m, side), (matrices,))
+    factor = matrices if side == "rows" else matrices.mT
+    weights = torch.randn(3, *gram(matrices, side).shape[1:], dtype=torch.float64)
+    ours, = torch.autograd.grad((gram(matrices, side) * weights).sum(), matrices)
+    plain, = torch.autograd.grad((torch.bmm(factor, factor.mT) * weights).sum(), matrices)
+    torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)

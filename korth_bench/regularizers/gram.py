@@ -2,7 +2,7 @@
 
 Notation (papers.md): ``K = W.reshape(o, -1)`` in R^{o x n} (a linear weight is already K),
 ``G_o = K K^T``, ``G_n = K^T K``, ``G_s`` the smaller of the two, ``I`` the identity of its size.
-Every function here works on a stack of B layers at once (``torch.bmm``/``baddbmm``).
+Every function here works on a stack of B layers at once (``torch.bmm``).
 """
 from __future__ import annotations
 
@@ -21,22 +21,37 @@ def filter_matrices(weights: torch.Tensor) -> torch.Tensor:
 
 def gram(matrices: torch.Tensor, side: str = "smaller") -> torch.Tensor:
     """``G_o`` (side ``rows``), ``G_n`` (``columns``) or ``G_s`` (``smaller``) of ``[B, o, n]``."""
-    return torch.bmm(*_gram_factors(matrices, side))
+    return SymmetricGram.apply(_gram_factor(matrices, side))
 
 
 def gram_residual(matrices: torch.Tensor, side: str = "smaller") -> torch.Tensor:
-    """``G - I`` for the Gram of ``gram(matrices, side)``, in one fused ``baddbmm``."""
-    left, right = _gram_factors(matrices, side)
-    identity = torch.eye(left.shape[1], dtype=left.dtype, device=left.device)
-    return torch.baddbmm(identity, left, right, beta=-1)
+    """``G - I`` for the Gram of ``gram(matrices, side)``."""
+    grams = gram(matrices, side)
+    return grams - torch.eye(grams.shape[1], dtype=grams.dtype, device=grams.device)
 
 
-def _gram_factors(matrices: torch.Tensor, side: str):
+def _gram_factor(matrices: torch.Tensor, side: str) -> torch.Tensor:
+    """``A`` with ``G = A A^T``: K for ``G_o``, K^T for ``G_n``."""
     if side == "smaller":
         out_channels, fan_in = matrices.shape[1:]
         side = "rows" if out_channels <= fan_in else "columns"
-    left = matrices if side == "rows" else matrices.mT
-    return left, left.mT
+    return matrices if side == "rows" else matrices.mT
+
+
+class SymmetricGram(torch.autograd.Function):
+    """``G = A A^T`` for ``A [B, r, c]``, with the gradient ``dA = (dG + dG^T) A`` in one batched
+    product; autograd's own rule for ``bmm(A, A^T)`` takes two (``dG A`` and ``dG^T A``) and an
+    addition. The backward is built from differentiable ops, so double backward still works."""
+
+    @staticmethod
+    def forward(ctx, factor: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(factor)
+        return torch.bmm(factor, factor.mT)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        factor, = ctx.saved_tensors
+        return torch.bmm(grad + grad.mT, factor)
 
 
 @register("so")
