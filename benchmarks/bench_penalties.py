@@ -64,9 +64,9 @@ def penalty_pass(model, regularizer, batched: bool) -> Callable[[], None]:
     return run
 
 
-def measure_model(name: str, batch_size: int, args) -> List[Dict]:
+def measure_model(model_name: str, batch_size: int, args) -> List[Dict]:
     torch.manual_seed(0)
-    family, depth, width = MODELS[name]
+    family, depth, width = MODELS[model_name]
     model = models.build(family, depth, width, 10).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     images = torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
@@ -81,7 +81,7 @@ def measure_model(name: str, batch_size: int, args) -> List[Dict]:
     for name in regularizers.names():
         loop_s, batched_s = seconds[f"{name}/loop"], seconds[f"{name}/batched"]
         rows.append({
-            "model": name, "batch_size": batch_size, "threads": args.threads,
+            "model": model_name, "batch_size": batch_size, "threads": args.threads,
             "regularizer": name, "step_ms": 1e3 * step_s,
             "loop_ms": 1e3 * loop_s, "batched_ms": 1e3 * batched_s,
             "loop_overhead": loop_s / step_s, "batched_overhead": batched_s / step_s,
