@@ -43,15 +43,14 @@ def ray_startup_s(num_cpus: int) -> float:
     included, as the first trial's actor does) and ``ray.shutdown``."""
     import ray
 
+    def import_trial() -> None:  # nested: shipped by value, whatever imported this module
+        import korth_bench.trial  # noqa: F401
+
     start = time.perf_counter()
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR")
-    ray.get(ray.remote(_import_trial).remote())
+    ray.get(ray.remote(import_trial).remote())
     ray.shutdown()
     return time.perf_counter() - start
-
-
-def _import_trial() -> None:
-    import korth_bench.trial  # noqa: F401
 
 
 def main(argv=None) -> List[Dict]:
