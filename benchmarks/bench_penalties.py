@@ -1,6 +1,7 @@
 """Training-step overhead of every regularizer's penalty: per-layer loop vs batched groups.
 
-Measured on CPU (``torch.set_num_threads``, 2 by default), CIFAR ResNet-20, ResNet-56 and WRN-16-4
+Measured on the CPU (``torch.set_num_threads``, 2 by default) or on CUDA (``--device``, the
+default where a GPU is present), CIFAR ResNet-20, ResNet-56 and WRN-16-4
 (10 classes), channels_last as in the trial, batch 128 of random 32x32 images:
 - the base step: forward + cross-entropy backward + SGD step, no penalty;
 - each penalty: ``reg.penalty(model)`` forward + backward into the model's existing gradients (the
@@ -33,17 +34,22 @@ from korth_bench import models, regularizers
 GRAM_BASED = ("so", "dso", "mc", "srip", "dn", "dn_relaxed")
 
 
-def interleaved_medians(actions: Dict[str, Callable[[], None]], warmup: int, rounds: int) -> Dict[str, float]:
+def interleaved_medians(actions: Dict[str, Callable[[], None]], warmup: int, rounds: int,
+                        device: torch.device = torch.device("cpu")) -> Dict[str, float]:
     """Median seconds of each action; every round times each action once, so that the load of a
-    shared machine spreads evenly over all of them instead of skewing whichever ran during a burst."""
+    shared machine spreads evenly over all of them instead of skewing whichever ran during a burst.
+    On CUDA each timing waits for the action's kernels."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         for action in actions.values():
             action()
     times: Dict[str, List[float]] = {key: [] for key in actions}
     for _ in range(rounds):
         for key, action in actions.items():
+            sync()
             start = time.perf_counter()
             action()
+            sync()
             times[key].append(time.perf_counter() - start)
     return {key: statistics.median(values) for key, values in times.items()}
 
@@ -67,15 +73,16 @@ def penalty_pass(model, regularizer, batched: bool) -> Callable[[], None]:
 def measure_model(model_name: str, batch_size: int, args) -> List[Dict]:
     torch.manual_seed(0)
     family, depth, width = MODELS[model_name]
-    model = models.build(family, depth, width, 10).to(memory_format=torch.channels_last)
+    device = torch.device(args.device)
+    model = models.build(family, depth, width, 10).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    images = torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, 10, (batch_size,))
+    images = torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 10, (batch_size,), device=device)
     actions = {"step": training_step(model, optimizer, images, labels)}
     for name in regularizers.names():
         for mode, batched in (("loop", False), ("batched", True)):
             actions[f"{name}/{mode}"] = penalty_pass(model, regularizers.get(name), batched)
-    seconds = interleaved_medians(actions, args.warmup, args.rounds)
+    seconds = interleaved_medians(actions, args.warmup, args.rounds, device)
     step_s = seconds["step"]
     rows = []
     for name in regularizers.names():
@@ -100,7 +107,8 @@ def cpu_name() -> str:
 
 def markdown_table(rows: List[Dict], args) -> str:
     lines = [
-        f"Penalty overhead per training step; {cpu_name()}, torch {torch.__version__}, "
+        f"Penalty overhead per training step; "
+        f"{torch.cuda.get_device_name() if args.device == 'cuda' else cpu_name()}, torch {torch.__version__}, "
         f"{args.threads} threads, batch {args.batch_size}; medians of {args.rounds} interleaved "
         f"rounds after {args.warmup} warm-up; one run.",
         "",
@@ -121,6 +129,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56", "wrn16-4"],
                         choices=list(MODELS))
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds")
     parser.add_argument("--custom", nargs="*", default=[], metavar="MODULE",
