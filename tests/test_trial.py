@@ -113,3 +113,19 @@ def test_synthetic_trial_runs_without_real_data():
                                 "robustness_pgd_eps": [2], "robustness_pgd_steps": 2})
     assert record.status == "completed" and len(record.epochs) == 2
     assert record.summary["pgd_acc_2_255"] <= record.summary["clean_acc"]
+
+
+def test_selfcheck_runs_every_path_on_cpu_and_reports_failures(capsys, monkeypatch):
+    from korth_bench import cli, selfcheck
+
+    assert cli.main(["selfcheck", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    for name in set(regularizers.names()) - {"none"}:
+        assert f"penalty {name} " in out
+    assert "0 failing check(s)" in out
+    # A check that breaks is printed with its error, the rest still run, and the exit code is 1.
+    monkeypatch.setattr(selfcheck, "checks", lambda device: [
+        {"check": "bad depth", "depth": 9}, {"check": "fp32", "precision": "fp32", "epochs": 1}])
+    assert selfcheck.main("cpu") == 1
+    out = capsys.readouterr().out
+    assert "bad depth" in out and "ERROR" in out and "depth" in out and "1 failing check(s)" in out
