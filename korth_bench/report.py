@@ -146,9 +146,13 @@ def gain_text(row, metric: str) -> str:
     if row["status"] != "measured":
         return row["status"]
     scale, _, unit = metric_units(metric)
-    return (f"{_number(row['mean'] * scale, signed=True)} {unit} "
-            f"[{_number(row['low'] * scale, signed=True)}, "
-            f"{_number(row['high'] * scale, signed=True)}], {row['pairing']}, n={int(row['n'])}")
+    if row["low"] == row["high"]:  # every seed gave the same gain: a t interval would read as certainty
+        interval = "[no seed spread: interval undefined]"
+    else:
+        interval = (f"[{_number(row['low'] * scale, signed=True)}, "
+                    f"{_number(row['high'] * scale, signed=True)}]")
+    return (f"{_number(row['mean'] * scale, signed=True)} {unit} {interval}, {row['pairing']}, "
+            f"n={int(row['n'])}")
 
 
 def cell_name(row) -> str:

@@ -260,3 +260,12 @@ def test_html_renders_in_headless_chromium_without_console_errors(synthetic_repo
         assert console == []
     dom = dump.stdout
     assert report.NOTICE.upper() in dom and dom.count("data:image/png;base64,") == len(PLOTS)
+
+
+def test_gain_without_seed_spread_prints_no_interval():
+    row = {"status": "measured", "mean": -0.0039, "low": -0.0039, "high": -0.0039,
+           "pairing": "paired", "n": 2}
+    assert report.gain_text(row, "test_acc") == (
+        "-0.39 pp [no seed spread: interval undefined], paired, n=2")
+    spread = {**row, "low": -0.02, "high": 0.0122}
+    assert report.gain_text(spread, "test_acc") == "-0.39 pp [-2.00, +1.22], paired, n=2"
