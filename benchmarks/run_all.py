@@ -2,7 +2,8 @@
 
 ``make bench`` runs this. Each benchmark module has ``main(argv) -> rows`` (a list of dicts, or a
 dict of such lists for several tables); the rows are written as ``out/<benchmark>[_<table>].parquet``
-with the machine and the commit in the file metadata.
+with the machine and the commit in the file metadata. It ends with one summary table, each
+measured ratio against its target (``out/summary.parquet``).
 """
 from __future__ import annotations
 
@@ -25,6 +26,36 @@ def write(rows, path: Path, metadata) -> None:
     print(f"wrote {path}")
 
 
+def summary_rows(results: dict) -> list:
+    """One row per measured ratio with the issue's target: penalties (largest batched overhead of
+    the Gram-based ones, cs, ocnn) per model, trial/plain per model, evaluation shares, Tune."""
+    from bench_penalties import GRAM_BASED
+
+    rows = []
+
+    def add(measure, value, target=None, met=None):
+        rows.append({"measure": measure, "value": value, "target": target or "reported",
+                     "met": "yes" if met else ("no" if met is not None else "-")})
+
+    penalties = results.get("bench_penalties", [])
+    for model in dict.fromkeys(r["model"] for r in penalties):
+        part = {r["regularizer"]: r["batched_overhead"] for r in penalties if r["model"] == model}
+        gram = max(part[name] for name in GRAM_BASED if name in part)
+        add(f"{model}: largest Gram-based penalty overhead", f"{100 * gram:.2f} %", "<= 3 %", gram <= 0.03)
+        add(f"{model}: cs penalty overhead", f"{100 * part['cs']:.2f} %", "<= 10 %", part["cs"] <= 0.10)
+        add(f"{model}: ocnn penalty overhead", f"{100 * part['ocnn']:.2f} %")
+    trial = results.get("bench_trial", {})
+    for r in trial.get("trial_loop", []):
+        add(f"{r['model']}: trial / plain loop images/s", f"{r['ratio']:.3f}", ">= 0.95", r["ratio"] >= 0.95)
+    for r in trial.get("evaluation", []):
+        add(f"{r['model']} 30-epoch trial: {r['component']} share", f"{100 * r['share']:.1f} %")
+    tune = {r["mode"]: r["ratio"] for r in results.get("bench_tune", [])}
+    ratio = next((v for k, v in tune.items() if k.startswith("korth-bench run")), None)
+    if ratio is not None:
+        add("8 trials: Tune / in-process sequential", f"{ratio:.3f}", "<= 1.15", ratio <= 1.15)
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
@@ -37,13 +68,20 @@ def main(argv=None) -> None:
     info = provenance(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     metadata = {f"korth_bench.{k}": str(v) for k, v in info.items()}
     os.makedirs(args.out, exist_ok=True)
+    results = {}
     for name in args.only:
         print(f"\n## {name}\n", flush=True)
-        result = importlib.import_module(name).main([])
+        result = results[name] = importlib.import_module(name).main([])
         tables = result if isinstance(result, dict) else {"": result}
         for table, rows in tables.items():
             if rows:
                 write(rows, Path(args.out) / f"{name}{'_' + table if table else ''}.parquet", metadata)
+    summary = summary_rows(results)
+    print(f"\n## summary ({info.get('device', 'unknown device')})\n")
+    print("| measure | value | target | met |\n| --- | ---: | --- | --- |")
+    for r in summary:
+        print(f"| {r['measure']} | {r['value']} | {r['target']} | {r['met']} |")
+    write(summary, Path(args.out) / "summary.parquet", metadata)
 
 
 if __name__ == "__main__":
