@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,9 @@ CLAIMED_DROP = 0.01
 tables store accuracies as fractions) from the smallest to the largest capacity studied. [DN]
 says strict-orthogonality gains "decrease sharply" with depth, and the gains at stake are 0.5-2.3
 points ([SRIP]); a design that cannot detect a 1-point drop cannot support "no trend"."""
+COLLAPSE_METRICS = ("test_acc", "best_test_acc", "clean_acc", "corruption_acc_mean")
+"""Columns the collapse test takes besides the attack accuracies (fgsm_acc_*, pgd_acc_*): gains
+in accuracy, a fraction, so that one claimed drop applies to each."""
 MIN_WITHIN_DF = 2
 """Fewest within-cell degrees of freedom (units minus cells) from which the collapse test
 estimates the seed spread; below it, or with no spread, the verdict is 'inconclusive'."""
@@ -154,15 +157,25 @@ def capacity_axes(units: pd.DataFrame) -> Dict[str, np.ndarray]:
             if np.isfinite(x).all() and np.unique(x).size >= 2}
 
 
-def collapse_test(runs: pd.DataFrame, rng: np.random.Generator, metric: str = "test_acc",
+def collapse_metric_choices(trials: pd.DataFrame) -> List[str]:
+    """The accuracy columns of ``trials`` the collapse test accepts (in metric_columns order)."""
+    return [c for c in metric_columns(trials)
+            if c in COLLAPSE_METRICS or c.startswith(("fgsm_acc_", "pgd_acc_"))]
+
+
+def collapse_test(runs: pd.DataFrame, rng: np.random.Generator,
+                  metric: Union[str, Sequence[str]] = "test_acc",
                   baseline: str = BASELINE, alpha: float = 0.05,
                   claimed_drop: float = CLAIMED_DROP, power: float = 0.8,
                   n_permutations: int = 9999, n_bootstrap: int = 1999) -> pd.DataFrame:
-    """Do a regularizer's gains shrink as capacity grows? One row per regularizer x family x axis.
+    """Do a regularizer's gains shrink as capacity grows? One row per metric x regularizer x
+    family x axis.
 
-    Regresses the per-seed gains (unit_gains) on each capacity axis; slope per doubling of the
-    parameter count, per unit of depth, per unit of width. p-values come from permuting units
-    across cells and are Holm-adjusted across all rows (regularizers x families x axes); the
+    ``metric``: one accuracy column or several (COLLAPSE_METRICS: accuracies as fractions, so
+    that ``claimed_drop`` means the same on each). Regresses the per-seed gains (unit_gains) on
+    each capacity axis; slope per doubling of the parameter count, per unit of depth, per unit of
+    width. p-values come from permuting units across cells and are Holm-adjusted across all rows
+    (metrics x regularizers x families x axes); the
     detectable drop is the minimum detectable slope (level alpha / number of tests, the strictest
     Holm step, at the given power, from the pooled seed spread) times the capacity range.
     Returns:
@@ -172,20 +185,21 @@ def collapse_test(runs: pd.DataFrame, rng: np.random.Generator, metric: str = "t
     """
     untestable, tests = [], []
     regularizers = sorted(set(runs["regularizer"]) - {baseline})
-    for (dataset, model), family in runs.groupby(list(FAMILY), dropna=False):
-        for regularizer in regularizers:
-            units = unit_gains(family, regularizer, metric, baseline)
-            row = {"dataset": dataset, "model": model, "regularizer": regularizer,
-                   "metric": metric, "n_units": len(units),
-                   "n_cells": units.groupby(list(CELL)).ngroups if len(units) else 0,
-                   "n_order_matched": int((units["matching"] == "order").sum())}
-            axes = capacity_axes(units) if len(units) >= 3 else {}
-            if not axes:
-                untestable.append({**row, "axis": "log2_params",
-                                   "note": "needs 2 capacities and 3 matched seeds"})
-            for axis, x in axes.items():
-                tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float),
-                              _cell_key(units).to_numpy()))
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    for metric, ((dataset, model), family), regularizer in itertools.product(
+            metrics, runs.groupby(list(FAMILY), dropna=False), regularizers):
+        units = unit_gains(family, regularizer, metric, baseline)
+        row = {"dataset": dataset, "model": model, "regularizer": regularizer,
+               "metric": metric, "n_units": len(units),
+               "n_cells": units.groupby(list(CELL)).ngroups if len(units) else 0,
+               "n_order_matched": int((units["matching"] == "order").sum())}
+        axes = capacity_axes(units) if len(units) >= 3 else {}
+        if not axes:
+            untestable.append({**row, "axis": "log2_params",
+                               "note": "needs 2 capacities and 3 matched seeds"})
+        for axis, x in axes.items():
+            tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float),
+                          _cell_key(units).to_numpy()))
     tested = []
     for row, x, gain, cells in tests:
         low, high = slope_bootstrap_ci(x, gain, cells, rng, 1 - alpha, n_bootstrap)
@@ -393,7 +407,8 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP, power: float = 0.8,
             n_permutations: int = 9999, n_bootstrap: int = 1999, seed: int = 0,
             expected_seeds: Optional[int] = None, baseline: str = BASELINE,
-            setting_columns: Sequence[str] = SETTING_COLUMNS) -> Dict[str, object]:
+            setting_columns: Sequence[str] = SETTING_COLUMNS,
+            collapse_metrics: Sequence[str] = ("test_acc",)) -> Dict[str, object]:
     """Everything the leaderboard shows, from the four tables.
 
     Args:
@@ -403,6 +418,8 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         setting_columns: the config columns whose combinations compete for an entry (by default
             coefficient, relaxation and the regularizers' own parameters).
         claimed_drop: the effect the collapse verdict must be able to see (CLAIMED_DROP).
+        collapse_metrics: the accuracy columns whose gains the collapse test regresses on
+            capacity, Holm-adjusted together (collapse_metric_choices).
         seed: seeds the one numpy Generator every resampling draws from.
     Returns:
         dict of DataFrames: grid, entries, runs, completed (every completed trial), hardware,
@@ -418,6 +435,11 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
     epochs, layers, robustness = (frames.get(name, empty) for name in
                                   ("epochs", "layers", "robustness"))
     metrics = list(metrics) if metrics is not None else metric_columns(trials)
+    allowed = collapse_metric_choices(trials)
+    for name in collapse_metrics:
+        if name not in allowed:
+            raise ValueError(f"collapse metric {name!r} is not an accuracy column of these trials; "
+                             f"choose from: {', '.join(allowed)}")
     grid = status_grid(trials, expected_seeds)
     entries = select_entries(trials, selection, setting_columns)
     runs = entry_runs(trials, entries, setting_columns)
@@ -428,8 +450,8 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "hardware": hardware(trials), "provenance": entry_provenance(runs),
         "scores": entry_scores(runs, metrics, confidence),
         "gains": gains(runs, grid, metrics, rng, baseline, confidence),
-        "collapse": collapse_test(runs, rng, "test_acc", baseline, alpha, claimed_drop, power,
-                                  n_permutations, n_bootstrap),
+        "collapse": collapse_test(runs, rng, list(collapse_metrics), baseline, alpha,
+                                  claimed_drop, power, n_permutations, n_bootstrap),
         "strict_vs_relaxed": strict_vs_relaxed(runs, rng, confidence=confidence),
         "similarity": similarity_correlation(trials, confidence=confidence),
         "ranking": orthogonality_ranking(runs, layers, confidence=confidence),
@@ -440,5 +462,6 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "settings": {"selection": selection, "metrics": metrics, "confidence": confidence,
                      "alpha": alpha, "claimed_drop": claimed_drop, "power": power,
                      "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed,
-                     "baseline": baseline, "setting_columns": list(setting_columns)},
+                     "baseline": baseline, "setting_columns": list(setting_columns),
+                     "collapse_metrics": list(collapse_metrics)},
     }

@@ -141,7 +141,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or os.path.join(args.results_dirs[0], "report")
     # Flags not given are left out, so analysis.analyze's defaults stay the only defaults.
     options = {"selection": args.selection, "alpha": args.alpha,
-               "claimed_drop": None if args.claimed_drop is None else args.claimed_drop / 100}
+               "claimed_drop": None if args.claimed_drop is None else args.claimed_drop / 100,
+               "collapse_metrics": args.collapse_metric}
     written = report.build_report(args.results_dirs, out,
                                   **{k: v for k, v in options.items() if v is not None})
     for kind, path in written.items():
@@ -212,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--alpha", type=number_in(0, 1, "significance level"),
                         help="level of the collapse test (Holm-adjusted); its slope interval "
                              "covers 1 - ALPHA (default 0.05)")
+    report.add_argument("--collapse-metric", action="append", metavar="METRIC",
+                        help="an accuracy column whose gains the collapse test regresses on "
+                             "capacity; repeat for several, Holm-adjusted together (default "
+                             "test_acc; also best_test_acc, clean_acc, corruption_acc_mean, "
+                             "fgsm_acc_<k>_255, pgd_acc_<k>_255)")
     report.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="data-set tools")

@@ -214,7 +214,8 @@ def report_sections(result: dict) -> List[Section]:
                 f"with the pairing and n. p: two-sided, not adjusted for multiplicity.",
                 leaderboard_table(result)),
         Section("Do the gains shrink with capacity? ([DN] claim 2)",
-                "Per-seed gains in final test accuracy regressed on capacity. Slope and its "
+                f"Per-seed gains in {collapse_metric_names(settings)} regressed on capacity. "
+                "Slope and its "
                 f"bootstrap-t interval ({round(100 * (1 - settings['alpha']))} %, cell-stratified) "
                 "in pp per unit of the axis; p from permuting seeds across cells, Holm-adjusted "
                 "over every row; 'detectable drop': the drop over the capacity range the test "
@@ -291,15 +292,21 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def collapse_metric_names(settings: dict) -> str:
+    return ", ".join(METRIC_NAMES.get(m, m) for m in settings.get("collapse_metrics", ["test_acc"]))
+
+
 def collapse_table(result: dict) -> pd.DataFrame:
     collapse = result["collapse"]
     settings = result["settings"]
     tests = int(collapse["p_value"].notna().sum()) if len(collapse) else 0
     rows = []
+    several = len(collapse) and collapse["metric"].nunique() > 1
     for row in collapse.to_dict("records"):
         per = AXIS_UNITS[row["axis"]]
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+            **({"gain in": METRIC_NAMES.get(row["metric"], row["metric"])} if several else {}),
             "axis": row["axis"],
             "slope of gain [CI]": f"{_number(100 * row['slope'], 3, True)} pp {per} "
             f"[{_number(100 * row['low'], 3, True)}, {_number(100 * row['high'], 3, True)}]",

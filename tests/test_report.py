@@ -178,15 +178,34 @@ def test_report_command_passes_selection_alpha_and_claimed_drop_in_points(tmp_pa
             name: frame[frame["trial_id"] == trial_id].to_dict("records")
             for name, frame in frames.items()})
     code = cli.main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "out"),
-                     "--claimed-drop", "2", "--alpha", "0.1", "--selection", "test"])
+                     "--claimed-drop", "2", "--alpha", "0.1", "--selection", "test",
+                     "--collapse-metric", "test_acc", "--collapse-metric", "corruption_acc_mean"])
     assert code == 0, capsys.readouterr().err
     with open(tmp_path / "out" / "leaderboard.json") as handle:
         document = json.load(handle)
     settings = document["settings"]
     assert settings["claimed_drop"] == pytest.approx(0.02)  # 2 percentage points as a fraction
     assert settings["alpha"] == 0.1 and settings["selection"] == "test"
+    assert settings["collapse_metrics"] == ["test_acc", "corruption_acc_mean"]
     assert document["collapse"] and all(row["claimed_drop"] == pytest.approx(0.02)
                                         for row in document["collapse"])
+    assert {row["metric"] for row in document["collapse"]} == {"test_acc", "corruption_acc_mean"}
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| gain in |" in markdown and "mean corruption accuracy" in markdown
+
+
+def test_report_refuses_a_collapse_metric_that_is_not_an_accuracy(tmp_path, capsys):
+    results = pytest.importorskip("korth_bench.results")
+    frames = make_tables(depths=(8, 14), seeds=(0, 1))
+    for trial_id in frames["trials"]["trial_id"]:
+        results.write_trial(str(tmp_path / "sweep"), {
+            name: frame[frame["trial_id"] == trial_id].to_dict("records")
+            for name, frame in frames.items()})
+    code = cli.main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "out"),
+                     "--collapse-metric", "epochs_to_90pct_best"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and not (tmp_path / "out").exists()
+    assert "'epochs_to_90pct_best'" in error[0] and "choose from: test_acc, best_test_acc" in error[0]
 
 
 @pytest.mark.parametrize("flag, value, words", [
