@@ -2,30 +2,33 @@
 
 `build_report(result_dirs, out_dir)` reads the four tables of one or more result directories
 (merged and de-duplicated by `korth_bench.results.read_frame`), runs `korth_bench.analysis.analyze`
-and writes what it returns; this module only formats. Every printed number says what it is and
-over how many seeds; cells without completed runs are printed as missing; results from the
-synthetic data set carry "synthetic data: not a result" in every header.
+and writes what it returns; this module only formats: the section tables, the Markdown, HTML and
+JSON documents (numbers as text come from `korth_bench.formatting`, the figures from
+`korth_bench.plots`). Every printed number says what it is and over how many seeds; cells without
+completed runs are printed as missing; results from the synthetic data set carry "synthetic data:
+not a result" in every header.
 """
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 import os
-import re
-import textwrap
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from korth_bench import analysis
+# Re-exported, so that `report.X` keeps naming what was defined here before the split.
+from korth_bench.formatting import (
+    METRIC_NAMES, cell_name, gain_text, keyed_rows, level_text, metric_name, metric_units,
+    number_text, p_text, params_text)
+from korth_bench.plots import (
+    curves_figure, figures, gain_figure, png_bytes, robustness_figure, similarity_figure)
 
 TABLES = ("trials", "epochs", "layers", "robustness")
 NOTICE = "synthetic data: not a result"
@@ -33,13 +36,6 @@ TITLE = "korth-bench leaderboard"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
               "width": "per unit of width"}
-METRIC_NAMES = {"test_acc": "final test accuracy",
-                "best_test_acc": "best test accuracy over epochs",
-                "clean_acc": "clean accuracy (robustness subset)",
-                "corruption_acc_mean": "mean corruption accuracy",
-                "accuracy_auc": "mean test accuracy over epochs",
-                "epochs_to_90pct_best": "epochs to 90 % of best",
-                "epochs_to_95pct_best": "epochs to 95 % of best"}
 
 
 @dataclass
@@ -80,7 +76,7 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
     result = analysis.analyze(frames, **options)
     os.makedirs(out_dir, exist_ok=True)
     notice = NOTICE if result["synthetic"] else None
-    images = {name: _png(figure) for name, figure in figures(result, notice).items()}
+    images = {name: png_bytes(figure) for name, figure in figures(result, notice).items()}
     written = {}
     for name, data in images.items():
         written[name] = _write(out_dir, f"{name}.png", data)
@@ -101,67 +97,6 @@ def _write(out_dir: str, name: str, data: bytes) -> str:
     with open(path, "wb") as handle:
         handle.write(data)
     return path
-
-
-# ---------------------------------------------------------------- numbers as text
-
-def metric_name(metric: str) -> str:
-    """Readable name of a trials metric column."""
-    attack = re.fullmatch(r"(fgsm|pgd)_acc_(\d+)_255", metric)
-    if attack:
-        return f"{attack.group(1).upper()} accuracy at eps {attack.group(2)}/255"
-    return METRIC_NAMES.get(metric, metric.replace("_", " "))
-
-
-def metric_units(metric: str) -> tuple:
-    """(scale, unit of a level, unit of a gain): accuracies print in % and percentage points."""
-    if metric.startswith("epochs_to_"):
-        return 1.0, "epochs", "epochs"
-    if metric.startswith("seconds_to_"):
-        return 1.0, "s", "s"
-    return 100.0, "%", "pp"
-
-
-def _number(value: float, digits: int = 2, signed: bool = False) -> str:
-    if value is None or np.isnan(value):
-        return "n/a"
-    if np.isinf(value):
-        return "+inf" if value > 0 else "-inf"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def level_text(row, metric: str) -> str:
-    """'91.20 % ± 0.31 sd (3/3 seeds)' from a scores row (mean, sd, n) and the expected seeds."""
-    scale, unit, _ = metric_units(metric)
-    return (f"{_number(row['mean'] * scale)} {unit} ± {_number(row['sd'] * scale)} sd "
-            f"({int(row['n'])}/{int(row['n_seeds_expected'])} seeds)")
-
-
-def gain_text(row, metric: str) -> str:
-    """'+0.45 pp [-0.10, +1.00], paired, n=3' from a gains row; missing rows say so."""
-    if row["status"] != "measured":
-        return row["status"]
-    scale, _, unit = metric_units(metric)
-    if row["low"] == row["high"]:  # every seed gave the same gain: a t interval would read as certainty
-        interval = "[no seed spread: interval undefined]"
-    else:
-        interval = (f"[{_number(row['low'] * scale, signed=True)}, "
-                    f"{_number(row['high'] * scale, signed=True)}]")
-    return (f"{_number(row['mean'] * scale, signed=True)} {unit} {interval}, {row['pairing']}, "
-            f"n={int(row['n'])}")
-
-
-def cell_name(row) -> str:
-    """'resnet-20 x1 (cifar10)' for a row with the CELL columns."""
-    return f"{row['model']}-{row['depth']} x{row['width']} ({row['dataset']})"
-
-
-def _params(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value / 1e6:.2f} M"
 
 
 # ---------------------------------------------------------------- header and sections
@@ -258,25 +193,21 @@ def report_sections(result: dict) -> List[Section]:
     ]
 
 
-def _keyed(frame: pd.DataFrame, keys: Sequence[str]) -> Dict[tuple, dict]:
-    return {tuple(row[k] for k in keys): row for row in frame.to_dict("records")}
-
-
 def leaderboard_table(result: dict) -> pd.DataFrame:
     keys = list(analysis.CELL) + ["regularizer"]
     scores = result["scores"]
-    level = _keyed(scores[scores["metric"] == "test_acc"], keys)
+    level = keyed_rows(scores[scores["metric"] == "test_acc"], keys)
     gains = result["gains"]
-    gain = _keyed(gains[gains["metric"] == "test_acc"], keys)
-    best = _keyed(gains[gains["metric"] == "best_test_acc"], keys)
-    entry = _keyed(result["entries"], keys)
+    gain = keyed_rows(gains[gains["metric"] == "test_acc"], keys)
+    best = keyed_rows(gains[gains["metric"] == "best_test_acc"], keys)
+    entry = keyed_rows(result["entries"], keys)
     rows = []
     for row in result["grid"].to_dict("records"):
         key = tuple(row[k] for k in keys)
         found = key in entry
         failed = ", ".join(f"{row[f'n_{s}']} {s}" for s in analysis.STATUSES[1:] if row[f"n_{s}"])
         rows.append({
-            "model cell": cell_name(row), "params": _params(row["num_params"]),
+            "model cell": cell_name(row), "params": params_text(row["num_params"]),
             "regularizer": row["regularizer"],
             "entry (selected by)": f"{entry[key]['setting']} ({entry[key]['selected_by']})"
             if found else "missing: no completed runs",
@@ -284,7 +215,7 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
             else "missing",
             "gain in final test accuracy": "baseline" if row["regularizer"] ==
             result["settings"]["baseline"] else gain_text(gain[key], "test_acc"),
-            "p (gain)": _p(gain[key]["p_value"]) if key in gain and found and
+            "p (gain)": p_text(gain[key]["p_value"]) if key in gain and found and
             gain[key]["status"] == "measured" else "n/a",
             "gain in best test accuracy (secondary)": gain_text(best[key], "best_test_acc")
             if key in best else "n/a",
@@ -308,31 +239,32 @@ def collapse_table(result: dict) -> pd.DataFrame:
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
             **({"gain in": METRIC_NAMES.get(row["metric"], row["metric"])} if several else {}),
             "axis": row["axis"],
-            "slope of gain [CI]": f"{_number(100 * row['slope'], 3, True)} pp {per} "
-            f"[{_number(100 * row['low'], 3, True)}, {_number(100 * row['high'], 3, True)}]",
+            "slope of gain [CI]": f"{number_text(100 * row['slope'], 3, True)} pp {per} "
+            f"[{number_text(100 * row['low'], 3, True)}, "
+            f"{number_text(100 * row['high'], 3, True)}]",
             "n": f"{row['n_units']} seeds in {row['n_cells']} cells",
-            "p / p Holm": f"{_p(row['p_value'])} / {_p(row['p_holm'])}",
+            "p / p Holm": f"{p_text(row['p_value'])} / {p_text(row['p_holm'])}",
             "verdict": f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})"
             + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
-            "detectable drop vs claimed": f"{_number(100 * row['detectable_drop'])} pp vs "
-            f"{_number(100 * row['claimed_drop'])} pp"})
+            "detectable drop vs claimed": f"{number_text(100 * row['detectable_drop'])} pp vs "
+            f"{number_text(100 * row['claimed_drop'])} pp"})
     return pd.DataFrame(rows)
 
 
 def comparison_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame([
-        {"model cell (largest)": cell_name(row), "params": _params(row["num_params"]),
+        {"model cell (largest)": cell_name(row), "params": params_text(row["num_params"]),
          "dn_relaxed minus dn, final test accuracy": gain_text(row, row["metric"]),
-         "p": _p(row.get("p_value", math.nan))}
+         "p": p_text(row.get("p_value", math.nan))}
         for row in result["strict_vs_relaxed"].to_dict("records")])
 
 
 def ranking_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame([
         {"model cell": cell_name(row), "measure": row["measure"],
-         "regularizer": row["regularizer"], "rank": _number(row["rank"], 0),
-         "mean ± sd [CI]": f"{_number(row['mean'], 4)} ± {_number(row['sd'], 4)} "
-         f"[{_number(row['low'], 4)}, {_number(row['high'], 4)}]", "n seeds": int(row["n"]),
+         "regularizer": row["regularizer"], "rank": number_text(row["rank"], 0),
+         "mean ± sd [CI]": f"{number_text(row['mean'], 4)} ± {number_text(row['sd'], 4)} "
+         f"[{number_text(row['low'], 4)}, {number_text(row['high'], 4)}]", "n seeds": int(row["n"]),
          "tied with best": "tied" if row["tied_with_best"] else ""}
         for row in result["ranking"].to_dict("records")])
 
@@ -340,8 +272,9 @@ def ranking_table(result: dict) -> pd.DataFrame:
 def similarity_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame([
         {"model cell": cell_name(row), "orthogonality": row["x"], "similarity": row["y"],
-         "Spearman rho [CI]": f"{_number(row['rho'], 2, True)} [{_number(row['low'], 2, True)}, "
-         f"{_number(row['high'], 2, True)}]", "n trials": int(row["n"])}
+         "Spearman rho [CI]": f"{number_text(row['rho'], 2, True)} "
+         f"[{number_text(row['low'], 2, True)}, {number_text(row['high'], 2, True)}]",
+         "n trials": int(row["n"])}
         for row in result["similarity"].to_dict("records")])
 
 
@@ -352,12 +285,13 @@ def efficiency_table(result: dict) -> pd.DataFrame:
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
             "smallest matching model": f"depth {row['depth']} x{row['width']}, "
-            f"{_params(row['num_params'])}: {_number(100 * row['mean'])} % "
-            f"[{_number(100 * row['low'])}, {_number(100 * row['high'])}], n={int(row['n'])}"
+            f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} % "
+            f"[{number_text(100 * row['low'])}, {number_text(100 * row['high'])}], "
+            f"n={int(row['n'])}"
             if matched else "no model matches a larger baseline",
             "matches baseline at": f"depth {row['base_depth']} x{row['base_width']}, "
-            f"{_params(row['base_params'])}: {_number(100 * row['base_mean'])} % "
-            f"[{_number(100 * row['base_low'])}, {_number(100 * row['base_high'])}], "
+            f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} % "
+            f"[{number_text(100 * row['base_low'])}, {number_text(100 * row['base_high'])}], "
             f"n={int(row['base_n'])}" if matched else "",
             "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else ""})
     return pd.DataFrame(rows)
@@ -369,10 +303,10 @@ def gains_table(result: dict) -> pd.DataFrame:
          "metric": metric_name(row["metric"]),
          "better": "higher" if analysis.higher_is_better(row["metric"]) else "lower",
          "gain [CI], pairing, n": gain_text(row, row["metric"]),
-         "sd of gain": _number(metric_units(row["metric"])[0] * row.get("sd", math.nan)),
+         "sd of gain": number_text(metric_units(row["metric"])[0] * row.get("sd", math.nan)),
          "seeds found / expected": f"{int(row['n_treated'])} vs {int(row['n_control'])} "
          f"baseline / {int(row['n_seeds_expected'])}",
-         "p": _p(row.get("p_value", math.nan))}
+         "p": p_text(row.get("p_value", math.nan))}
         for row in result["gains"].to_dict("records")])
 
 
@@ -382,178 +316,6 @@ def status_table(result: dict) -> pd.DataFrame:
          **{s: str(row[f"n_{s}"]) for s in analysis.STATUSES},
          "seeds expected": str(row["n_seeds_expected"])}
         for row in result["grid"].to_dict("records")])
-
-
-# ---------------------------------------------------------------- plots
-
-def figures(result: dict, notice: Optional[str]) -> Dict[str, Figure]:
-    """The report's figures by file stem; a figure without data says what is missing."""
-    regularizers = sorted(result["grid"]["regularizer"].unique())
-    colors = {name: f"C{index % 10}" for index, name in enumerate(regularizers)}
-    return {"gain_vs_capacity": gain_figure(result, colors, notice),
-            "learning_curves": curves_figure(result, colors, notice),
-            "robustness": robustness_figure(result, colors, notice),
-            "orthogonality_vs_similarity": similarity_figure(result, colors, notice)}
-
-
-def _grid(panels: int, title: str, notice: Optional[str]):
-    columns = max(1, min(4, panels))
-    rows = max(1, math.ceil(panels / columns))
-    width = max(7.0, 4.2 * columns)
-    figure = Figure(figsize=(width, 3.4 * rows + 0.8), layout="constrained")
-    FigureCanvasAgg(figure)
-    heading = textwrap.fill(title, int(width * 11))
-    figure.suptitle(heading + (f"\n{notice.upper()}" if notice else ""), fontsize=11)
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for unused in axes[panels:]:
-        unused.set_visible(False)
-    return figure, axes
-
-
-def _empty(title: str, message: str, notice: Optional[str]) -> Figure:
-    figure, (axis,) = _grid(1, title, notice)
-    axis.text(0.5, 0.5, message, ha="center", va="center", transform=axis.transAxes)
-    axis.set_axis_off()
-    return figure
-
-
-def gain_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
-    gains = result["gains"]
-    gains = gains[gains["metric"] == "test_acc"] if len(gains) else gains
-    title = "Gain in final test accuracy over the baseline vs model size (mean, t-interval band)"
-    if gains.empty:
-        return _empty(title, "no regularizer besides the baseline", notice)
-    families = list(gains.groupby(list(analysis.FAMILY)))
-    figure, axes = _grid(len(families), title, notice)
-    for axis, ((dataset, model), family) in zip(axes, families):
-        # parameter counts on a log axis; depth where the tables lack them
-        x = "num_params" if np.isfinite(family["num_params"]).all() else "depth"
-        for regularizer, part in family.groupby("regularizer"):
-            part = part.sort_values(x)
-            measured = part[part["status"] == "measured"]
-            label = f"{regularizer} (n={_n_range(measured['n'])})"
-            axis.plot(measured[x], 100 * measured["mean"], "o-", color=colors[regularizer],
-                      label=label)
-            axis.fill_between(measured[x], 100 * measured["low"], 100 * measured["high"],
-                              color=colors[regularizer], alpha=0.15)
-            missing = part[part["status"] != "measured"]
-            axis.plot(missing[x], np.zeros(len(missing)), "x", markersize=10,
-                      color=colors[regularizer])
-        missing = family[family["status"] != "measured"]
-        for position, here in missing.groupby(x):
-            lines = sorted({"no baseline" if status == "missing baseline" else f"{name}: no runs"
-                            for name, status in zip(here["regularizer"], here["status"])})
-            axis.annotate("\n".join(lines), (position, 0), textcoords="offset points",
-                          xytext=(0, 8), ha="center", fontsize=7, color="#b00020")
-        axis.axhline(0, color="grey", linewidth=0.8)
-        axis.set_xscale("log" if x == "num_params" else "linear")
-        axis.margins(x=0.12)
-        axis.set_title(f"{model} ({dataset})", fontsize=9)
-        axis.set_xlabel(f"{'parameters' if x == 'num_params' else 'depth'} (x: missing cell)")
-        axis.set_ylabel("gain (pp)")
-        _legend(axis)
-    return figure
-
-
-def _cell_panels(result: dict, frame: pd.DataFrame) -> List[tuple]:
-    """(cell key, the frame's rows of that cell, regularizers without completed runs there) for
-    every cell of the sweep, so that a cell or regularizer with no data still gets said."""
-    keys = list(analysis.CELL)
-    rows = dict(list(frame.groupby(keys)))
-    return [(key, rows.get(key, frame.iloc[0:0]),
-             sorted(grid.loc[grid["n_completed"] == 0, "regularizer"]))
-            for key, grid in result["grid"].groupby(keys)]
-
-
-def _note_absent(axis, absent: List[str]) -> None:
-    if absent:
-        axis.text(0.02, 0.02, "no completed runs: " + ", ".join(absent), fontsize=7,
-                  color="#b00020", transform=axis.transAxes)
-
-
-def _legend(axis) -> None:
-    if axis.get_legend_handles_labels()[0]:
-        axis.legend(fontsize=7)
-
-
-def _n_range(counts: pd.Series) -> str:
-    if counts.empty:
-        return "0"
-    low, high = int(counts.min()), int(counts.max())
-    return str(low) if low == high else f"{low}-{high}"
-
-
-def curves_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
-    curves = result["curves"]
-    title = "Test accuracy per epoch (mean over seeds, t-interval band)"
-    if curves.empty:
-        return _empty(title, "no epochs rows in these results", notice)
-    cells = _cell_panels(result, curves)
-    figure, axes = _grid(len(cells), title, notice)
-    for axis, (key, cell, absent) in zip(axes, cells):
-        _note_absent(axis, absent)
-        for regularizer, part in cell.groupby("regularizer"):
-            axis.plot(part["epoch"], 100 * part["mean"], color=colors[regularizer],
-                      label=f"{regularizer} (n={_n_range(part['n'])})")
-            axis.fill_between(part["epoch"], 100 * part["low"], 100 * part["high"],
-                              color=colors[regularizer], alpha=0.15)
-        axis.set_title(cell_name(dict(zip(analysis.CELL, key))), fontsize=9)
-        axis.set_xlabel("epoch (0-based)")
-        axis.set_ylabel("test accuracy (%)")
-        _legend(axis)
-    return figure
-
-
-def robustness_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
-    profile = result["robustness"]
-    title = "Accuracy under corruptions and attacks (mean over a family's entry runs, t band)"
-    if profile.empty:
-        return _empty(title, "no robustness rows in these results", notice)
-    panels = list(profile.groupby(list(analysis.FAMILY) + ["kind", "name"]))
-    figure, axes = _grid(len(panels), title, notice)
-    for axis, ((dataset, model, kind, name), panel) in zip(axes, panels):
-        for regularizer, part in panel.groupby("regularizer"):
-            part = part.sort_values("severity")
-            axis.errorbar(part["severity"], 100 * part["mean"],
-                          yerr=[100 * (part["mean"] - part["low"]).fillna(0),
-                                100 * (part["high"] - part["mean"]).fillna(0)],
-                          marker="o", capsize=3, color=colors[regularizer],
-                          label=f"{regularizer} (n={_n_range(part['n'])})")
-        axis.set_title(f"{name} ({kind}), {model} ({dataset})", fontsize=9)
-        axis.set_xlabel("eps (k/255)" if kind == "attack" else "severity")
-        axis.set_ylabel("accuracy (%)")
-        _legend(axis)
-    return figure
-
-
-def similarity_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
-    x, y = analysis.SIMILARITY_PAIRS[0]
-    title = f"{y} vs {x}, one point per completed trial"
-    trials = result["completed"]
-    if x not in trials or y not in trials or trials[[x, y]].dropna().empty:
-        return _empty(title, f"no {x} / {y} values in these results", notice)
-    rho = _keyed(result["similarity"], list(analysis.CELL) + ["x", "y"])
-    cells = _cell_panels(result, trials)
-    figure, axes = _grid(len(cells), title, notice)
-    for axis, (key, cell, absent) in zip(axes, cells):
-        _note_absent(axis, absent)
-        for regularizer, part in cell.groupby("regularizer"):
-            axis.scatter(part[x], part[y], s=14, color=colors[regularizer], label=regularizer)
-        stat = rho.get(tuple(key) + (x, y))
-        text = (f"rho {_number(stat['rho'], 2, True)} [{_number(stat['low'], 2, True)}, "
-                f"{_number(stat['high'], 2, True)}], n={stat['n']}") if stat else "rho n/a"
-        axis.set_title(f"{cell_name(dict(zip(analysis.CELL, key)))}\nSpearman {text}", fontsize=9)
-        axis.tick_params(axis="x", labelrotation=30)
-        axis.set_xlabel(x)
-        axis.set_ylabel(y)
-        _legend(axis)
-    return figure
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------- documents
@@ -664,8 +426,8 @@ def _record(row: dict, fields: Sequence[str]) -> dict:
 def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
     """The leaderboard.json document (see leaderboard.schema.json)."""
     keys = list(analysis.CELL) + ["regularizer"]
-    entries = _keyed(result["entries"], keys)
-    provenance = _keyed(result["provenance"], keys)
+    entries = keyed_rows(result["entries"], keys)
+    provenance = keyed_rows(result["provenance"], keys)
     scores, gains = {}, {}
     for row in result["scores"].to_dict("records"):
         scores.setdefault(tuple(row[k] for k in keys), {})[row["metric"]] = _record(

@@ -1,0 +1,87 @@
+"""Numbers and names as report text: metric names and units, levels, gains, p-values, cells.
+
+Shared by `korth_bench.report` (tables, Markdown, HTML, JSON) and `korth_bench.plots` (titles),
+so that a number prints the same way in every file of the report; missing values print "n/a".
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, Sequence
+
+import numpy as np
+import pandas as pd
+
+METRIC_NAMES = {"test_acc": "final test accuracy",
+                "best_test_acc": "best test accuracy over epochs",
+                "clean_acc": "clean accuracy (robustness subset)",
+                "corruption_acc_mean": "mean corruption accuracy",
+                "accuracy_auc": "mean test accuracy over epochs",
+                "epochs_to_90pct_best": "epochs to 90 % of best",
+                "epochs_to_95pct_best": "epochs to 95 % of best"}
+
+
+def metric_name(metric: str) -> str:
+    """Readable name of a trials metric column."""
+    attack = re.fullmatch(r"(fgsm|pgd)_acc_(\d+)_255", metric)
+    if attack:
+        return f"{attack.group(1).upper()} accuracy at eps {attack.group(2)}/255"
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def metric_units(metric: str) -> tuple:
+    """(scale, unit of a level, unit of a gain): accuracies print in % and percentage points."""
+    if metric.startswith("epochs_to_"):
+        return 1.0, "epochs", "epochs"
+    if metric.startswith("seconds_to_"):
+        return 1.0, "s", "s"
+    return 100.0, "%", "pp"
+
+
+def number_text(value: float, digits: int = 2, signed: bool = False) -> str:
+    """'0.12' / '+0.12' (signed); 'n/a' for a missing value, '+inf' / '-inf' for an infinite one."""
+    if value is None or np.isnan(value):
+        return "n/a"
+    if np.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def p_text(value: float) -> str:
+    """A p-value to three decimals, '<0.001' below that, 'n/a' when not finite."""
+    return "n/a" if not np.isfinite(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def level_text(row, metric: str) -> str:
+    """'91.20 % ± 0.31 sd (3/3 seeds)' from a scores row (mean, sd, n) and the expected seeds."""
+    scale, unit, _ = metric_units(metric)
+    return (f"{number_text(row['mean'] * scale)} {unit} ± {number_text(row['sd'] * scale)} sd "
+            f"({int(row['n'])}/{int(row['n_seeds_expected'])} seeds)")
+
+
+def gain_text(row, metric: str) -> str:
+    """'+0.45 pp [-0.10, +1.00], paired, n=3' from a gains row; missing rows say so."""
+    if row["status"] != "measured":
+        return row["status"]
+    scale, _, unit = metric_units(metric)
+    if row["low"] == row["high"]:  # every seed gave the same gain: a t interval would read as certainty
+        interval = "[no seed spread: interval undefined]"
+    else:
+        interval = (f"[{number_text(row['low'] * scale, signed=True)}, "
+                    f"{number_text(row['high'] * scale, signed=True)}]")
+    return (f"{number_text(row['mean'] * scale, signed=True)} {unit} {interval}, {row['pairing']}, "
+            f"n={int(row['n'])}")
+
+
+def cell_name(row) -> str:
+    """'resnet-20 x1 (cifar10)' for a row with the CELL columns."""
+    return f"{row['model']}-{row['depth']} x{row['width']} ({row['dataset']})"
+
+
+def params_text(value: float) -> str:
+    """A parameter count in millions ('0.27 M'); 'n/a' when not finite."""
+    return "n/a" if not np.isfinite(value) else f"{value / 1e6:.2f} M"
+
+
+def keyed_rows(frame: pd.DataFrame, keys: Sequence[str]) -> Dict[tuple, dict]:
+    """The frame's rows as dicts, keyed by the tuple of their `keys` columns."""
+    return {tuple(row[k] for k in keys): row for row in frame.to_dict("records")}
