@@ -27,14 +27,14 @@ is a regularizer parameter (``relaxation``, ``pairs``, ...) applies only to the 
 take it, and ``coefficient`` never applies to ``none``. ``${VAR}`` and ``${VAR:-default}`` in
 strings are replaced from the environment; relative data paths become absolute (against the
 current directory), so trials never depend on their working directory.
+
+This module loads a space and expands it into trials (a grid, or an Optuna define-by-run space);
+``space_sections`` parses the other sections, ``space_dryrun`` prints ``--dry-run``.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
 import itertools
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -47,48 +47,21 @@ import yaml
 
 from korth_bench import regularizers, results
 from korth_bench.config import REGULARIZER_PARAM_KEYS, ConfigError, TrialConfig
+# Re-exported, so that spaces.X keeps naming everything the loader offers.
+from korth_bench.space_dryrun import (CPU_CORE_FLOPS, GPU_FLOPS, device_hours, dry_run_text,
+                                      resource_label, trial_flops)
+from korth_bench.space_sections import (PATH_KEYS, TRIAL_SECTIONS, Resources, Scheduler, Search,
+                                        _absolute, _base, _expand_env, _hint, _integer, _mapping,
+                                        _no_overlap, _only, _regularizer_entries, _resources,
+                                        _scheduler, _search, _show, _trial_key)
 
 SPACES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "search_spaces")
 SECTIONS = ("name", "description", "data", "training", "robustness", "fixed", "grid", "regularizers",
             "sample", "resources", "search", "scheduler", "failure", "checkpoint")
-TRIAL_SECTIONS = ("data", "training", "robustness", "fixed")
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
-PATH_KEYS = ("data_path", "data_root")
 
 
 # ---------------------------------------------------------------------- the parsed space
-@dataclass(frozen=True)
-class Resources:
-    """Per trial: ``cpu`` logical CPUs and ``gpu`` GPUs in all, split over ``workers``
-    data-parallel workers (a fraction of a GPU packs several trials on one)."""
-    cpu: float = 1.0
-    gpu: float = 0.0
-    workers: int = 1
-
-    @property
-    def per_worker(self) -> Dict[str, float]:
-        return {"cpu": self.cpu / self.workers, "gpu": self.gpu / self.workers}
-
-
-@dataclass(frozen=True)
-class Search:
-    type: str = "grid"                   # grid (every configuration once) or optuna
-    metrics: Tuple[str, ...] = ("test_acc",)
-    modes: Tuple[str, ...] = ("max",)
-    num_samples: int = 0                 # optuna: trials to sample; grid: the grid's size
-    concurrency: Optional[int] = None    # trials at once; None: as many as resources allow
-    seed: int = 0                        # optuna sampler seed
-
-
-@dataclass(frozen=True)
-class Scheduler:
-    type: str = "fifo"                   # fifo (run every trial to the end) or asha
-    grace_period: int = 1                # asha: epochs before a trial can be stopped
-    reduction_factor: float = 2.0        # asha: keep the best 1/reduction_factor at each rung
-    metric: Optional[str] = None         # asha: an epochs column (default: the first search metric)
-    mode: Optional[str] = None
-
-
 @dataclass(frozen=True)
 class Space:
     name: str
@@ -225,47 +198,7 @@ def check_data(space: Space) -> None:
                               f"(found {', '.join(names) or 'none'}); expected {allowed}")
 
 
-# ---------------------------------------------------------------------- sections
-def _base(raw: Mapping[str, Any]) -> Dict[str, Any]:
-    """The fixed trial keys of the data, training, robustness and fixed sections."""
-    base: Dict[str, Any] = {}
-    origin: Dict[str, str] = {}
-    for section in TRIAL_SECTIONS:
-        for key, value in _mapping(raw, section).items():
-            if section == "robustness":
-                key = "robustness" if key == "enabled" else f"robustness_{key}"
-            key = _trial_key(key, section)
-            if key in base:
-                raise ConfigError(f"{key} is set in both {origin[key]} and {section}")
-            base[key], origin[key] = _absolute(key, value), section
-    return base
-
-
-def _regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """regularizer name -> its own values (scalars, lists or distributions)."""
-    entries = raw.get("regularizers")
-    if entries is None:
-        return {base.pop("regularizer", "none"): {}}
-    if "regularizer" in base:
-        raise ConfigError("regularizer is set both as a fixed key and in the regularizers section")
-    if isinstance(entries, list):
-        entries = {name: {} for name in entries}
-    if not isinstance(entries, dict) or not entries:
-        raise ConfigError("regularizers must be a non-empty list of names or a mapping name -> values")
-    known = regularizers.names()
-    parsed = {}
-    for name, values in entries.items():
-        if name not in known:
-            raise ConfigError(f"regularizers: unknown regularizer {name!r}{_hint(name, known)}; "
-                              f"choose from: {', '.join(known)}")
-        values = values or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"regularizers.{name} must be a mapping of trial keys, got {values!r}")
-        parsed[name] = {_trial_key(k, f"regularizers.{name}"): _absolute(k, v) for k, v in values.items()}
-        if "regularizer" in parsed[name]:
-            raise ConfigError(f"regularizers.{name} must not set regularizer")
-    return parsed
-
+# ---------------------------------------------------------------------- expansion
 
 def _applies(key: str, regularizer: str) -> bool:
     """Whether a shared grid/sample key applies to a regularizer."""
@@ -304,6 +237,7 @@ def _expand_grid(base, grid, entries) -> Tuple[List[Dict[str, Any]], List[TrialC
     return points, trials
 
 
+# ---------------------------------------------------------------------- the Optuna space
 @dataclass(frozen=True)
 class Distribution:
     kind: str                      # uniform, loguniform, int, choice
@@ -424,81 +358,7 @@ def _checked(base: Dict[str, Any], point: Dict[str, Any]) -> TrialConfig:
         raise ConfigError(f"sampled trial {_show(point)}: {err}") from None
 
 
-def _resources(section: Mapping[str, Any]) -> Resources:
-    _only(section, "resources", ("cpu", "gpu", "workers"))
-    cpu = _number(section.get("cpu", 1), "resources.cpu")
-    gpu = _number(section.get("gpu", 0), "resources.gpu")
-    if cpu <= 0:
-        raise ConfigError(f"resources.cpu={cpu!r} must be > 0 (Ray needs a positive CPU share per trial)")
-    if gpu < 0:
-        raise ConfigError(f"resources.gpu={gpu!r} must be >= 0")
-    if gpu > 1 and not float(gpu).is_integer():
-        raise ConfigError(f"resources.gpu={gpu!r}: above 1 it must be a whole number of GPUs "
-                          "(fractions below 1 pack several trials on one GPU)")
-    workers = _integer(section.get("workers", int(gpu) if gpu >= 2 else 1), "resources.workers", 1)
-    if workers > 1 and gpu and (gpu % workers or gpu < workers):
-        raise ConfigError(f"resources.gpu={gpu!r} must be a multiple of resources.workers={workers} "
-                          "(each data-parallel worker holds whole GPUs)")
-    if workers > 1 and cpu < workers * 0.01:
-        raise ConfigError(f"resources.cpu={cpu!r} is too small for {workers} workers")
-    return Resources(cpu=float(cpu), gpu=float(gpu), workers=workers)
-
-
-def _search(section: Mapping[str, Any]) -> Search:
-    if isinstance(section, str):
-        section = {"type": section}
-    _only(section, "search", ("type", "metric", "mode", "num_samples", "concurrency", "seed"))
-    kind = section.get("type", "grid")
-    if kind not in ("grid", "optuna"):
-        raise ConfigError(f"search.type={kind!r} is not allowed; choose from: grid, optuna")
-    metrics = section.get("metric", "test_acc" if kind == "grid" else None)
-    if metrics is None:
-        raise ConfigError("search.metric is required for optuna (a trials or epochs column, "
-                          "or a list of them for several objectives)")
-    metrics = tuple(metrics) if isinstance(metrics, list) else (metrics,)
-    modes = section.get("mode", "max")
-    modes = tuple(modes) if isinstance(modes, list) else (modes,) * len(metrics)
-    if len(modes) != len(metrics):
-        raise ConfigError(f"search.mode={list(modes)} must give one mode per metric {list(metrics)}")
-    for mode in modes:
-        if mode not in ("max", "min"):
-            raise ConfigError(f"search.mode={mode!r} is not allowed; choose from: max, min")
-    if kind == "grid" and "num_samples" in section:
-        raise ConfigError("search.num_samples applies to optuna; a grid runs each configuration "
-                          "once (add a seed axis to repeat it)")
-    num_samples = _integer(section.get("num_samples", 1 if kind == "optuna" else 0),
-                           "search.num_samples", 1 if kind == "optuna" else 0)
-    concurrency = section.get("concurrency")
-    if concurrency is not None:
-        concurrency = _integer(concurrency, "search.concurrency", 1)
-    return Search(type=kind, metrics=tuple(map(str, metrics)), modes=modes, num_samples=num_samples,
-                  concurrency=concurrency, seed=_integer(section.get("seed", 0), "search.seed", 0))
-
-
-def _scheduler(section: Mapping[str, Any], search: Search) -> Scheduler:
-    if isinstance(section, str):
-        section = {"type": section}
-    _only(section, "scheduler", ("type", "grace_period", "reduction_factor", "metric", "mode"))
-    kind = section.get("type", "fifo")
-    if kind not in ("fifo", "asha"):
-        raise ConfigError(f"scheduler.type={kind!r} is not allowed; choose from: fifo, asha")
-    if kind == "fifo":
-        extra = set(section) - {"type"}
-        if extra:
-            raise ConfigError(f"scheduler.{sorted(extra)[0]} applies to asha, not fifo")
-        return Scheduler()
-    factor = _number(section.get("reduction_factor", 2), "scheduler.reduction_factor")
-    if factor <= 1:
-        raise ConfigError(f"scheduler.reduction_factor={factor!r} must be > 1")
-    mode = section.get("mode", search.modes[0])
-    if mode not in ("max", "min"):
-        raise ConfigError(f"scheduler.mode={mode!r} is not allowed; choose from: max, min")
-    return Scheduler(type="asha", grace_period=_integer(section.get("grace_period", 1),
-                                                        "scheduler.grace_period", 1),
-                     reduction_factor=float(factor), metric=str(section.get("metric", search.metrics[0])),
-                     mode=mode)
-
-
+# ---------------------------------------------------------------------- metrics
 def _check_metrics(space: Space, probe: Sequence[TrialConfig], grid, sample, entries) -> None:
     """Search and scheduler metrics must be columns the trials report; ASHA needs fixed epochs."""
     epoch_metrics = [k for k, t in results.columns("epochs").items() if _numeric(t)]
@@ -529,223 +389,3 @@ def _check_metrics(space: Space, probe: Sequence[TrialConfig], grid, sample, ent
 
 def _numeric(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind)
-
-
-# ---------------------------------------------------------------------- dry run
-# Nominal sustained throughputs for the cost estimate (rough: small CIFAR convolutions in fp32/TF32
-# reach a fraction of a device's peak). The estimate is for planning, never a measurement.
-CPU_CORE_FLOPS = 5e10   # per logical CPU
-GPU_FLOPS = 1e13        # per GPU
-_FULL_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000), "packed": (50000, 10000)}
-
-
-def trial_flops(cfg: TrialConfig) -> float:
-    """Rough floating-point operations of one trial: training (forward + backward, 3x a forward),
-    evaluation on the validation and test images every epoch, and the robustness suite."""
-    from korth_bench.data.synthetic import DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE
-
-    train_full, test_full = _FULL_SIZES.get(cfg.dataset, (DEFAULT_TRAIN_SIZE, DEFAULT_TEST_SIZE))
-    train = cfg.train_size or max(train_full - cfg.val_size, 1)
-    test = cfg.test_size or test_full
-    forward = 2 * _forward_macs(cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut,
-                                _num_classes(cfg), cfg.image_size)
-    images = cfg.epochs * (3 * train + cfg.val_size + test)
-    if cfg.robustness:
-        per_image = (1 + len(cfg.robustness_corruptions) * len(cfg.robustness_severities)
-                     + len(cfg.robustness_pgd_eps) * sum(
-                         3 * (cfg.robustness_pgd_steps if a == "pgd" else 1) + 1
-                         for a in cfg.robustness_attacks))
-        images += per_image * min(cfg.robustness_test_size, test)
-    return forward * images
-
-
-def _num_classes(cfg: TrialConfig) -> int:
-    return 100 if cfg.dataset == "cifar100" else (cfg.num_classes or 10)
-
-
-@functools.lru_cache(maxsize=None)
-def _forward_macs(model: str, depth: int, width: int, dropout: float, shortcut: Optional[str],
-                  num_classes: int, image_size: int) -> int:
-    """Multiply-accumulates of one image's forward pass, counted on the meta device (no memory)."""
-    import torch
-    from korth_bench import models
-
-    options = {"dropout": dropout, **({"shortcut": shortcut} if shortcut else {})}
-    macs = 0
-
-    def count(module, inputs, output):
-        nonlocal macs
-        if isinstance(module, torch.nn.Conv2d):
-            kh, kw = module.kernel_size
-            macs += output.numel() * module.in_channels // module.groups * kh * kw
-        elif isinstance(module, torch.nn.Linear):
-            macs += output.numel() * module.in_features
-
-    with torch.device("meta"):
-        network = models.build(model, depth, width, num_classes, **options).eval()
-        for module in network.modules():
-            module.register_forward_hook(count)
-        network(torch.empty(1, 3, image_size, image_size))
-    return macs
-
-
-def resource_label(resources: Resources) -> str:
-    one = f"{resources.per_worker['cpu']:g} cpu" + (
-        f", {resources.per_worker['gpu']:g} gpu" if resources.gpu else "")
-    return one if resources.workers == 1 else f"{resources.workers} workers x ({one})"
-
-
-def device_hours(flops: float, resources: Resources) -> float:
-    rate = resources.gpu * GPU_FLOPS if resources.gpu else resources.cpu * CPU_CORE_FLOPS
-    return flops / rate / 3600
-
-
-def dry_run_text(space: Space) -> str:
-    """The expanded trial table, per-trial resources and a cost estimate, for ``--dry-run``."""
-    search, scheduler = space.search, space.scheduler
-    objective = ", ".join(f"{m} ({o})" for m, o in zip(search.metrics, search.modes))
-    lines = [f"search space {space.name} ({space.path})"]
-    if space.description:
-        lines.append(f"  {space.description}")
-    lines.append(f"search {search.type}: {space.num_trials} trials, objective {objective}, concurrency "
-                 f"{search.concurrency or 'as resources allow'}; scheduler {scheduler.type}"
-                 + (f" (grace {scheduler.grace_period} epochs, reduction {scheduler.reduction_factor:g},"
-                    f" on {scheduler.metric})" if scheduler.type == "asha" else "")
-                 + f"; retries {space.max_retries}; checkpoint every {space.checkpoint_every} "
-                   f"epoch(s), keep {space.checkpoint_keep}")
-    label = resource_label(space.resources)
-    unit = "GPU-h" if space.resources.gpu else "CPU-h"
-    scale = space.resources.gpu or space.resources.cpu
-    if search.type == "grid":
-        varying = [k for k in dict.fromkeys(k for p in space.points for k in p)
-                   if len({repr(p.get(k)) for p in space.points}) > 1 or k == "regularizer"]
-        header = ["#", "trial_id", *varying, "epochs", "resources", "est_time"]
-        rows, total = [], 0.0
-        for number, (point, cfg) in enumerate(zip(space.points, space.trials), 1):
-            hours = device_hours(trial_flops(cfg), space.resources)
-            total += hours * scale
-            rows.append([str(number), cfg.trial_id, *[_cell(getattr(cfg, k)) for k in varying],
-                         str(cfg.epochs), label, _duration(hours)])
-        lines += _columns([header, *rows])
-        lines.append(f"cost estimate: {total:.3g} {unit} in all ({len(rows)} trials x {label}; "
-                     f"nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, {CPU_CORE_FLOPS / 1e9:g} GFLOP/s "
-                     "per CPU; rough)")
-    else:
-        lines.append(f"fixed: {_show(space.base)}")
-        for regularizer, values in space.optuna.describe().items():
-            lines.append(f"  {regularizer}: {_show(values) or '(no sampled keys)'}")
-        checked = space.optuna.check(space.base)
-        hours = max(device_hours(trial_flops(cfg), space.resources) * scale for cfg in checked)
-        lines.append(f"resources per trial: {label}")
-        lines.append(f"cost estimate: at most {hours * search.num_samples:.3g} {unit} "
-                     f"({search.num_samples} trials x up to {hours:.3g} {unit}"
-                     + ("; ASHA stops some early" if scheduler.type == "asha" else "")
-                     + f"; nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, "
-                       f"{CPU_CORE_FLOPS / 1e9:g} GFLOP/s per CPU; rough)")
-    return "\n".join(lines)
-
-
-def _duration(hours: float) -> str:
-    seconds = hours * 3600
-    return (f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f}min" if seconds < 5400
-            else f"{hours:.1f}h")
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value)) or "-"
-    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _columns(rows: List[List[str]]) -> List[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-            for row in rows]
-
-
-# ---------------------------------------------------------------------- small checks
-def _mapping(raw: Mapping[str, Any], section: str) -> Any:
-    value = raw.get(section)
-    if value is None:
-        return {}
-    if section in ("search", "scheduler") and isinstance(value, str):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"section {section} must be a mapping, got {value!r}")
-    return value
-
-
-def _only(section: Any, name: str, allowed: Sequence[str]) -> None:
-    if isinstance(section, str):
-        return
-    for key in section:
-        if key not in allowed:
-            raise ConfigError(f"unknown key {name}.{key}{_hint(key, allowed)}; allowed: {', '.join(allowed)}")
-
-
-def _trial_key(key: Any, where: str) -> str:
-    key = str(key).replace(".", "_")
-    fields = TrialConfig.field_names()
-    if key not in fields:
-        raise ConfigError(f"{where}: unknown trial key {key!r}{_hint(key, fields)}; allowed: "
-                          f"{', '.join(fields)} (korth-bench list shows them too)")
-    return key
-
-
-def _no_overlap(base, grid, sample) -> None:
-    for key in set(base) & (set(grid) | set(sample)):
-        raise ConfigError(f"{key} is both fixed and in {'grid' if key in grid else 'sample'}")
-    for key in set(grid) & set(sample):
-        raise ConfigError(f"{key} is in both grid and sample")
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where} must be a number, got {value!r}")
-    return value
-
-
-def _integer(value: Any, where: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{where} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _absolute(key: str, value: Any) -> Any:
-    """Relative local data paths -> absolute, so a trial's working directory never matters."""
-    if key in PATH_KEYS and isinstance(value, str) and "://" not in value:
-        return os.path.abspath(os.path.expanduser(value))
-    return value
-
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand_env(value: Any, where: str) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of the YAML tree."""
-    if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}".lstrip(".")) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v, where) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def replace(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is None:
-            raise ConfigError(f"{where}: environment variable {name} is not set "
-                              f"(write ${{{name}:-default}} for a default)")
-        return default
-
-    return _ENV.sub(replace, value)
-
-
-def _hint(key: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(key), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _show(point: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in point.items())

@@ -1,0 +1,145 @@
+"""``korth-bench run --dry-run``: the expanded trial table and a rough cost estimate (no Ray here).
+
+The cost is counted, not measured: multiply-accumulates of one forward pass on the meta device,
+times the images a trial touches, over a nominal throughput per CPU or GPU.
+"""
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, List, Optional
+
+from korth_bench.config import TrialConfig
+from korth_bench.space_sections import Resources, _show
+
+if TYPE_CHECKING:
+    from korth_bench.spaces import Space
+
+# Nominal sustained throughputs for the cost estimate (rough: small CIFAR convolutions in fp32/TF32
+# reach a fraction of a device's peak). The estimate is for planning, never a measurement.
+CPU_CORE_FLOPS = 5e10   # per logical CPU
+GPU_FLOPS = 1e13        # per GPU
+_FULL_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000), "packed": (50000, 10000)}
+
+
+def trial_flops(cfg: TrialConfig) -> float:
+    """Rough floating-point operations of one trial: training (forward + backward, 3x a forward),
+    evaluation on the validation and test images every epoch, and the robustness suite."""
+    from korth_bench.data.synthetic import DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE
+
+    train_full, test_full = _FULL_SIZES.get(cfg.dataset, (DEFAULT_TRAIN_SIZE, DEFAULT_TEST_SIZE))
+    train = cfg.train_size or max(train_full - cfg.val_size, 1)
+    test = cfg.test_size or test_full
+    forward = 2 * _forward_macs(cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut,
+                                _num_classes(cfg), cfg.image_size)
+    images = cfg.epochs * (3 * train + cfg.val_size + test)
+    if cfg.robustness:
+        per_image = (1 + len(cfg.robustness_corruptions) * len(cfg.robustness_severities)
+                     + len(cfg.robustness_pgd_eps) * sum(
+                         3 * (cfg.robustness_pgd_steps if a == "pgd" else 1) + 1
+                         for a in cfg.robustness_attacks))
+        images += per_image * min(cfg.robustness_test_size, test)
+    return forward * images
+
+
+def _num_classes(cfg: TrialConfig) -> int:
+    return 100 if cfg.dataset == "cifar100" else (cfg.num_classes or 10)
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_macs(model: str, depth: int, width: int, dropout: float, shortcut: Optional[str],
+                  num_classes: int, image_size: int) -> int:
+    """Multiply-accumulates of one image's forward pass, counted on the meta device (no memory)."""
+    import torch
+    from korth_bench import models
+
+    options = {"dropout": dropout, **({"shortcut": shortcut} if shortcut else {})}
+    macs = 0
+
+    def count(module, inputs, output):
+        nonlocal macs
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs += output.numel() * module.in_channels // module.groups * kh * kw
+        elif isinstance(module, torch.nn.Linear):
+            macs += output.numel() * module.in_features
+
+    with torch.device("meta"):
+        network = models.build(model, depth, width, num_classes, **options).eval()
+        for module in network.modules():
+            module.register_forward_hook(count)
+        network(torch.empty(1, 3, image_size, image_size))
+    return macs
+
+
+def resource_label(resources: Resources) -> str:
+    one = f"{resources.per_worker['cpu']:g} cpu" + (
+        f", {resources.per_worker['gpu']:g} gpu" if resources.gpu else "")
+    return one if resources.workers == 1 else f"{resources.workers} workers x ({one})"
+
+
+def device_hours(flops: float, resources: Resources) -> float:
+    rate = resources.gpu * GPU_FLOPS if resources.gpu else resources.cpu * CPU_CORE_FLOPS
+    return flops / rate / 3600
+
+
+def dry_run_text(space: Space) -> str:
+    """The expanded trial table, per-trial resources and a cost estimate, for ``--dry-run``."""
+    search, scheduler = space.search, space.scheduler
+    objective = ", ".join(f"{m} ({o})" for m, o in zip(search.metrics, search.modes))
+    lines = [f"search space {space.name} ({space.path})"]
+    if space.description:
+        lines.append(f"  {space.description}")
+    lines.append(f"search {search.type}: {space.num_trials} trials, objective {objective}, concurrency "
+                 f"{search.concurrency or 'as resources allow'}; scheduler {scheduler.type}"
+                 + (f" (grace {scheduler.grace_period} epochs, reduction {scheduler.reduction_factor:g},"
+                    f" on {scheduler.metric})" if scheduler.type == "asha" else "")
+                 + f"; retries {space.max_retries}; checkpoint every {space.checkpoint_every} "
+                   f"epoch(s), keep {space.checkpoint_keep}")
+    label = resource_label(space.resources)
+    unit = "GPU-h" if space.resources.gpu else "CPU-h"
+    scale = space.resources.gpu or space.resources.cpu
+    if search.type == "grid":
+        varying = [k for k in dict.fromkeys(k for p in space.points for k in p)
+                   if len({repr(p.get(k)) for p in space.points}) > 1 or k == "regularizer"]
+        header = ["#", "trial_id", *varying, "epochs", "resources", "est_time"]
+        rows, total = [], 0.0
+        for number, (point, cfg) in enumerate(zip(space.points, space.trials), 1):
+            hours = device_hours(trial_flops(cfg), space.resources)
+            total += hours * scale
+            rows.append([str(number), cfg.trial_id, *[_cell(getattr(cfg, k)) for k in varying],
+                         str(cfg.epochs), label, _duration(hours)])
+        lines += _columns([header, *rows])
+        lines.append(f"cost estimate: {total:.3g} {unit} in all ({len(rows)} trials x {label}; "
+                     f"nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, {CPU_CORE_FLOPS / 1e9:g} GFLOP/s "
+                     "per CPU; rough)")
+    else:
+        lines.append(f"fixed: {_show(space.base)}")
+        for regularizer, values in space.optuna.describe().items():
+            lines.append(f"  {regularizer}: {_show(values) or '(no sampled keys)'}")
+        checked = space.optuna.check(space.base)
+        hours = max(device_hours(trial_flops(cfg), space.resources) * scale for cfg in checked)
+        lines.append(f"resources per trial: {label}")
+        lines.append(f"cost estimate: at most {hours * search.num_samples:.3g} {unit} "
+                     f"({search.num_samples} trials x up to {hours:.3g} {unit}"
+                     + ("; ASHA stops some early" if scheduler.type == "asha" else "")
+                     + f"; nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, "
+                       f"{CPU_CORE_FLOPS / 1e9:g} GFLOP/s per CPU; rough)")
+    return "\n".join(lines)
+
+
+def _duration(hours: float) -> str:
+    seconds = hours * 3600
+    return (f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f}min" if seconds < 5400
+            else f"{hours:.1f}h")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "-"
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _columns(rows: List[List[str]]) -> List[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in rows]
