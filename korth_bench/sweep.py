@@ -1,4 +1,4 @@
-"""Sweeps on Ray Tune: the only module of korth-bench that imports Ray.
+"""Sweeps on Ray Tune: with ``sweep_callbacks.py`` and ``sweep_cluster.py``, the only Ray code.
 
 ``run(space)`` loads and validates a search space (``spaces.py``), connects to Ray (a local
 instance started and stopped here, or a running cluster at ``address``), and hands Tune a plain
@@ -14,11 +14,10 @@ configuration built from the YAML, never branches in the trainable:
   Train ``TorchTrainer`` from inside the Tune trial; every worker runs the same trial function
   under ``torch.distributed`` (DDP, each rank a slice of the global batch), rank 0 writes, and
   ``TuneReportCallback`` forwards rank 0's reports to Tune;
-* ``TableRecorder``, a Tune callback, writes the ``trials`` row of a trial that ASHA stopped
-  (status ``stopped``) or that failed for good (status ``error``, with the message), since such a
-  trial never returns to write it;
-* ``Progress``, a Tune callback, keeps one live status line on a terminal and prints a line per
-  finished trial (only a summary with ``quiet``); Ray's own console output is switched off.
+* ``TableRecorder`` and ``Progress`` (``sweep_callbacks.py``), Tune callbacks, write the
+  ``trials`` row of a trial that ASHA stopped or that failed for good, and keep a live view of
+  the sweep; Ray's own console output is switched off;
+* ``sweep_cluster.py`` connects to Ray and checks the address and the storage first.
 
 Tune's experiment state and checkpoints live in ``<sweep>/tune`` (data-parallel trials' Ray Train
 runs in ``<sweep>/train``), beside the tables, on the same storage (a local path, or a URI such
@@ -32,17 +31,12 @@ import logging
 import math
 import os
 import pickle
-import socket
 import sys
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import pyarrow.fs as pafs
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
@@ -50,20 +44,12 @@ from ray.tune.search.optuna import OptunaSearch
 
 from korth_bench import results, spaces, trial
 from korth_bench.config import TrialConfig
+from korth_bench.sweep_callbacks import Progress, TableRecorder, _summary
+from korth_bench.sweep_cluster import _check_storage, _check_writable, _ray  # noqa: F401 (re-exported)
 
 TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state and trial checkpoints
 TRAIN_DIR = "train"        # <sweep>/train: Ray Train runs of data-parallel trials
 LAUNCHER_CPU = 0.01        # a data-parallel trial's own share; its workers hold the real resources
-CONNECT_TIMEOUT_S = 5.0
-# Storage settings handed to a cluster's trials. Credentials are not among them: Ray logs a
-# runtime environment in clear text (runtime_env_agent.log), so on a cluster every node holds the
-# credentials in its own environment (exported before `ray start`, or an instance role).
-FORWARDED_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
-CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN",
-                  "AWS_SESSION_TOKEN")
-SHARED_FILE_SYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs", "ceph", "cephfs",
-                       "glusterfs", "fuse.glusterfs", "fuse.juicefs", "fuse.gcsfuse", "fuse.s3fs",
-                       "fuse.mountpoint-s3", "wekafs", "virtiofs", "9p"}
 
 
 # ---------------------------------------------------------------------- entry point
@@ -282,209 +268,6 @@ def _local_directory(checkpoint: Optional[tune.Checkpoint]) -> Iterator[Optional
             yield directory
 
 
-# ---------------------------------------------------------------------- callbacks
-class TableRecorder(tune.Callback):
-    """Writes the ``trials`` row of a trial that never returns to write it itself: stopped by
-    the scheduler (``stopped``) or failed after its last retry (``error`` with the message)."""
-
-    def __init__(self, *, context: SweepContext):
-        self.context = context
-        self._stopped: set = set()
-
-    def on_trial_result(self, iteration: int, trials: List, trial: Any, result: Dict, **info):
-        if result.get("done"):  # Tune marks the result on which the scheduler stopped a trial
-            self._stopped.add(trial.trial_id)
-
-    def on_trial_complete(self, iteration: int, trials: List, trial: Any, **info):
-        if trial.trial_id in self._stopped:
-            self._write(trial, "stopped", None)
-
-    def on_trial_error(self, iteration: int, trials: List, trial: Any, **info):
-        self._write(trial, "error", error_message(trial))
-
-    def _write(self, tune_trial: Any, status: str, error: Optional[str]) -> None:
-        cfg = self.context.trial_config(tune_trial.config)
-        row = unfinished_row(cfg, status, error, tune_trial.last_result or {},
-                             (tune_trial.metric_analysis.get("test_acc") or {}).get("max"))
-        results.write_trial(self.context.sweep_uri, {"trials": [row], "layers": [], "robustness": []},
-                            sweep=self.context.sweep, filesystem=self.context.filesystem())
-
-
-def unfinished_row(cfg: TrialConfig, status: str, error: Optional[str], last: Mapping[str, Any],
-                   best_test_acc: Optional[float]) -> Dict[str, Any]:
-    """The ``trials`` row of a trial that did not finish: its configuration, what its last
-    report said, and nulls for what it never measured."""
-    def number(value: Any) -> Optional[float]:
-        return value if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-    epoch = last.get("epoch")
-    return {**cfg.to_row(), "trial_id": cfg.trial_id, "status": status, "error": error,
-            "test_acc": number(last.get("test_acc")), "test_loss": number(last.get("test_loss")),
-            "val_acc": number(last.get("val_acc")), "best_test_acc": number(best_test_acc),
-            "epochs_completed": epoch + 1 if isinstance(epoch, int) else 0,
-            "train_time_s": number(last.get("elapsed_s")), "config_hash": cfg.config_hash,
-            "ray_version": ray.__version__,
-            "finished_at": datetime.now(timezone.utc).isoformat()}
-
-
-def error_message(tune_trial: Any) -> str:
-    """``Type: message`` of the exception that ended a trial (Tune keeps it beside the driver)."""
-    path = tune_trial.pickled_error_file
-    if path and os.path.exists(path):
-        with open(path, "rb") as saved:
-            error = ray.cloudpickle.load(saved)
-        cause = getattr(error, "cause", None) or error
-        return f"{type(cause).__name__}: {cause}".strip()[:2000]
-    path = tune_trial.error_file
-    lines = open(path).read().strip().splitlines() if path and os.path.exists(path) else []
-    return lines[-1][:2000] if lines else "unknown error"
-
-
-class Progress(tune.Callback):
-    """A live view of a sweep: running / done / failed counts and the best result so far."""
-
-    def __init__(self, *, total: int, metric: str, mode: str, quiet: Optional[bool]):
-        self.total, self.metric, self.mode, self.quiet = total, metric, mode, quiet
-        self._live = False  # decided in setup(), when the sweep starts (or resumes)
-        self._reset()
-
-    def _reset(self) -> None:
-        self._start = time.monotonic()
-        self._shown = 0.0
-        self._best: Optional[Tuple[float, str]] = None
-        self._stopped: set = set()
-        self._done: set = set()
-        self._failed: set = set()
-        self._width = 0
-
-    def setup(self, **info):
-        self._reset()
-        self._live = (not self.quiet and sys.stderr.isatty() and not os.environ.get("CI"))
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        value = result.get(self.metric)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            better = self._best is None or (value > self._best[0] if self.mode == "max"
-                                            else value < self._best[0])
-            if better:
-                self._best = (value, describe_point(trial.config))
-        if result.get("done"):
-            self._stopped.add(trial.trial_id)
-        self._refresh(trials)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._done.add(trial.trial_id)
-        status = "stopped" if trial.trial_id in self._stopped else (
-            trial.last_result.get("status") or "completed")
-        shown = trial.last_result.get(self.metric)
-        value = f"{self.metric} {shown:.4f}" if isinstance(shown, float) and math.isfinite(shown) else ""
-        self._line(f"{status:<9} {describe_point(trial.config)}  {value}", trials)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._failed.add(trial.trial_id)
-        self._line(f"{'error':<9} {describe_point(trial.config)}  {error_message(trial)}", trials)
-
-    def on_step_end(self, iteration, trials, **info):
-        self._refresh(trials)
-
-    def on_experiment_end(self, trials, **info):
-        self._clear()
-
-    def _line(self, text: str, trials: List) -> None:
-        if self.quiet:
-            return
-        self._clear()
-        print(f"  {text}", file=sys.stderr, flush=True)
-        self._refresh(trials, force=True)
-
-    def _refresh(self, trials: List, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self._live or (not force and now - self._shown < 0.5):
-            return
-        self._shown = now
-        # Tune updates a trial's status after the callbacks (and restored trials never pass them)
-        done = self._done | {t.trial_id for t in trials if t.status == "TERMINATED"}
-        failed = self._failed | {t.trial_id for t in trials if t.status == "ERROR"}
-        running = sum(t.status == "RUNNING" and t.trial_id not in done | failed for t in trials)
-        best = (f" | best {self.metric} {self._best[0]:.4f} ({self._best[1]})" if self._best else "")
-        minutes, seconds = divmod(int(now - self._start), 60)
-        text = (f"[{minutes:02d}:{seconds:02d}] {len(done) + len(failed)}/{self.total} | running "
-                f"{running} | done {len(done)} (stopped {len(self._stopped & done)}) | failed "
-                f"{len(failed)}{best}")
-        self._clear()
-        sys.stderr.write(text[:200])
-        sys.stderr.flush()
-        self._width = len(text[:200])
-
-    def _clear(self) -> None:
-        if self._live and self._width:
-            sys.stderr.write("\r" + " " * self._width + "\r")
-            sys.stderr.flush()
-            self._width = 0
-
-
-def describe_point(point: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v}" if k != "regularizer" else str(v) for k, v in point.items())
-
-
-def _summary(space: spaces.Space, context: SweepContext) -> str:
-    """One paragraph on the sweep's tables: trials per status and the best one."""
-    trials = results.read_table(context.sweep_uri, "trials", context.filesystem()).to_pylist()
-    counts: Dict[str, int] = {}
-    for row in trials:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    metric, mode = space.search.metrics[0], space.search.modes[0]
-    scored = [r for r in trials if isinstance(r.get(metric), (int, float))
-              and math.isfinite(r[metric]) and r["status"] != "error"]
-    text = (f"sweep {space.name}: {len(trials)} trials ("
-            + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f"); tables in {context.sweep_uri}")
-    if scored:
-        best = (max if mode == "max" else min)(scored, key=lambda r: r[metric])
-        text += (f"\n  best {metric} {best[metric]:.4f}: {best['regularizer']} {best['model']}-"
-                 f"{best['depth']}x{best['width']} seed {best['seed']} ({best['trial_id']})")
-    errors = [r for r in trials if r["status"] == "error"]
-    for row in errors[:5]:
-        text += f"\n  error {row['trial_id']}: {row['error']}"
-    return text
-
-
-# ---------------------------------------------------------------------- Ray and Tune setup
-@contextlib.contextmanager
-def _ray(address: Optional[str], context: SweepContext) -> Iterator[None]:
-    """Connect to Ray for one sweep; a Ray this process already started (tests) is reused."""
-    if address:
-        _check_reachable(address)
-    _keep_credentials_out_of_runtime_envs()
-    _tolerate_already_deleted_checkpoints()
-    if ray.is_initialized():
-        _check_storage(context)
-        yield
-        return
-    # Workers started on a cluster's nodes do not inherit this shell: hand them the storage
-    # settings it holds (a local Ray's workers inherit them anyway), never the credentials.
-    forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ} if address else {}
-    options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                   runtime_env={"env_vars": forwarded} if forwarded else None)
-    if address:
-        _connect(address, **options)
-    else:
-        ray.init(address="local", **options)
-    try:
-        _check_storage(context)
-        yield
-    finally:
-        ray.shutdown()
-
-
-def _keep_credentials_out_of_runtime_envs() -> None:
-    """Tune copies the driver's AWS credential variables into each trainable's runtime
-    environment, which Ray's runtime-env agent writes to its log in clear text. The trials get
-    them from their node's environment instead (a local Ray's workers inherit this process's)."""
-    from ray.tune.execution import class_cache
-
-    class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - set(CREDENTIAL_ENV)
-
-
 def kept_checkpoints(keep: int) -> int:
     """Checkpoints kept per trial: ``checkpoint.keep``, but at least 2. Tune's saved experiment
     state can lag the storage by one checkpoint, so after a killed driver ``--resume`` restores
@@ -492,129 +275,7 @@ def kept_checkpoints(keep: int) -> int:
     return max(2, keep)
 
 
-def _tolerate_already_deleted_checkpoints() -> None:
-    """Tune's saved experiment state can lag the storage by a checkpoint. After ``--resume`` it
-    may evict (``checkpoint.keep``) a checkpoint that was already deleted before the driver died,
-    and Ray then fails the trial on the missing path; a checkpoint that is gone needs no deleting."""
-    from ray.train._internal import checkpoint_manager
-
-    delete = checkpoint_manager._delete_fs_path
-    if getattr(delete, "tolerates_missing", False):
-        return
-
-    def delete_if_present(fs: pafs.FileSystem, fs_path: str) -> None:
-        if fs.get_file_info(fs_path).type != pafs.FileType.NotFound:
-            delete(fs=fs, fs_path=fs_path)
-
-    delete_if_present.tolerates_missing = True
-    checkpoint_manager._delete_fs_path = delete_if_present
-
-
-def _connect(address: str, **options: Any) -> None:
-    """``ray.init`` on a running cluster. Ray's client logs each refused attempt to file
-    descriptor 2 for about 20 s before a bare ConnectionError; that log is kept aside and turned
-    into one line (a missing or wrong authentication token is the usual cause)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    error: Optional[ConnectionError] = None
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            ray.init(address=address, **options)
-        except ConnectionError as err:
-            error = err
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-        captured.seek(0)
-        log = captured.read().decode(errors="replace")
-    if error is None:
-        sys.stderr.write(log)  # a connected client's warnings stay visible
-        return
-    if "InvalidAuthToken" in log or "Unauthenticated" in log:
-        raise ValueError(f"--address {address}: the cluster refused this client's authentication "
-                         "token (InvalidAuthToken); set RAY_AUTH_MODE=token and give the cluster's "
-                         "token in RAY_AUTH_TOKEN_PATH (a file) or RAY_AUTH_TOKEN (`ray "
-                         "get-auth-token` on the head node prints it)") from None
-    raise ValueError(f"--address {address}: Ray refused the connection ({error}); check that "
-                     "this is the cluster's GCS address and that Ray's versions match") from None
-
-
-def _check_reachable(address: str) -> None:
-    """Fail within seconds, naming the address, when nothing listens there (``ray.init``
-    would retry for minutes)."""
-    target = address.split("://", 1)[-1]
-    if address == "auto":  # the cluster `ray start` last recorded on this machine (or RAY_ADDRESS)
-        from ray._private.services import canonicalize_bootstrap_address_or_die
-
-        try:
-            target = canonicalize_bootstrap_address_or_die("auto")
-        except ConnectionError as err:
-            raise ValueError(f"--address auto: {err}") from None
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit() or target.endswith("]"):
-        host, port = target, "10001" if address.startswith("ray://") else "6379"
-    host = host.strip("[]")  # an IPv6 literal
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as err:
-        raise ValueError(f"--address {address}: no Ray cluster answers at {host}:{port} "
-                         f"({err.strerror or err}); start one with `ray start --head` or leave "
-                         "--address out to run on a local Ray") from None
-
-
-def _check_writable(context: SweepContext) -> None:
-    """A local results directory must be one this process can create files in; probed with a
-    temporary directory that is removed at once, so a refused sweep leaves nothing behind."""
-    if not isinstance(context.filesystem(), pafs.LocalFileSystem):
-        return
-    path = existing = context.path()
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    problem = None
-    if not os.path.isdir(existing):
-        problem = f"{existing} is not a directory"
-    else:
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=".korth-probe-", dir=existing))
-        except OSError as err:
-            problem = f"cannot create files in {existing}: {err.strerror or err}"
-    if problem:
-        raise ValueError(f"--storage {os.path.dirname(path)}: results directory is not writable "
-                         f"({problem}); allowed: a writable local directory or a URI such as "
-                         "s3://bucket/prefix")
-
-
-def _check_storage(context: SweepContext) -> None:
-    """A multi-node cluster needs storage every node reaches (Ray Tune's own rule)."""
-    if not isinstance(context.filesystem(), pafs.LocalFileSystem):
-        return
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
-    path = context.path()
-    if len(nodes) > 1 and not _on_shared_file_system(path):
-        raise ValueError(f"--storage {os.path.dirname(path)} is local to this machine, but the "
-                         f"cluster has {len(nodes)} nodes whose trials must write checkpoints and "
-                         "tables there: pass --storage s3://bucket/prefix (with --storage-endpoint "
-                         "for an S3-compatible server), gs://..., or a path on a shared file "
-                         "system (NFS, Lustre, ...)")
-
-
-def _on_shared_file_system(path: str) -> bool:
-    """Whether the (nearest existing parent of) ``path`` is on a network file system."""
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    path = os.path.realpath(path)
-    best, kind = "", ""
-    with contextlib.suppress(OSError), open("/proc/mounts") as mounts:
-        for line in mounts:
-            fields = line.split()
-            if len(fields) > 2 and (path == fields[1] or path.startswith(fields[1].rstrip("/") + "/")):
-                if len(fields[1]) > len(best):
-                    best, kind = fields[1], fields[2]
-    return kind in SHARED_FILE_SYSTEMS
-
-
+# ---------------------------------------------------------------------- search and the tuner
 class PointSearcher(Searcher):
     """Hands out a fixed list of trial configurations, one per trial (the expanded grid).
 
