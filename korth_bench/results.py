@@ -24,6 +24,7 @@ import dataclasses
 import io
 import os
 import re
+import time
 import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -286,11 +287,26 @@ def read_frame(dirs: Union[str, Iterable[str]], table: str,
     return read_table(dirs, table, filesystem).to_pandas()
 
 
+READ_ATTEMPTS = 5
+"""Reads of one table file before an incomplete body counts as a corrupt file (``_read_file``)."""
+
+
 def _read_file(fs: pafs.FileSystem, path: str) -> pa.Table:
     # One sequential GET of the whole object: a random-access file on S3 reads ranges after a
-    # size probe, and a trial replacing the file in between would mix two versions of it.
-    with fs.open_input_stream(path) as stream:
-        data = pq.read_table(pa.BufferReader(stream.read()))
+    # size probe, and a trial replacing the file in between would mix two versions of it. Some
+    # S3-compatible stores (SeaweedFS, seen in the reliability tests) can still serve a partial
+    # body while an object is being replaced; the write takes milliseconds, so read again.
+    for attempt in range(READ_ATTEMPTS):
+        with fs.open_input_stream(path) as stream:
+            body = stream.read()
+        try:
+            data = pq.read_table(pa.BufferReader(body))
+            break
+        except pa.ArrowInvalid as err:
+            if attempt == READ_ATTEMPTS - 1:
+                raise ValueError(f"{path}: not a complete Parquet file after {READ_ATTEMPTS} "
+                                 f"reads ({err})") from None
+            time.sleep(0.1 * 2 ** attempt)
     version = (data.schema.metadata or {}).get(METADATA_KEY, b"").decode()
     if version != SCHEMA_VERSION:
         raise ValueError(f"{path}: schema version {version or 'missing'!r}; this korth-bench reads "

@@ -55,6 +55,31 @@ def test_each_table_gets_one_file_per_trial_with_version_and_lists(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp files left
 
 
+class ReplacingStore:
+    """A file system whose first ``partial_reads`` GETs return a cut-off body, as an S3-compatible
+    store can while another process replaces the object."""
+
+    def __init__(self, body: bytes, partial_reads: int):
+        self.body, self.partial_reads, self.reads = body, partial_reads, 0
+
+    def open_input_stream(self, path):
+        self.reads += 1
+        return pa.BufferReader(self.body[:100] if self.reads <= self.partial_reads else self.body)
+
+
+def test_a_partial_body_is_read_again_and_a_lasting_one_names_the_file(tmp_path, monkeypatch):
+    cfg, tables = trial_tables(epochs=3)
+    results.write_trial(str(tmp_path), tables, sweep="demo")
+    body = (tmp_path / "epochs" / f"{cfg.trial_id}.parquet").read_bytes()
+    monkeypatch.setattr(results.time, "sleep", lambda seconds: None)
+    store = ReplacingStore(body, partial_reads=2)
+    assert results._read_file(store, "epochs/x.parquet").num_rows == 3 and store.reads == 3
+    store = ReplacingStore(body, partial_reads=results.READ_ATTEMPTS)
+    with pytest.raises(ValueError, match=r"epochs/x.parquet: not a complete Parquet file"):
+        results._read_file(store, "epochs/x.parquet")
+    assert store.reads == results.READ_ATTEMPTS
+
+
 def test_rewriting_a_trial_replaces_its_rows(tmp_path):
     cfg, tables = trial_tables(epochs=3)
     results.write_trial(str(tmp_path), tables, sweep="demo")
