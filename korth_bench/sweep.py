@@ -44,8 +44,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from korth_bench import results, spaces, trial
 from korth_bench.config import TrialConfig
-from korth_bench.sweep_callbacks import Progress, TableRecorder, _summary
-from korth_bench.sweep_cluster import _check_storage, _check_writable, _ray  # noqa: F401 (re-exported)
+from korth_bench.sweep_callbacks import Progress, TableRecorder, summary_text
+from korth_bench.sweep_cluster import check_writable, ray_session
 
 TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state and trial checkpoints
 TRAIN_DIR = "train"        # <sweep>/train: Ray Train runs of data-parallel trials
@@ -87,7 +87,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         return 0
     spaces.check_data(space)
     context = _context(space, storage, storage_endpoint)
-    _check_writable(context)
+    check_writable(context)
     points = space.points
     if space.search.type == "grid" and not resume:
         points = _missing(space, context)
@@ -99,10 +99,10 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             print(f"sweep {space.name}: {len(space.points) - len(points)} of {len(space.points)} "
                   f"trials already have final rows in {context.sweep_uri}; running the other "
                   f"{len(points)}")
-    with _ray(address, context):
+    with ray_session(address, context):
         tuner = _tuner(space, context, points, resume, quiet)
         grid = tuner.fit()
-    print(_summary(space, context), file=sys.stderr)
+    print(summary_text(space, context), file=sys.stderr)
     if _interrupted(space, context, grid):  # Ctrl-C: Tune saved its state and returned
         print(f"sweep {space.name} was interrupted; continue it with: korth-bench run {space_path}"
               + "".join(f" --{flag} {value}" for flag, value in (

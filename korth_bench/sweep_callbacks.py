@@ -5,7 +5,7 @@
   write it;
 * ``Progress`` keeps one live status line on a terminal and prints a line per finished trial
   (only a summary with ``quiet``);
-* ``_summary`` is the paragraph printed when the sweep ends: trials per status and the best one.
+* ``summary_text`` is the paragraph printed when the sweep ends: trials per status and the best one.
 """
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def describe_point(point: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" if k != "regularizer" else str(v) for k, v in point.items())
 
 
-def _summary(space: spaces.Space, context: SweepContext) -> str:
+def summary_text(space: spaces.Space, context: SweepContext) -> str:
     """One paragraph on the sweep's tables: trials per status and the best one."""
     trials = results.read_table(context.sweep_uri, "trials", context.filesystem()).to_pylist()
     counts: Dict[str, int] = {}

@@ -34,14 +34,14 @@ SHARED_FILE_SYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs"
 
 
 @contextlib.contextmanager
-def _ray(address: Optional[str], context: SweepContext) -> Iterator[None]:
+def ray_session(address: Optional[str], context: SweepContext) -> Iterator[None]:
     """Connect to Ray for one sweep; a Ray this process already started (tests) is reused."""
     if address:
         _check_reachable(address)
     _keep_credentials_out_of_runtime_envs()
     _tolerate_already_deleted_checkpoints()
     if ray.is_initialized():
-        _check_storage(context)
+        check_storage(context)
         yield
         return
     # Workers started on a cluster's nodes do not inherit this shell: hand them the storage
@@ -54,7 +54,7 @@ def _ray(address: Optional[str], context: SweepContext) -> Iterator[None]:
     else:
         ray.init(address="local", **options)
     try:
-        _check_storage(context)
+        check_storage(context)
         yield
     finally:
         ray.shutdown()
@@ -141,7 +141,7 @@ def _check_reachable(address: str) -> None:
                          "--address out to run on a local Ray") from None
 
 
-def _check_writable(context: SweepContext) -> None:
+def check_writable(context: SweepContext) -> None:
     """A local results directory must be one this process can create files in; probed with a
     temporary directory that is removed at once, so a refused sweep leaves nothing behind."""
     if not isinstance(context.filesystem(), pafs.LocalFileSystem):
@@ -163,7 +163,7 @@ def _check_writable(context: SweepContext) -> None:
                          "s3://bucket/prefix")
 
 
-def _check_storage(context: SweepContext) -> None:
+def check_storage(context: SweepContext) -> None:
     """A multi-node cluster needs storage every node reaches (Ray Tune's own rule)."""
     if not isinstance(context.filesystem(), pafs.LocalFileSystem):
         return

@@ -259,12 +259,12 @@ def test_local_storage_on_a_multi_node_cluster_fails_naming_storage(monkeypatch,
     context = sweep._context(spaces.load(make_space(tmp_path, "multi")), str(tmp_path), None)
     monkeypatch.setattr(sweep_cluster.ray, "nodes", lambda: [{"Alive": True}, {"Alive": True}])
     with pytest.raises(ValueError, match=r"--storage .* is local to this machine, but the cluster has 2 nodes"):
-        sweep_cluster._check_storage(context)
+        sweep_cluster.check_storage(context)
     monkeypatch.setattr(sweep_cluster, "_on_shared_file_system", lambda path: True)  # e.g. NFS
-    sweep_cluster._check_storage(context)
+    sweep_cluster.check_storage(context)
     monkeypatch.setattr(sweep_cluster.ray, "nodes", lambda: [{"Alive": True}])
     monkeypatch.setattr(sweep_cluster, "_on_shared_file_system", lambda path: False)
-    sweep_cluster._check_storage(context)
+    sweep_cluster.check_storage(context)
 
 
 def test_resume_without_saved_state_says_so(ray_session, write_space, tmp_path):
