@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from korth_bench import data, models, robustness
 from korth_bench.config import TrialConfig
-from korth_bench.trial import EVAL_BATCH_AUTO, evaluate, make_classifier, measure_model, train_and_measure
+from korth_bench.trial import (eval_batch_size, evaluate, make_classifier, measure_model,
+                               train_and_measure)
 
 CIFAR = Path(os.environ.get("KORTH_CIFAR10_PARQUET", Path(__file__).resolve().parents[2]
                             / "shared/data/cifar10-jpeg.parquet"))
@@ -138,7 +139,7 @@ def evaluation_rows(args, loops: List[Dict], epochs: int = 30) -> List[Dict]:
             attacks=attacks, eps_255=cfg.robustness_pgd_eps, pgd_steps=cfg.robustness_pgd_steps,
             pgd_step_ratio=cfg.robustness_pgd_step_ratio, seed=cfg.robustness_seed, batch_size=batch)
 
-    batches = {"auto": EVAL_BATCH_AUTO.get(device.type, 1000), "1000": 1000}
+    batches = {"auto": eval_batch_size(0, device), "1000": 1000}
     seconds = {"training": {b: epochs * len(full.train_y) / loops[0]["trial_images_per_s"]
                             for b in batches}}
     for label, batch in batches.items():
@@ -152,9 +153,8 @@ def evaluation_rows(args, loops: List[Dict], epochs: int = 30) -> List[Dict]:
             0.0, timed(robustness_pass(batch, list(cfg.robustness_corruptions), [])) - clean)
         seconds.setdefault("attacks (FGSM, PGD-10; 1, 2, 8/255)", {})[label] = max(
             0.0, timed(robustness_pass(batch, [], list(cfg.robustness_attacks))) - clean)
-    accuracy = robustness.evaluate_robustness(classify, test_x, test_y, corruptions=[], severities=[],
-                                              attacks=[], eps_255=[], pgd_steps=0, pgd_step_ratio=0,
-                                              seed=0, batch_size=batches["auto"])[0]["accuracy"]
+    accuracy = robustness.correct_mask(classify, test_x.float() / 255, test_y,
+                                       batches["auto"]).float().mean().item()
     totals = {label: sum(parts[label] for parts in seconds.values()) for label in batches}
     return [{"model": name, "component": component, "train_images": len(full.train_y),
              "clean_acc_of_timed_model": accuracy, "eval_batch_auto": batches["auto"],

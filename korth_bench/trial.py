@@ -34,6 +34,11 @@ EVAL_BATCH_AUTO = {"cuda": 1000, "cpu": 128}
 2,565 at 128)."""
 
 
+def eval_batch_size(requested: int, device: torch.device) -> int:
+    """The configured ``eval_batch_size``, or for 0 the device's ``EVAL_BATCH_AUTO``."""
+    return requested or EVAL_BATCH_AUTO.get(device.type, 1000)
+
+
 @dataclass
 class TrialRecord:
     """Everything a trial measured: the summary row and the rows of the other three tables."""
@@ -236,7 +241,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     model = model.to(memory_format=memory_format)
     bf16 = cfg.precision == "bf16"
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
-    eval_batch = cfg.eval_batch_size or EVAL_BATCH_AUTO.get(device.type, 1000)
+    eval_batch = eval_batch_size(cfg.eval_batch_size, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
                                 foreach=True)

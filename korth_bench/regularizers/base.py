@@ -178,9 +178,10 @@ class Regularizer:
         layers with ``reduction="mean"``.
 
         Layers of equal (weight shape, stride) form one group, computed by one ``batched`` call
-        when a weight has at most ``BATCH_MAX_NUMEL`` elements; larger layers, and every layer with
-        ``batched=False`` (the reference the batched path is measured against), one at a time. Both paths visit layers in the same order, so a regularizer
-        drawing random numbers (srip) draws the same ones either way.
+        when a weight has at most ``BATCH_MAX_NUMEL`` elements; larger layers, and every layer
+        with ``batched=False`` (the reference the batched path is measured against), one at a
+        time. Both paths visit layers in the same order, so a regularizer drawing random numbers
+        (srip) draws the same ones either way.
         """
         check_reduction(reduction)
         groups = self._layer_groups(model, include_linear)
