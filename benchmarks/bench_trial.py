@@ -34,9 +34,10 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
-from korth_bench import data, models, robustness
+from korth_bench import data, models
+from korth_bench.trial import robustness
 from korth_bench.config import TrialConfig
-from korth_bench.trial import (eval_batch_size, evaluate, make_classifier, measure_model,
+from korth_bench.trial.loop import (eval_batch_size, evaluate, make_classifier, measure_model,
                                train_and_measure)
 
 CIFAR = Path(os.environ.get("KORTH_CIFAR10_PARQUET", Path(__file__).resolve().parents[2]

@@ -21,8 +21,8 @@ from typing import Dict, List
 import yaml
 
 from korth_bench import results
-from korth_bench.spaces import load
-from korth_bench.trial import train_and_measure
+from korth_bench.spaces.space import load
+from korth_bench.trial.loop import train_and_measure
 
 TRIAL = {"model": "resnet", "depth": 8, "dataset": "synthetic", "image_size": 32,
          "train_size": 2048, "val_size": 256, "test_size": 512, "epochs": 3, "batch_size": 64, "device": "cpu",

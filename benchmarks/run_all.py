@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=str(HERE / "out"))
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    from korth_bench.provenance import provenance
+    from korth_bench.trial.provenance import provenance
     import torch
 
     info = provenance(torch.device("cuda" if torch.cuda.is_available() else "cpu"))

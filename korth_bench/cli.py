@@ -80,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench import results
     from korth_bench.config import TrialConfig
-    from korth_bench.trial import CHECKPOINT_FILE, train_and_measure
+    from korth_bench.trial.loop import CHECKPOINT_FILE, train_and_measure
 
     values = load_yaml_mapping(args.config) if args.config else {}
     cfg = TrialConfig.from_dict({**values, **parse_assignments(args.set)})

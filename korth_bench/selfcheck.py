@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from korth_bench import regularizers
-from korth_bench.trial import resolve_device, train_and_measure
+from korth_bench.trial.loop import resolve_device, train_and_measure
 
 SHORT = {"model": "resnet", "depth": 8, "epochs": 2, "batch_size": 128, "train_size": 2048,
          "test_size": 512, "robustness_test_size": 256, "robustness_severities": [3],

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from korth_bench import analysis
+from korth_bench.analysis import claims, entries, stats
 
 REPS = 199  # permutation / bootstrap resamples in tests; reports use 9999 / 1999
 
@@ -72,7 +72,7 @@ def make_tables(*, seed=0, depths=(8, 14, 20, 32), seeds=(0, 1, 2, 3, 4, 5),
 
 
 def run_analysis(frames, **options):
-    return analysis.analyze(frames, n_permutations=REPS, n_bootstrap=REPS, **options)
+    return claims.analyze(frames, n_permutations=REPS, n_bootstrap=REPS, **options)
 
 
 @pytest.fixture(scope="module")
@@ -84,44 +84,44 @@ def planted():
 # ---------------------------------------------------------------- small exact cases
 
 def test_t_interval_brackets_the_mean_and_counts_finite_values():
-    estimate = analysis.t_interval(np.array([1.0, 2.0, 3.0, np.nan]))
+    estimate = stats.t_interval(np.array([1.0, 2.0, 3.0, np.nan]))
     assert estimate["n"] == 3 and estimate["mean"] == 2.0 and estimate["sd"] == 1.0
     half = 4.302652729911275 / math.sqrt(3)  # t_{0.975, 2}
     assert estimate["low"] == pytest.approx(2 - half)
     assert estimate["high"] == pytest.approx(2 + half)
-    assert math.isnan(analysis.t_interval(np.array([5.0]))["low"])
+    assert math.isnan(stats.t_interval(np.array([5.0]))["low"])
 
 
 def test_sign_flip_is_exact_for_three_seeds():
     # all 3 differences positive: only the all-plus and all-minus patterns are as extreme
     rng = np.random.default_rng(0)
-    assert analysis.sign_flip_p_value(np.array([0.01, 0.02, 0.03]), rng) == pytest.approx(2 / 8)
-    assert analysis.sign_flip_p_value(np.array([0.01, -0.01]), rng) == 1.0
+    assert stats.sign_flip_p_value(np.array([0.01, 0.02, 0.03]), rng) == pytest.approx(2 / 8)
+    assert stats.sign_flip_p_value(np.array([0.01, -0.01]), rng) == 1.0
 
 
 def test_permutation_p_value_is_exact_for_small_samples():
     rng = np.random.default_rng(0)
     # 3 vs 3 fully separated: 2 of the 20 relabellings are as extreme
-    p = analysis.permutation_p_value(np.array([4.0, 5.0, 6.0]), np.array([1.0, 2.0, 3.0]), rng)
+    p = stats.permutation_p_value(np.array([4.0, 5.0, 6.0]), np.array([1.0, 2.0, 3.0]), rng)
     assert p == pytest.approx(2 / 20)
 
 
 def test_holm_matches_hand_computation_and_skips_nan():
-    adjusted = analysis.holm_adjust([0.01, 0.04, np.nan, 0.03])
+    adjusted = stats.holm_adjust([0.01, 0.04, np.nan, 0.03])
     np.testing.assert_allclose(adjusted[[0, 3, 1]], [0.03, 0.06, 0.06])
     assert math.isnan(adjusted[2])
 
 
 def test_minimum_detectable_slope_has_the_stated_power():
     x = np.repeat(np.arange(4.0), 5)
-    detectable = float(analysis.minimum_detectable_slope(1.0, x, alpha=0.05, power=0.8))
+    detectable = float(stats.minimum_detectable_slope(1.0, x, alpha=0.05, power=0.8))
     # the central-t approximation behind the formula is close to the exact noncentral power
-    assert analysis.slope_power(-detectable, 1.0, x)["two_sided"] == pytest.approx(0.8, abs=0.02)
-    assert math.isinf(analysis.minimum_detectable_slope(np.nan, x))
+    assert stats.slope_power(-detectable, 1.0, x)["two_sided"] == pytest.approx(0.8, abs=0.02)
+    assert math.isinf(stats.minimum_detectable_slope(np.nan, x))
 
 
 def test_verdict_is_inconclusive_when_the_design_cannot_see_the_claim():
-    verdicts = analysis.collapse_verdict(
+    verdicts = claims.collapse_verdict(
         slope=np.array([-1.0, 1.0, -1.0, -1.0, -1.0]),
         p_adjusted=np.array([0.01, 0.01, 0.5, 0.5, np.nan]),
         detectable_drop=np.array([0.1, 0.1, 0.005, 0.05, np.inf]), claimed_drop=0.01, alpha=0.05)
@@ -136,8 +136,8 @@ def test_pairing_by_seed_narrows_the_interval_and_is_recorded():
     seed_effect = rng.normal(0, 0.02, 5)  # shared by both arms: correlated seeds
     control = pd.Series(0.80 + seed_effect + rng.normal(0, 0.002, 5), index=range(5))
     treated = pd.Series(0.81 + seed_effect + rng.normal(0, 0.002, 5), index=range(5))
-    paired = analysis.compare_runs(treated, control, rng)
-    unpaired = analysis.compare_runs(treated, control.set_axis(range(10, 15)), rng)
+    paired = stats.compare_runs(treated, control, rng)
+    unpaired = stats.compare_runs(treated, control.set_axis(range(10, 15)), rng)
     assert paired["pairing"] == "paired" and unpaired["pairing"] == "unpaired"
     assert paired["n"] == 5 and unpaired["n"] == 10
     assert paired["mean"] == pytest.approx(unpaired["mean"])
@@ -182,8 +182,8 @@ def _simulated_gains(rng, slope, sims, cells=4, seeds=5, heteroscedastic=False):
 
 
 def _shrink_rate(x, y, rng, alpha=0.05):
-    p = analysis.slope_permutation_p(x, y, rng, REPS)
-    verdicts = analysis.collapse_verdict(analysis.ols_slope(x, y), p, np.zeros(len(p)), 1.0, alpha)
+    p = stats.slope_permutation_p(x, y, rng, REPS)
+    verdicts = claims.collapse_verdict(stats.ols_slope(x, y), p, np.zeros(len(p)), 1.0, alpha)
     return float(np.mean(verdicts == "gains shrink with capacity"))
 
 
@@ -191,7 +191,7 @@ def test_detection_rate_matches_the_computed_power():
     rng = np.random.default_rng(2024)
     slope = -0.46  # noncentrality about 2.3 with 4 cells x 5 seeds and unit spread
     x, y = _simulated_gains(rng, slope, sims=100)
-    expected = analysis.slope_power(slope, 1.0, x)["negative"]
+    expected = stats.slope_power(slope, 1.0, x)["negative"]
     observed = _shrink_rate(x, y, rng)
     print(f"power: computed {expected:.3f}, detected {observed:.2f} of 100 simulations")
     assert 0.5 < expected < 0.75
@@ -212,7 +212,7 @@ def test_bootstrap_t_interval_covers_at_close_to_nominal_with_three_seeds():
     rng = np.random.default_rng(11)
     x, y = _simulated_gains(rng, -0.3, sims=200, cells=4, seeds=3)
     cells = np.repeat(np.arange(4), 3)
-    low, high = analysis.slope_bootstrap_ci(x, y, cells, rng, 0.95, REPS)
+    low, high = stats.slope_bootstrap_ci(x, y, cells, rng, 0.95, REPS)
     coverage = np.mean((low <= -0.3) & (-0.3 <= high))
     print(f"bootstrap-t coverage over 200 simulations: {coverage:.3f}")
     assert 0.9 <= coverage <= 0.99
@@ -265,7 +265,7 @@ def test_order_matching_when_seeds_do_not_match():
     gains = result["gains"].set_index(["depth", "regularizer", "metric"])
     assert gains.loc[(16, "so", "test_acc"), "pairing"] == "unpaired"
     assert gains.loc[(8, "so", "test_acc"), "pairing"] == "paired"
-    units = analysis.unit_gains(result["runs"], "so", "test_acc")
+    units = claims.unit_gains(result["runs"], "so", "test_acc")
     assert (units.groupby("depth")["matching"].first() == pd.Series({8: "seed", 16: "order"})).all()
 
 
@@ -278,15 +278,15 @@ def test_entry_selection_by_validation_or_test_is_stated():
         coefficient=0.1, trial_id=lambda f: f["trial_id"] + "-c0.1",
         val_acc=lambda f: f["val_acc"] + 0.05, test_acc=lambda f: f["test_acc"] - 0.05)
     frames["trials"] = pd.concat([trials, other], ignore_index=True)
-    by_val = analysis.select_entries(frames["trials"], "val").set_index("regularizer").loc["so"]
-    by_test = analysis.select_entries(frames["trials"], "test").set_index("regularizer").loc["so"]
+    by_val = entries.select_entries(frames["trials"], "val").set_index("regularizer").loc["so"]
+    by_test = entries.select_entries(frames["trials"], "test").set_index("regularizer").loc["so"]
     assert by_val["setting"] == "coefficient=0.1" and by_val["selected_by"] == "val_acc"
     assert by_test["setting"] == "coefficient=0.01" and by_test["selected_by"] == "test_acc"
     assert by_val["n_settings"] == 2
-    no_val = analysis.select_entries(frames["trials"].assign(val_acc=np.nan), "val")
+    no_val = entries.select_entries(frames["trials"].assign(val_acc=np.nan), "val")
     assert (no_val["selected_by"] == "test_acc").all()
     with pytest.raises(ValueError, match="selection"):
-        analysis.select_entries(frames["trials"], "train")
+        entries.select_entries(frames["trials"], "train")
 
 
 # ---------------------------------------------------------------- [CS] and [DN] claims
@@ -300,7 +300,7 @@ def test_similarity_correlation_ranking_and_capacity_efficiency(planted):
     ranking = result["ranking"]
     best = ranking[ranking["rank"] == 1]
     assert (best["regularizer"] == "dn").all()
-    assert set(best["measure"]) == set(analysis.ORTHO_MEASURES)
+    assert set(best["measure"]) == set(claims.ORTHO_MEASURES)
     efficiency = result["efficiency"].set_index("regularizer")
     # dn is 2 points up at depth 8; the baseline gains 1 point per doubling and reaches that at
     # depth 32 (4x the parameters)
@@ -328,13 +328,13 @@ def test_identical_seeds_give_an_inconclusive_verdict_not_no_trend():
              "num_params": 1000 * depth, "regularizer": regularizer, "seed": seed,
              "test_acc": 0.1 + (0.01 * (depth == 14) if regularizer == "so" else 0.0)}
             for depth in (8, 14) for seed in (0, 1) for regularizer in ("none", "so")]
-    table = analysis.collapse_test(pd.DataFrame(rows), np.random.default_rng(0),
+    table = claims.collapse_test(pd.DataFrame(rows), np.random.default_rng(0),
                                    n_permutations=99, n_bootstrap=99)
     assert len(table) and (table["verdict"] == "inconclusive").all()
     assert np.isinf(table["detectable_drop"]).all() and np.isinf(table["low"]).all()
     assert table["note"].str.contains("no seed spread").all()
     three = pd.DataFrame([r for r in rows if not (r["depth"] == 14 and r["seed"] == 1)])
-    table = analysis.collapse_test(three, np.random.default_rng(0), n_permutations=99,
+    table = claims.collapse_test(three, np.random.default_rng(0), n_permutations=99,
                                    n_bootstrap=99)
     assert (table["verdict"] == "inconclusive").all()
     assert table["note"].str.contains("1 within-cell degree").all()

@@ -12,7 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from korth_bench import cli, spaces
+from korth_bench import cli
+from korth_bench.spaces import space as spaces
 from korth_bench.config import ConfigError
 from conftest import make_space
 

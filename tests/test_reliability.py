@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from korth_bench import results, spaces
+from korth_bench import results
+from korth_bench.spaces import space as spaces
 from conftest import descendants, make_space, processes_mentioning, sigkill, wait_for
 
 pytestmark = pytest.mark.reliability

@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 
-from korth_bench import cli, report
+from korth_bench import cli
+from korth_bench.report import documents as report
+from korth_bench.report.formatting import gain_text
 from test_analysis import make_tables
 
 FAST = {"n_permutations": 199, "n_bootstrap": 199}
@@ -284,7 +286,7 @@ def test_html_renders_in_headless_chromium_without_console_errors(synthetic_repo
 def test_gain_without_seed_spread_prints_no_interval():
     row = {"status": "measured", "mean": -0.0039, "low": -0.0039, "high": -0.0039,
            "pairing": "paired", "n": 2}
-    assert report.gain_text(row, "test_acc") == (
+    assert gain_text(row, "test_acc") == (
         "-0.39 pp [no seed spread: interval undefined], paired, n=2")
     spread = {**row, "low": -0.02, "high": 0.0122}
-    assert report.gain_text(spread, "test_acc") == "-0.39 pp [-2.00, +1.22], paired, n=2"
+    assert gain_text(spread, "test_acc") == "-0.39 pp [-2.00, +1.22], paired, n=2"

@@ -8,8 +8,8 @@ import torch.nn as nn
 from PIL import Image
 from scipy import ndimage
 
-from korth_bench import robustness
-from korth_bench.robustness import SEVERITY_PARAMS, corrupt
+from korth_bench.trial import robustness
+from korth_bench.trial.robustness import SEVERITY_PARAMS, corrupt
 
 SEVERITIES = range(1, 6)
 

@@ -9,7 +9,10 @@ import optuna
 import pytest
 import yaml
 
-from korth_bench import spaces, sweep
+from korth_bench import sweep
+from korth_bench.spaces import space as spaces
+from korth_bench.spaces.dryrun import resource_label
+from korth_bench.spaces.sections import resources_section
 from korth_bench.config import ConfigError
 
 SHIPPED = sorted(Path(spaces.SPACES_DIR).glob("*.yaml"))
@@ -46,7 +49,7 @@ def test_dry_run_counts_match_the_yaml_for_every_shipped_space(path, capsys):
     count = int(re.search(r"search \w+: (\d+) trials", out).group(1))
     assert count == expected_trials(raw) > 0
     assert "cost estimate:" in out
-    assert spaces.resource_label(spaces.load(str(path)).resources) in out
+    assert resource_label(spaces.load(str(path)).resources) in out
     if raw.get("search", {}).get("type", "grid") == "grid":  # one table row per trial
         assert len(re.findall(r"^\s+\d+\s+[0-9a-f]{12}\s", out, flags=re.M)) == count
 
@@ -178,8 +181,8 @@ def test_bad_spaces_fail_before_anything_runs_naming_the_field(write_space, sect
 
 
 def test_resources_choose_data_parallel_workers():
-    assert spaces._resources({"gpu": 4}).workers == 4
-    assert spaces._resources({"gpu": 0.25}).per_worker == {"cpu": 1.0, "gpu": 0.25}
-    two = spaces._resources({"cpu": 2, "workers": 2})
+    assert resources_section({"gpu": 4}).workers == 4
+    assert resources_section({"gpu": 0.25}).per_worker == {"cpu": 1.0, "gpu": 0.25}
+    two = resources_section({"cpu": 2, "workers": 2})
     assert two.per_worker == {"cpu": 1.0, "gpu": 0.0}
-    assert spaces.resource_label(two) == "2 workers x (1 cpu)"
+    assert resource_label(two) == "2 workers x (1 cpu)"

@@ -12,7 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from korth_bench import results, spaces, sweep, sweep_cluster
+from korth_bench import results, sweep
+from korth_bench.spaces import space as spaces
+from korth_bench.sweep import cluster as sweep_cluster
+from korth_bench.sweep.context import sweep_context
+from korth_bench.sweep.tuner import TUNE_DIR
 from conftest import make_space
 
 pytestmark = pytest.mark.ray
@@ -99,7 +103,8 @@ def _one_step(world_rank_size, coefficient, out_path):
     import torch.distributed as dist
     from torch import nn
 
-    from korth_bench import data, models, regularizers, trial
+    from korth_bench import data, models, regularizers
+    from korth_bench.trial import loop as trial
     from korth_bench.config import TrialConfig
 
     rank, world = world_rank_size
@@ -186,7 +191,7 @@ def test_optuna_multi_objective_with_asha_records_stopped_trials(ray_session, tm
             assert pq.read_table(sweep_dir / "layers" / f"{row['trial_id']}.parquet").num_rows == 0
         else:
             assert row["epochs_completed"] == epochs and row["pgd_acc_8_255"] is not None
-    (state,) = (sweep_dir / sweep.TUNE_DIR).glob("searcher-state-*.pkl")
+    (state,) = (sweep_dir / TUNE_DIR).glob("searcher-state-*.pkl")
     with open(state, "rb") as saved:
         study = pickle.load(saved)["_ot_study"]
     assert len(study.directions) == 2 and len(study.trials) == samples
@@ -239,7 +244,7 @@ def test_sweep_on_s3_compatible_storage(ray_session, s3_server, tmp_path):
     trials = results.read_table(f"{uri}/s3grid", "trials", filesystem).to_pylist()
     assert len(trials) == 2 and {r["status"] for r in trials} == {"completed"}
     assert results.read_table(f"{uri}/s3grid", "epochs", filesystem).num_rows == 2 * EPOCHS
-    tune_state = filesystem.get_file_info(f"korth/sweeps/s3grid/{sweep.TUNE_DIR}")
+    tune_state = filesystem.get_file_info(f"korth/sweeps/s3grid/{TUNE_DIR}")
     assert tune_state.type.name == "Directory"  # Tune's state and checkpoints went there too
 
 
@@ -256,7 +261,7 @@ def test_an_address_that_does_not_answer_fails_within_seconds(write_space):
 
 
 def test_local_storage_on_a_multi_node_cluster_fails_naming_storage(monkeypatch, tmp_path):
-    context = sweep._context(spaces.load(make_space(tmp_path, "multi")), str(tmp_path), None)
+    context = sweep_context(spaces.load(make_space(tmp_path, "multi")), str(tmp_path), None)
     monkeypatch.setattr(sweep_cluster.ray, "nodes", lambda: [{"Alive": True}, {"Alive": True}])
     with pytest.raises(ValueError, match=r"--storage .* is local to this machine, but the cluster has 2 nodes"):
         sweep_cluster.check_storage(context)
@@ -297,7 +302,7 @@ def test_interrupted_optuna_sweep_resumes_with_its_study(ray_session, tmp_path):
     driver.send_signal(signal.SIGINT)
     output = driver.communicate(timeout=120)[0]
     assert driver.returncode == 130 and "--resume" in output, output
-    (state,) = (sweep_dir / sweep.TUNE_DIR).glob("searcher-state-*.pkl")
+    (state,) = (sweep_dir / TUNE_DIR).glob("searcher-state-*.pkl")
     with open(state, "rb") as saved:
         before = [t.params for t in pickle.load(saved)["_ot_study"].trials]
     assert 2 <= len(before) < samples
@@ -305,7 +310,7 @@ def test_interrupted_optuna_sweep_resumes_with_its_study(ray_session, tmp_path):
     assert sweep.run(path, storage=str(storage), resume=True, quiet=True) == 0
     # The newest session's state, by the session timestamp in its name: the final sync copies
     # every session's file again, so modification times do not order them.
-    state = max((sweep_dir / sweep.TUNE_DIR).glob("searcher-state-*.pkl"), key=lambda p: p.name)
+    state = max((sweep_dir / TUNE_DIR).glob("searcher-state-*.pkl"), key=lambda p: p.name)
     with open(state, "rb") as saved:
         study = pickle.load(saved)["_ot_study"]
     assert len(study.trials) == samples  # the same study went on, not a fresh one

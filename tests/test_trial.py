@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from korth_bench import regularizers
-from korth_bench.trial import train_and_measure
+from korth_bench.trial.loop import train_and_measure
 
 CIFAR = Path(os.environ.get("KORTH_CIFAR10_PARQUET",
                             Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.parquet"))

@@ -20,8 +20,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from korth_bench import analysis
-from korth_bench.formatting import cell_name, keyed_rows, number_text
+from korth_bench.analysis import claims, entries
+from korth_bench.report.formatting import cell_name, keyed_rows, number_text
 
 
 def figures(result: dict, notice: Optional[str]) -> Dict[str, Figure]:
@@ -61,7 +61,7 @@ def gain_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
     title = "Gain in final test accuracy over the baseline vs model size (mean, t-interval band)"
     if gains.empty:
         return _empty(title, "no regularizer besides the baseline", notice)
-    families = list(gains.groupby(list(analysis.FAMILY)))
+    families = list(gains.groupby(list(entries.FAMILY)))
     figure, axes = _grid(len(families), title, notice)
     for axis, ((dataset, model), family) in zip(axes, families):
         # parameter counts on a log axis; depth where the tables lack them
@@ -96,7 +96,7 @@ def gain_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
 def _cell_panels(result: dict, frame: pd.DataFrame) -> List[tuple]:
     """(cell key, the frame's rows of that cell, regularizers without completed runs there) for
     every cell of the sweep, so that a cell or regularizer with no data still gets said."""
-    keys = list(analysis.CELL)
+    keys = list(entries.CELL)
     rows = dict(list(frame.groupby(keys)))
     return [(key, rows.get(key, frame.iloc[0:0]),
              sorted(grid.loc[grid["n_completed"] == 0, "regularizer"]))
@@ -135,7 +135,7 @@ def curves_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
                       label=f"{regularizer} (n={_n_range(part['n'])})")
             axis.fill_between(part["epoch"], 100 * part["low"], 100 * part["high"],
                               color=colors[regularizer], alpha=0.15)
-        axis.set_title(cell_name(dict(zip(analysis.CELL, key))), fontsize=9)
+        axis.set_title(cell_name(dict(zip(entries.CELL, key))), fontsize=9)
         axis.set_xlabel("epoch (0-based)")
         axis.set_ylabel("test accuracy (%)")
         _legend(axis)
@@ -147,7 +147,7 @@ def robustness_figure(result: dict, colors: dict, notice: Optional[str]) -> Figu
     title = "Accuracy under corruptions and attacks (mean over a family's entry runs, t band)"
     if profile.empty:
         return _empty(title, "no robustness rows in these results", notice)
-    panels = list(profile.groupby(list(analysis.FAMILY) + ["kind", "name"]))
+    panels = list(profile.groupby(list(entries.FAMILY) + ["kind", "name"]))
     figure, axes = _grid(len(panels), title, notice)
     for axis, ((dataset, model, kind, name), panel) in zip(axes, panels):
         for regularizer, part in panel.groupby("regularizer"):
@@ -165,12 +165,12 @@ def robustness_figure(result: dict, colors: dict, notice: Optional[str]) -> Figu
 
 
 def similarity_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
-    x, y = analysis.SIMILARITY_PAIRS[0]
+    x, y = claims.SIMILARITY_PAIRS[0]
     title = f"{y} vs {x}, one point per completed trial"
     trials = result["completed"]
     if x not in trials or y not in trials or trials[[x, y]].dropna().empty:
         return _empty(title, f"no {x} / {y} values in these results", notice)
-    rho = keyed_rows(result["similarity"], list(analysis.CELL) + ["x", "y"])
+    rho = keyed_rows(result["similarity"], list(entries.CELL) + ["x", "y"])
     cells = _cell_panels(result, trials)
     figure, axes = _grid(len(cells), title, notice)
     for axis, (key, cell, absent) in zip(axes, cells):
@@ -180,7 +180,7 @@ def similarity_figure(result: dict, colors: dict, notice: Optional[str]) -> Figu
         stat = rho.get(tuple(key) + (x, y))
         text = (f"rho {number_text(stat['rho'], 2, True)} [{number_text(stat['low'], 2, True)}, "
                 f"{number_text(stat['high'], 2, True)}], n={stat['n']}") if stat else "rho n/a"
-        axis.set_title(f"{cell_name(dict(zip(analysis.CELL, key)))}\nSpearman {text}", fontsize=9)
+        axis.set_title(f"{cell_name(dict(zip(entries.CELL, key)))}\nSpearman {text}", fontsize=9)
         axis.tick_params(axis="x", labelrotation=30)
         axis.set_xlabel(x)
         axis.set_ylabel(y)

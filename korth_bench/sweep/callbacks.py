@@ -14,16 +14,16 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import ray
 from ray import tune
 
-from korth_bench import results, spaces
+from korth_bench import results
+from korth_bench.spaces.space import Space
 from korth_bench.config import TrialConfig
+from korth_bench.sweep.context import SweepContext
 
-if TYPE_CHECKING:
-    from korth_bench.sweep import SweepContext
 
 
 class TableRecorder(tune.Callback):
@@ -170,7 +170,7 @@ def describe_point(point: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" if k != "regularizer" else str(v) for k, v in point.items())
 
 
-def summary_text(space: spaces.Space, context: SweepContext) -> str:
+def summary_text(space: Space, context: SweepContext) -> str:
     """One paragraph on the sweep's tables: trials per status and the best one."""
     trials = results.read_table(context.sweep_uri, "trials", context.filesystem()).to_pylist()
     counts: Dict[str, int] = {}

@@ -47,15 +47,26 @@ import yaml
 
 from korth_bench import regularizers, results
 from korth_bench.config import REGULARIZER_PARAM_KEYS, ConfigError, TrialConfig
-# Re-exported, so that spaces.X keeps naming everything the loader offers.
-from korth_bench.space_dryrun import (CPU_CORE_FLOPS, GPU_FLOPS, device_hours, dry_run_text,
-                                      resource_label, trial_flops)
-from korth_bench.space_sections import (PATH_KEYS, TRIAL_SECTIONS, Resources, Scheduler, Search,
-                                        _absolute, _base, _expand_env, _hint, _integer, _mapping,
-                                        _no_overlap, _only, _regularizer_entries, _resources,
-                                        _scheduler, _search, _show, _trial_key)
+from korth_bench.spaces.sections import (Resources, Scheduler, Search, absolute_path, base_keys,
+                                        expand_env, hint, integer, mapping, no_overlap, only,
+                                        regularizer_entries, resources_section, scheduler_section,
+                                        search_section, show_point, trial_key)
 
-SPACES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "search_spaces")
+
+
+def _shipped_spaces_dir() -> str:
+    """Where the shipped spaces are: the package data ``korth_bench/search_spaces`` of an
+    installed korth-bench (``pyproject.toml`` maps the top-level ``search_spaces/`` there), or,
+    for a checkout imported without installing, that top-level folder itself."""
+    try:
+        import korth_bench.search_spaces as shipped  # a namespace package of YAML files
+        return list(shipped.__path__)[0]
+    except (ImportError, IndexError):
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "search_spaces")
+
+
+SPACES_DIR = _shipped_spaces_dir()
 SECTIONS = ("name", "description", "data", "training", "robustness", "fixed", "grid", "regularizers",
             "sample", "resources", "search", "scheduler", "failure", "checkpoint")
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -120,7 +131,7 @@ def load(name_or_path: str) -> Space:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a search space must be a mapping of sections ({', '.join(SECTIONS)})")
     try:
-        return parse(_expand_env(raw, ""), path)
+        return parse(expand_env(raw, ""), path)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 
@@ -128,25 +139,25 @@ def load(name_or_path: str) -> Space:
 def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
     for key in raw:
         if key not in SECTIONS:
-            raise ConfigError(f"unknown section {key!r}{_hint(key, SECTIONS)}; sections: {', '.join(SECTIONS)}")
+            raise ConfigError(f"unknown section {key!r}{hint(key, SECTIONS)}; sections: {', '.join(SECTIONS)}")
     name = raw.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ConfigError(f"name={name!r} must be a word of letters, digits, '_', '.', '-' "
                           "(it names the sweep directory)")
-    search = _search(_mapping(raw, "search"))
-    base = _base(raw)
-    entries = _regularizer_entries(raw, base)
-    grid = _mapping(raw, "grid")
-    sample = _mapping(raw, "sample")
-    _no_overlap(base, grid, sample)
-    checkpoint = _mapping(raw, "checkpoint")
-    _only(checkpoint, "checkpoint", ("every", "keep"))
-    every = _integer(checkpoint.get("every", 1), "checkpoint.every", 0)
+    search = search_section(mapping(raw, "search"))
+    base = base_keys(raw)
+    entries = regularizer_entries(raw, base)
+    grid = mapping(raw, "grid")
+    sample = mapping(raw, "sample")
+    no_overlap(base, grid, sample)
+    checkpoint = mapping(raw, "checkpoint")
+    only(checkpoint, "checkpoint", ("every", "keep"))
+    every = integer(checkpoint.get("every", 1), "checkpoint.every", 0)
     if "checkpoint_every" in base:
         raise ConfigError("set checkpoint_every through the checkpoint section (checkpoint.every)")
     base["checkpoint_every"] = every
-    failure = _mapping(raw, "failure")
-    _only(failure, "failure", ("max_retries",))
+    failure = mapping(raw, "failure")
+    only(failure, "failure", ("max_retries",))
 
     if search.type == "grid":
         if sample:
@@ -164,11 +175,11 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
         probe = optuna.check(base)
     space = Space(name=name, path=os.path.abspath(path), description=str(raw.get("description", "")).strip(),
                   base=base, points=points, trials=trials, optuna=optuna,
-                  resources=_resources(_mapping(raw, "resources")), search=search,
-                  scheduler=_scheduler(_mapping(raw, "scheduler"), search),
-                  max_retries=_integer(failure.get("max_retries", 0), "failure.max_retries", 0),
+                  resources=resources_section(mapping(raw, "resources")), search=search,
+                  scheduler=scheduler_section(mapping(raw, "scheduler"), search),
+                  max_retries=integer(failure.get("max_retries", 0), "failure.max_retries", 0),
                   checkpoint_every=every,
-                  checkpoint_keep=_integer(checkpoint.get("keep", 2), "checkpoint.keep", 1))
+                  checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1))
     _check_metrics(space, probe, grid, sample, entries)
     return space
 
@@ -211,14 +222,14 @@ def _applies(key: str, regularizer: str) -> bool:
 
 def _expand_grid(base, grid, entries) -> Tuple[List[Dict[str, Any]], List[TrialConfig]]:
     for key, values in grid.items():
-        _trial_key(key, "grid")
+        trial_key(key, "grid")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"grid.{key} must be a non-empty list of values, got {values!r}")
         if key == "regularizer":
             raise ConfigError("the regularizer axis is the regularizers section, not grid.regularizer")
     points, trials, seen = [], [], set()
     for regularizer, own in entries.items():
-        axes = {k: [_absolute(k, v) for v in vs] for k, vs in grid.items() if _applies(k, regularizer)}
+        axes = {k: [absolute_path(k, v) for v in vs] for k, vs in grid.items() if _applies(k, regularizer)}
         for key, value in own.items():
             if isinstance(value, dict):
                 raise ConfigError(f"regularizers.{regularizer}.{key}: distributions need "
@@ -229,7 +240,7 @@ def _expand_grid(base, grid, entries) -> Tuple[List[Dict[str, Any]], List[TrialC
             try:
                 cfg = TrialConfig.from_dict({**base, **point})
             except ConfigError as err:
-                raise ConfigError(f"trial {_show(point)}: {err}") from None
+                raise ConfigError(f"trial {show_point(point)}: {err}") from None
             if cfg.trial_id not in seen:
                 seen.add(cfg.trial_id)
                 points.append(point)
@@ -289,7 +300,7 @@ def _distribution(spec: Any, where: str) -> Distribution:
 
 def _optuna_entries(sample, entries) -> Dict[str, Dict[str, Any]]:
     """regularizer -> {key: Distribution or fixed value}, the shared sample filtered per regularizer."""
-    shared = {_trial_key(k, "sample"): _distribution(v, f"sample.{k}") for k, v in sample.items()}
+    shared = {trial_key(k, "sample"): _distribution(v, f"sample.{k}") for k, v in sample.items()}
     per_regularizer = {}
     for regularizer, own in entries.items():
         space = {k: d for k, d in shared.items() if _applies(k, regularizer)}
@@ -355,7 +366,7 @@ def _checked(base: Dict[str, Any], point: Dict[str, Any]) -> TrialConfig:
     try:
         return TrialConfig.from_dict({**base, **point})
     except ConfigError as err:
-        raise ConfigError(f"sampled trial {_show(point)}: {err}") from None
+        raise ConfigError(f"sampled trial {show_point(point)}: {err}") from None
 
 
 # ---------------------------------------------------------------------- metrics
@@ -367,7 +378,7 @@ def _check_metrics(space: Space, probe: Sequence[TrialConfig], grid, sample, ent
                      if _numeric(t) and k not in TrialConfig.field_names()]
     for metric in space.search.metrics:
         if metric not in epoch_metrics and metric not in trial_metrics:
-            raise ConfigError(f"search.metric {metric!r} is not a reported metric{_hint(metric, trial_metrics)}; "
+            raise ConfigError(f"search.metric {metric!r} is not a reported metric{hint(metric, trial_metrics)}; "
                               f"choose an epochs column ({', '.join(epoch_metrics[1:])}) or a trials "
                               "column such as pgd_acc_8_255")
     uses_val = {"val_acc", "val_loss"} & {*space.search.metrics, space.scheduler.metric}

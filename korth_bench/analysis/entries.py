@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 
 import pandas as pd
 
-from korth_bench.stats import t_interval
+from korth_bench.analysis.stats import t_interval
 
 CELL = ("dataset", "model", "depth", "width")
 FAMILY = ("dataset", "model")

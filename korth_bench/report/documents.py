@@ -1,10 +1,10 @@
 """Leaderboard files from result tables: Markdown, one self-contained HTML page, JSON and PNGs.
 
 `build_report(result_dirs, out_dir)` reads the four tables of one or more result directories
-(merged and de-duplicated by `korth_bench.results.read_frame`), runs `korth_bench.analysis.analyze`
+(merged and de-duplicated by `korth_bench.results.read_frame`), runs `korth_bench.claims.analyze`
 and writes what it returns; this module only formats: the section tables, the Markdown, HTML and
-JSON documents (numbers as text come from `korth_bench.formatting`, the figures from
-`korth_bench.plots`). Every printed number says what it is and over how many seeds; cells without
+JSON documents (numbers as text come from `korth_bench.report.formatting`, the figures from
+`korth_bench.report.plots`). Every printed number says what it is and over how many seeds; cells without
 completed runs are printed as missing; results from the synthetic data set carry "synthetic data:
 not a result" in every header.
 """
@@ -22,12 +22,14 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from korth_bench import analysis
+from korth_bench.analysis import claims
+from korth_bench.analysis.entries import CELL, higher_is_better
+from korth_bench.results import STATUSES
 # Re-exported, so that `report.X` keeps naming what was defined here before the split.
-from korth_bench.formatting import (
+from korth_bench.report.formatting import (
     METRIC_NAMES, cell_name, gain_text, keyed_rows, level_text, metric_name, metric_units,
     number_text, p_text, params_text)
-from korth_bench.plots import (
+from korth_bench.report.plots import (
     curves_figure, figures, gain_figure, png_bytes, robustness_figure, similarity_figure)
 
 TABLES = ("trials", "epochs", "layers", "robustness")
@@ -55,7 +57,7 @@ def build_report(result_dirs: Sequence[str], out_dir: str, **options) -> Dict[st
     Args:
         result_dirs: directories (or URIs) holding `trials/`, `epochs/`, `layers/`, `robustness/`.
         out_dir: where leaderboard.md, leaderboard.html, leaderboard.json and the PNGs go.
-        **options: passed to korth_bench.analysis.analyze (selection='val'|'test',
+        **options: passed to korth_bench.claims.analyze (selection='val'|'test',
             claimed_drop, alpha, confidence, n_permutations, n_bootstrap, seed, ...).
     Returns:
         {'html', 'markdown', 'json', <plot name>: path} of every file written.
@@ -73,7 +75,7 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
     if frames.get("trials") is None or frames["trials"].empty:
         where = list(sources) or "the given frames"
         raise ValueError(f"no trials rows in {where}: nothing to report")
-    result = analysis.analyze(frames, **options)
+    result = claims.analyze(frames, **options)
     os.makedirs(out_dir, exist_ok=True)
     notice = NOTICE if result["synthetic"] else None
     images = {name: png_bytes(figure) for name, figure in figures(result, notice).items()}
@@ -106,7 +108,7 @@ def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
     grid, settings = result["grid"], result["settings"]
     hardware = ", ".join(f"{row.device} ({row.n_trials} trials)"
                          for row in result["hardware"].itertuples())
-    counts = ", ".join(f"{int(grid[f'n_{s}'].sum())} {s}" for s in analysis.STATUSES)
+    counts = ", ".join(f"{int(grid[f'n_{s}'].sum())} {s}" for s in STATUSES)
     seeds = result["provenance"]["seeds"].map(len)
     expected = grid["n_seeds_expected"]
     confidence = round(100 * settings["confidence"])
@@ -194,7 +196,7 @@ def report_sections(result: dict) -> List[Section]:
 
 
 def leaderboard_table(result: dict) -> pd.DataFrame:
-    keys = list(analysis.CELL) + ["regularizer"]
+    keys = list(CELL) + ["regularizer"]
     scores = result["scores"]
     level = keyed_rows(scores[scores["metric"] == "test_acc"], keys)
     gains = result["gains"]
@@ -205,7 +207,7 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
     for row in result["grid"].to_dict("records"):
         key = tuple(row[k] for k in keys)
         found = key in entry
-        failed = ", ".join(f"{row[f'n_{s}']} {s}" for s in analysis.STATUSES[1:] if row[f"n_{s}"])
+        failed = ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[1:] if row[f"n_{s}"])
         rows.append({
             "model cell": cell_name(row), "params": params_text(row["num_params"]),
             "regularizer": row["regularizer"],
@@ -301,7 +303,7 @@ def gains_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame([
         {"model cell": cell_name(row), "regularizer": row["regularizer"],
          "metric": metric_name(row["metric"]),
-         "better": "higher" if analysis.higher_is_better(row["metric"]) else "lower",
+         "better": "higher" if higher_is_better(row["metric"]) else "lower",
          "gain [CI], pairing, n": gain_text(row, row["metric"]),
          "sd of gain": number_text(metric_units(row["metric"])[0] * row.get("sd", math.nan)),
          "seeds found / expected": f"{int(row['n_treated'])} vs {int(row['n_control'])} "
@@ -313,7 +315,7 @@ def gains_table(result: dict) -> pd.DataFrame:
 def status_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame([
         {"model cell": cell_name(row), "regularizer": row["regularizer"],
-         **{s: str(row[f"n_{s}"]) for s in analysis.STATUSES},
+         **{s: str(row[f"n_{s}"]) for s in STATUSES},
          "seeds expected": str(row["n_seeds_expected"])}
         for row in result["grid"].to_dict("records")])
 
@@ -425,8 +427,8 @@ def _record(row: dict, fields: Sequence[str]) -> dict:
 
 def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
     """The leaderboard.json document (see leaderboard.schema.json)."""
-    keys = list(analysis.CELL) + ["regularizer"]
-    entries = keyed_rows(result["entries"], keys)
+    keys = list(CELL) + ["regularizer"]
+    entry_rows = keyed_rows(result["entries"], keys)
     provenance = keyed_rows(result["provenance"], keys)
     scores, gains = {}, {}
     for row in result["scores"].to_dict("records"):
@@ -439,7 +441,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
     documents = []
     for row in result["grid"].to_dict("records"):
         key = tuple(row[k] for k in keys)
-        entry, made_of = entries.get(key, {}), provenance.get(key, {})
+        entry, made_of = entry_rows.get(key, {}), provenance.get(key, {})
         documents.append({
             **_record(row, ("dataset", "model", "depth", "width", "num_params", "regularizer")),
             "status": "measured" if entry else "missing: no completed runs",
@@ -449,7 +451,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
                ("seeds", "epochs", "devices", "config_hashes", "sweeps", "trial_ids")},
             "n_seeds": len(made_of.get("seeds", [])),
             "n_seeds_expected": int(row["n_seeds_expected"]),
-            "trial_counts": {s: int(row[f"n_{s}"]) for s in analysis.STATUSES},
+            "trial_counts": {s: int(row[f"n_{s}"]) for s in STATUSES},
             "metrics": scores.get(key, {}), "gains": gains.get(key, {})})
     provenance_frame = result["provenance"]
     settings = result["settings"]

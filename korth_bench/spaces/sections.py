@@ -55,8 +55,8 @@ class Scheduler:
     mode: Optional[str] = None
 
 
-def _resources(section: Mapping[str, Any]) -> Resources:
-    _only(section, "resources", ("cpu", "gpu", "workers"))
+def resources_section(section: Mapping[str, Any]) -> Resources:
+    only(section, "resources", ("cpu", "gpu", "workers"))
     cpu = _number(section.get("cpu", 1), "resources.cpu")
     gpu = _number(section.get("gpu", 0), "resources.gpu")
     if cpu <= 0:
@@ -66,7 +66,7 @@ def _resources(section: Mapping[str, Any]) -> Resources:
     if gpu > 1 and not float(gpu).is_integer():
         raise ConfigError(f"resources.gpu={gpu!r}: above 1 it must be a whole number of GPUs "
                           "(fractions below 1 pack several trials on one GPU)")
-    workers = _integer(section.get("workers", int(gpu) if gpu >= 2 else 1), "resources.workers", 1)
+    workers = integer(section.get("workers", int(gpu) if gpu >= 2 else 1), "resources.workers", 1)
     if workers > 1 and gpu and (gpu % workers or gpu < workers):
         raise ConfigError(f"resources.gpu={gpu!r} must be a multiple of resources.workers={workers} "
                           "(each data-parallel worker holds whole GPUs)")
@@ -75,10 +75,10 @@ def _resources(section: Mapping[str, Any]) -> Resources:
     return Resources(cpu=float(cpu), gpu=float(gpu), workers=workers)
 
 
-def _search(section: Mapping[str, Any]) -> Search:
+def search_section(section: Mapping[str, Any]) -> Search:
     if isinstance(section, str):
         section = {"type": section}
-    _only(section, "search", ("type", "metric", "mode", "num_samples", "concurrency", "seed"))
+    only(section, "search", ("type", "metric", "mode", "num_samples", "concurrency", "seed"))
     kind = section.get("type", "grid")
     if kind not in ("grid", "optuna"):
         raise ConfigError(f"search.type={kind!r} is not allowed; choose from: grid, optuna")
@@ -97,19 +97,19 @@ def _search(section: Mapping[str, Any]) -> Search:
     if kind == "grid" and "num_samples" in section:
         raise ConfigError("search.num_samples applies to optuna; a grid runs each configuration "
                           "once (add a seed axis to repeat it)")
-    num_samples = _integer(section.get("num_samples", 1 if kind == "optuna" else 0),
+    num_samples = integer(section.get("num_samples", 1 if kind == "optuna" else 0),
                            "search.num_samples", 1 if kind == "optuna" else 0)
     concurrency = section.get("concurrency")
     if concurrency is not None:
-        concurrency = _integer(concurrency, "search.concurrency", 1)
+        concurrency = integer(concurrency, "search.concurrency", 1)
     return Search(type=kind, metrics=tuple(map(str, metrics)), modes=modes, num_samples=num_samples,
-                  concurrency=concurrency, seed=_integer(section.get("seed", 0), "search.seed", 0))
+                  concurrency=concurrency, seed=integer(section.get("seed", 0), "search.seed", 0))
 
 
-def _scheduler(section: Mapping[str, Any], search: Search) -> Scheduler:
+def scheduler_section(section: Mapping[str, Any], search: Search) -> Scheduler:
     if isinstance(section, str):
         section = {"type": section}
-    _only(section, "scheduler", ("type", "grace_period", "reduction_factor", "metric", "mode"))
+    only(section, "scheduler", ("type", "grace_period", "reduction_factor", "metric", "mode"))
     kind = section.get("type", "fifo")
     if kind not in ("fifo", "asha"):
         raise ConfigError(f"scheduler.type={kind!r} is not allowed; choose from: fifo, asha")
@@ -124,29 +124,29 @@ def _scheduler(section: Mapping[str, Any], search: Search) -> Scheduler:
     mode = section.get("mode", search.modes[0])
     if mode not in ("max", "min"):
         raise ConfigError(f"scheduler.mode={mode!r} is not allowed; choose from: max, min")
-    return Scheduler(type="asha", grace_period=_integer(section.get("grace_period", 1),
+    return Scheduler(type="asha", grace_period=integer(section.get("grace_period", 1),
                                                         "scheduler.grace_period", 1),
                      reduction_factor=float(factor), metric=str(section.get("metric", search.metrics[0])),
                      mode=mode)
 
 
 # ---------------------------------------------------------------------- trial keys, regularizers
-def _base(raw: Mapping[str, Any]) -> Dict[str, Any]:
+def base_keys(raw: Mapping[str, Any]) -> Dict[str, Any]:
     """The fixed trial keys of the data, training, robustness and fixed sections."""
     base: Dict[str, Any] = {}
     origin: Dict[str, str] = {}
     for section in TRIAL_SECTIONS:
-        for key, value in _mapping(raw, section).items():
+        for key, value in mapping(raw, section).items():
             if section == "robustness":
                 key = "robustness" if key == "enabled" else f"robustness_{key}"
-            key = _trial_key(key, section)
+            key = trial_key(key, section)
             if key in base:
                 raise ConfigError(f"{key} is set in both {origin[key]} and {section}")
-            base[key], origin[key] = _absolute(key, value), section
+            base[key], origin[key] = absolute_path(key, value), section
     return base
 
 
-def _regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+def regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     """regularizer name -> its own values (scalars, lists or distributions)."""
     entries = raw.get("regularizers")
     if entries is None:
@@ -161,18 +161,18 @@ def _regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[s
     parsed = {}
     for name, values in entries.items():
         if name not in known:
-            raise ConfigError(f"regularizers: unknown regularizer {name!r}{_hint(name, known)}; "
+            raise ConfigError(f"regularizers: unknown regularizer {name!r}{hint(name, known)}; "
                               f"choose from: {', '.join(known)}")
         values = values or {}
         if not isinstance(values, dict):
             raise ConfigError(f"regularizers.{name} must be a mapping of trial keys, got {values!r}")
-        parsed[name] = {_trial_key(k, f"regularizers.{name}"): _absolute(k, v) for k, v in values.items()}
+        parsed[name] = {trial_key(k, f"regularizers.{name}"): absolute_path(k, v) for k, v in values.items()}
         if "regularizer" in parsed[name]:
             raise ConfigError(f"regularizers.{name} must not set regularizer")
     return parsed
 
 # ---------------------------------------------------------------------- small checks
-def _mapping(raw: Mapping[str, Any], section: str) -> Any:
+def mapping(raw: Mapping[str, Any], section: str) -> Any:
     value = raw.get(section)
     if value is None:
         return {}
@@ -183,24 +183,24 @@ def _mapping(raw: Mapping[str, Any], section: str) -> Any:
     return value
 
 
-def _only(section: Any, name: str, allowed: Sequence[str]) -> None:
+def only(section: Any, name: str, allowed: Sequence[str]) -> None:
     if isinstance(section, str):
         return
     for key in section:
         if key not in allowed:
-            raise ConfigError(f"unknown key {name}.{key}{_hint(key, allowed)}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"unknown key {name}.{key}{hint(key, allowed)}; allowed: {', '.join(allowed)}")
 
 
-def _trial_key(key: Any, where: str) -> str:
+def trial_key(key: Any, where: str) -> str:
     key = str(key).replace(".", "_")
     fields = TrialConfig.field_names()
     if key not in fields:
-        raise ConfigError(f"{where}: unknown trial key {key!r}{_hint(key, fields)}; allowed: "
+        raise ConfigError(f"{where}: unknown trial key {key!r}{hint(key, fields)}; allowed: "
                           f"{', '.join(fields)} (korth-bench list shows them too)")
     return key
 
 
-def _no_overlap(base, grid, sample) -> None:
+def no_overlap(base, grid, sample) -> None:
     for key in set(base) & (set(grid) | set(sample)):
         raise ConfigError(f"{key} is both fixed and in {'grid' if key in grid else 'sample'}")
     for key in set(grid) & set(sample):
@@ -213,13 +213,13 @@ def _number(value: Any, where: str) -> float:
     return value
 
 
-def _integer(value: Any, where: str, low: int) -> int:
+def integer(value: Any, where: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{where} must be an integer >= {low}, got {value!r}")
     return value
 
 
-def _absolute(key: str, value: Any) -> Any:
+def absolute_path(key: str, value: Any) -> Any:
     """Relative local data paths -> absolute, so a trial's working directory never matters."""
     if key in PATH_KEYS and isinstance(value, str) and "://" not in value:
         return os.path.abspath(os.path.expanduser(value))
@@ -229,12 +229,12 @@ def _absolute(key: str, value: Any) -> Any:
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand_env(value: Any, where: str) -> Any:
+def expand_env(value: Any, where: str) -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of the YAML tree."""
     if isinstance(value, dict):
-        return {k: _expand_env(v, f"{where}.{k}".lstrip(".")) for k, v in value.items()}
+        return {k: expand_env(v, f"{where}.{k}".lstrip(".")) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, where) for v in value]
+        return [expand_env(v, where) for v in value]
     if not isinstance(value, str):
         return value
 
@@ -250,10 +250,10 @@ def _expand_env(value: Any, where: str) -> Any:
     return _ENV.sub(replace, value)
 
 
-def _hint(key: str, choices: Sequence[str]) -> str:
+def hint(key: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(str(key), list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _show(point: Mapping[str, Any]) -> str:
+def show_point(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items())

@@ -20,11 +20,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from korth_bench import data, measures, models, regularizers, robustness
+from korth_bench import data, measures, models, regularizers
+from korth_bench.trial import robustness
 from korth_bench.config import TrialConfig
-from korth_bench.convergence import convergence_summary
-from korth_bench.provenance import provenance
-from korth_bench.schedules import coefficient_at, lr_at
+from korth_bench.trial.convergence import convergence_summary
+from korth_bench.trial.provenance import provenance
+from korth_bench.trial.schedules import coefficient_at, lr_at
 
 Report = Callable[[Dict[str, Any], Optional[str]], None]
 CHECKPOINT_FILE = "state.pt"

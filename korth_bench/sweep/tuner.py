@@ -5,7 +5,7 @@ instance started and stopped here, or a running cluster at ``address``), and han
 function trainable. Resources, storage, search, scheduling, retries and checkpoints are Tune
 configuration built from the YAML, never branches in the trainable:
 
-* a trial runs ``trial.train_and_measure`` with a ``report`` callback that forwards each epoch
+* a trial runs ``train_and_measure`` with a ``report`` callback that forwards each epoch
   row to ``tune.report`` (with ``Checkpoint.from_directory`` when the trial hands a checkpoint)
   and keeps ``<sweep>/epochs/<trial_id>.parquet`` current; when the trial returns it writes its
   four tables (``results.write_trial``) and reports its summary once more, so that Optuna can
@@ -42,10 +42,15 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from korth_bench import results, spaces, trial
+from korth_bench import results
+from korth_bench.spaces.dryrun import dry_run_text
+from korth_bench.spaces.sections import Resources
+from korth_bench.spaces.space import Space, check_data, load
+from korth_bench.trial.loop import train_and_measure
 from korth_bench.config import TrialConfig
-from korth_bench.sweep_callbacks import Progress, TableRecorder, summary_text
-from korth_bench.sweep_cluster import check_writable, ray_session
+from korth_bench.sweep.context import SweepContext, sweep_context
+from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
+from korth_bench.sweep.cluster import check_writable, ray_session
 
 TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state and trial checkpoints
 TRAIN_DIR = "train"        # <sweep>/train: Ray Train runs of data-parallel trials
@@ -76,17 +81,17 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
     Raises:
         ConfigError / ValueError: a bad search space, address or storage, before anything runs.
     """
-    space = spaces.load(space_path)
+    space = load(space_path)
     if max_concurrent is not None:
         if max_concurrent < 1:
             raise ValueError(f"--max-concurrent={max_concurrent} must be >= 1")
         space = dataclasses.replace(space, search=dataclasses.replace(space.search,
                                                                         concurrency=max_concurrent))
     if dry_run:
-        print(spaces.dry_run_text(space))
+        print(dry_run_text(space))
         return 0
-    spaces.check_data(space)
-    context = _context(space, storage, storage_endpoint)
+    check_data(space)
+    context = sweep_context(space, storage, storage_endpoint)
     check_writable(context)
     points = space.points
     if space.search.type == "grid" and not resume:
@@ -112,7 +117,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
     return 1 if grid.num_errors else 0
 
 
-def _interrupted(space: spaces.Space, context: "SweepContext", grid: Any) -> bool:
+def _interrupted(space: Space, context: SweepContext, grid: Any) -> bool:
     """Whether trials of the sweep were left unfinished (a grid point without any trials row,
     or fewer finished Optuna trials than asked for)."""
     if space.search.type == "optuna":
@@ -121,48 +126,11 @@ def _interrupted(space: spaces.Space, context: "SweepContext", grid: Any) -> boo
     return any(cfg.trial_id not in statuses for cfg in space.trials)
 
 
-def _missing(space: spaces.Space, context: "SweepContext") -> List[Dict[str, Any]]:
+def _missing(space: Space, context: SweepContext) -> List[Dict[str, Any]]:
     """Grid points without a final ``trials`` row (completed, stopped, diverged) in the sweep."""
     statuses = results.trial_statuses(context.sweep_uri, context.filesystem())
     return [point for point, cfg in zip(space.points, space.trials)
             if statuses.get(cfg.trial_id) not in results.FINAL_STATUSES]
-
-
-# ---------------------------------------------------------------------- what every trial needs
-@dataclass(frozen=True)
-class SweepContext:
-    """The sweep-wide facts a trial needs, shipped to it with ``tune.with_parameters``."""
-    sweep: str                              # the sweep name (the trials table's sweep column)
-    sweep_uri: str                          # <storage>/<name>, a local path or a URI
-    endpoint: Optional[str]                 # S3-compatible endpoint, if any
-    base: Dict[str, Any]                    # fixed trial keys; a trial's Tune config adds its own
-    metrics: Tuple[str, ...]                # search and scheduler metrics every report must carry
-    resources: spaces.Resources
-    checkpoint_keep: int
-
-    def filesystem(self) -> pafs.FileSystem:
-        return results.resolve(self.sweep_uri, self.endpoint)[0]
-
-    def path(self, *parts: str) -> str:
-        """A path inside the sweep directory, in the storage's file system."""
-        return "/".join([results.resolve(self.sweep_uri, self.endpoint)[1], *parts])
-
-    def trial_config(self, point: Mapping[str, Any]) -> TrialConfig:
-        cfg = TrialConfig.from_dict({**self.base, **point})
-        if cfg.threads == 0:  # one torch thread per CPU the worker holds, never the whole machine
-            cfg = cfg.replace(threads=max(1, int(self.resources.per_worker["cpu"])))
-        return cfg
-
-
-def _context(space: spaces.Space, storage: Optional[str], endpoint: Optional[str]) -> SweepContext:
-    storage = storage or os.path.join(os.getcwd(), "results")
-    if "://" not in storage:
-        storage = os.path.abspath(os.path.expanduser(storage))
-    metrics = tuple(dict.fromkeys([*space.search.metrics,
-                                   *([space.scheduler.metric] if space.scheduler.metric else [])]))
-    return SweepContext(sweep=space.name, sweep_uri=f"{storage.rstrip('/')}/{space.name}",
-                        endpoint=endpoint, base=space.base, metrics=metrics,
-                        resources=space.resources, checkpoint_keep=space.checkpoint_keep)
 
 
 # ---------------------------------------------------------------------- the trainables
@@ -238,7 +206,7 @@ def _train(cfg: TrialConfig, context: SweepContext,
             results.write_rows(context.sweep_uri, "epochs", cfg.trial_id, epochs, filesystem)
         send(_metrics(row, context.metrics), checkpoint_dir)
 
-    record = trial.train_and_measure(cfg, report=report, resume_from=resume_from)
+    record = train_and_measure(cfg, report=report, resume_from=resume_from)
     if write:
         results.write_trial(context.sweep_uri, record.tables(), sweep=context.sweep,
                             filesystem=filesystem)
@@ -322,7 +290,7 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _tuner(space: spaces.Space, context: SweepContext, points: List[Dict[str, Any]],
+def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
            resume: bool, quiet: Optional[bool]) -> tune.Tuner:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's console tables off (verbose=0)
     # A trial resumed from a checkpoint reports its epoch again; Optuna keeps the first value.

@@ -13,13 +13,14 @@ import os
 import socket
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import pyarrow.fs as pafs
 import ray
 
-if TYPE_CHECKING:
-    from korth_bench.sweep import SweepContext
+from korth_bench.sweep import ray_compat
+from korth_bench.sweep.context import SweepContext
+
 
 CONNECT_TIMEOUT_S = 5.0
 # Storage settings handed to a cluster's trials. Credentials are not among them: Ray logs a
@@ -38,8 +39,8 @@ def ray_session(address: Optional[str], context: SweepContext) -> Iterator[None]
     """Connect to Ray for one sweep; a Ray this process already started (tests) is reused."""
     if address:
         _check_reachable(address)
-    _keep_credentials_out_of_runtime_envs()
-    _tolerate_already_deleted_checkpoints()
+    ray_compat.drop_propagated_env(CREDENTIAL_ENV)  # the trials read them from their node instead
+    ray_compat.tolerate_missing_checkpoint_deletes()  # saved state can lag the storage by one
     if ray.is_initialized():
         check_storage(context)
         yield
@@ -58,33 +59,6 @@ def ray_session(address: Optional[str], context: SweepContext) -> Iterator[None]
         yield
     finally:
         ray.shutdown()
-
-
-def _keep_credentials_out_of_runtime_envs() -> None:
-    """Tune copies the driver's AWS credential variables into each trainable's runtime
-    environment, which Ray's runtime-env agent writes to its log in clear text. The trials get
-    them from their node's environment instead (a local Ray's workers inherit this process's)."""
-    from ray.tune.execution import class_cache
-
-    class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - set(CREDENTIAL_ENV)
-
-
-def _tolerate_already_deleted_checkpoints() -> None:
-    """Tune's saved experiment state can lag the storage by a checkpoint. After ``--resume`` it
-    may evict (``checkpoint.keep``) a checkpoint that was already deleted before the driver died,
-    and Ray then fails the trial on the missing path; a checkpoint that is gone needs no deleting."""
-    from ray.train._internal import checkpoint_manager
-
-    delete = checkpoint_manager._delete_fs_path
-    if getattr(delete, "tolerates_missing", False):
-        return
-
-    def delete_if_present(fs: pafs.FileSystem, fs_path: str) -> None:
-        if fs.get_file_info(fs_path).type != pafs.FileType.NotFound:
-            delete(fs=fs, fs_path=fs_path)
-
-    delete_if_present.tolerates_missing = True
-    checkpoint_manager._delete_fs_path = delete_if_present
 
 
 def _connect(address: str, **options: Any) -> None:
@@ -123,10 +97,8 @@ def _check_reachable(address: str) -> None:
     would retry for minutes)."""
     target = address.split("://", 1)[-1]
     if address == "auto":  # the cluster `ray start` last recorded on this machine (or RAY_ADDRESS)
-        from ray._private.services import canonicalize_bootstrap_address_or_die
-
         try:
-            target = canonicalize_bootstrap_address_or_die("auto")
+            target = ray_compat.resolve_auto_address()
         except ConnectionError as err:
             raise ValueError(f"--address auto: {err}") from None
     host, _, port = target.rpartition(":")

@@ -15,8 +15,8 @@ Small-sample rules, because sweeps run 3-5 seeds per configuration:
 Every function takes its random state explicitly (`rng`, a numpy Generator) and returns numbers;
 nothing here formats, reads files, or imports ray or torch.
 
-The array statistics live in `korth_bench.stats` and the entry tables (status grid, entry
-selection, per-entry scores) in `korth_bench.entries`; both are re-exported here.
+The array statistics live in `korth_bench.analysis.stats` and the entry tables (status grid,
+entry selection, per-entry scores) in `korth_bench.analysis.entries`; this module holds the claims.
 """
 from __future__ import annotations
 
@@ -27,14 +27,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import pandas as pd
 
-# Re-exported, so that `korth_bench.analysis` stays the one import of report.py and the tests.
-from korth_bench.entries import (
-    CELL, FAMILY, SETTING_COLUMNS, STATUSES, entry_provenance, entry_runs, entry_scores, hardware,
-    higher_is_better, metric_columns, select_entries, setting_labels, status_grid)
-from korth_bench.stats import (
+from korth_bench.analysis.entries import (
+    CELL, FAMILY, SETTING_COLUMNS, entry_provenance, entry_runs, entry_scores, hardware,
+    metric_columns, select_entries, status_grid)
+from korth_bench.analysis.stats import (
     compare_runs, correlation_interval, holm_adjust, minimum_detectable_slope, ols_slope,
-    permutation_p_value, pooled_within_sd, sign_flip_p_value, slope_bootstrap_ci,
-    slope_permutation_p, slope_power, t_interval, welch_interval)
+    pooled_within_sd, slope_bootstrap_ci, slope_permutation_p, t_interval)
 
 BASELINE = "none"
 ORTHO_MEASURES = ("gram_residual_fro", "diag_deviation", "cos_mean", "cos_max")

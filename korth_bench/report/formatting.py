@@ -1,6 +1,6 @@
 """Numbers and names as report text: metric names and units, levels, gains, p-values, cells.
 
-Shared by `korth_bench.report` (tables, Markdown, HTML, JSON) and `korth_bench.plots` (titles),
+Shared by `korth_bench.report.documents` (tables, Markdown, HTML, JSON) and `korth_bench.report.plots` (titles),
 so that a number prints the same way in every file of the report; missing values print "n/a".
 """
 from __future__ import annotations

@@ -9,10 +9,10 @@ import functools
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from korth_bench.config import TrialConfig
-from korth_bench.space_sections import Resources, _show
+from korth_bench.spaces.sections import Resources, show_point
 
 if TYPE_CHECKING:
-    from korth_bench.spaces import Space
+    from korth_bench.spaces.space import Space
 
 # Nominal sustained throughputs for the cost estimate (rough: small CIFAR convolutions in fp32/TF32
 # reach a fraction of a device's peak). The estimate is for planning, never a measurement.
@@ -113,9 +113,9 @@ def dry_run_text(space: Space) -> str:
                      f"nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, {CPU_CORE_FLOPS / 1e9:g} GFLOP/s "
                      "per CPU; rough)")
     else:
-        lines.append(f"fixed: {_show(space.base)}")
+        lines.append(f"fixed: {show_point(space.base)}")
         for regularizer, values in space.optuna.describe().items():
-            lines.append(f"  {regularizer}: {_show(values) or '(no sampled keys)'}")
+            lines.append(f"  {regularizer}: {show_point(values) or '(no sampled keys)'}")
         checked = space.optuna.check(space.base)
         hours = max(device_hours(trial_flops(cfg), space.resources) * scale for cfg in checked)
         lines.append(f"resources per trial: {label}")
