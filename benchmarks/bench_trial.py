@@ -25,7 +25,7 @@ Prints tables; ``main()`` returns the rows for ``benchmarks/run_all.py``. Never 
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -37,11 +37,10 @@ import torch.nn.functional as F
 from korth_bench import data, models
 from korth_bench.trial import robustness
 from korth_bench.config import TrialConfig
-from korth_bench.trial.loop import (eval_batch_size, evaluate, make_classifier, measure_model,
-                               train_and_measure)
+from korth_bench.trial.loop import (Execution, eval_batch_size, evaluate, make_classifier,
+                                    measure_model, train_and_measure)
 
-CIFAR = Path(os.environ.get("KORTH_CIFAR10_PARQUET", Path(__file__).resolve().parents[2]
-                            / "shared/data/cifar10-jpeg.parquet"))
+CIFAR = Path(data.cifar10_parquet())
 MODELS = {"resnet20": ("resnet", 20, 1), "resnet56": ("resnet", 56, 1), "wrn16-4": ("wrn", 16, 4),
           "wrn28-10": ("wrn", 28, 10)}
 CPU_EPOCH_IMAGES = {"resnet20": 2560, "resnet56": 1280, "wrn16-4": 1280, "wrn28-10": 256}
@@ -90,8 +89,7 @@ def loop_rows(args) -> List[Dict]:
         keys = {"model": family, "depth": depth, "width": width, "batch_size": args.batch_size,
                 "epochs": 2, "lr": 0.05, "device": args.device, "robustness": False,
                 "probe_size": 8, **data_keys(size, 256)}
-        splits = data.load(keys["dataset"], device=device, seed=0, train_size=size,
-                           test_size=256, data_path=keys.get("data_path"))
+        splits = data.load(keys["dataset"], data.SourceOptions(seed=0, train_size=size, test_size=256, data_path=keys.get("data_path")), device)
         runs = {"plain": lambda: plain_loop(family, depth, width, splits, args.batch_size, device)[0]}
         for variant, augment in (("trial", False), ("trial+aug", True)):
             runs[variant] = (lambda augment=augment: train_and_measure(
@@ -121,32 +119,29 @@ def evaluation_rows(args, loops: List[Dict], epochs: int = 30) -> List[Dict]:
     name = loops[0]["model"]
     family, depth, width = MODELS[name]
     device = torch.device(args.device)
-    cfg = TrialConfig()
+    cfg = TrialConfig.from_dict({})
     keys = data_keys(0, 0)
-    full = data.load(keys["dataset"], device=device, seed=0, data_path=keys.get("data_path"))
-    short = data.load(keys["dataset"], device=device, seed=0, train_size=args.eval_train_size,
-                      test_size=256, data_path=keys.get("data_path"))
+    full = data.load(keys["dataset"], data.SourceOptions(seed=0, data_path=keys.get("data_path")), device)
+    short = data.load(keys["dataset"], data.SourceOptions(seed=0, train_size=args.eval_train_size, test_size=256, data_path=keys.get("data_path")), device)
     _, model = plain_loop(family, depth, width, short, args.batch_size, device, args.eval_train_epochs)
     model.eval()
     subset = robustness.fixed_subset(len(full.test_y), cfg.robustness_test_size, cfg.robustness_seed)
     test_x, test_y = full.test_x[subset], full.test_y[subset]
     probe = data.normalize(test_x[: cfg.probe_size], full.mean, full.std)
-    classify = make_classifier(model, full.mean, full.std, device,
-                               lambda: torch.autocast(device.type, enabled=False))
+    execution = Execution(device)  # fp32, channels_last: as the trial evaluates by default
+    classify = make_classifier(model, full.mean, full.std, execution)
 
     def robustness_pass(batch, corruptions, attacks):
-        return lambda: robustness.evaluate_robustness(
-            classify, test_x, test_y, corruptions=corruptions, severities=cfg.robustness_severities,
-            attacks=attacks, eps_255=cfg.robustness_pgd_eps, pgd_steps=cfg.robustness_pgd_steps,
-            pgd_step_ratio=cfg.robustness_pgd_step_ratio, seed=cfg.robustness_seed, batch_size=batch)
+        options = dataclasses.replace(cfg.robustness_options(), corruptions=tuple(corruptions),
+                                      attacks=tuple(attacks))
+        return lambda: robustness.evaluate_robustness(classify, test_x, test_y, options, batch)
 
     batches = {"auto": eval_batch_size(0, device), "1000": 1000}
     seconds = {"training": {b: epochs * len(full.train_y) / loops[0]["trial_images_per_s"]
                             for b in batches}}
     for label, batch in batches.items():
         seconds.setdefault("test evaluation, every epoch", {})[label] = epochs * timed(
-            lambda: evaluate(model, full.test_x, full.test_y, full.mean, full.std, batch,
-                             lambda: torch.autocast(device.type, enabled=False), torch.channels_last))
+            lambda: evaluate(model, full.test_x, full.test_y, full.mean, full.std, batch, execution))
         seconds.setdefault("final layer measures", {})[label] = timed(
             lambda: measure_model(model, probe, "bench", 0))
         clean = timed(robustness_pass(batch, [], []))

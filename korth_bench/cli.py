@@ -1,6 +1,7 @@
 """The ``korth-bench`` command: list, train, run, report, data pack, selfcheck.
 
-Bad input ends with one line naming the field, the value and what is allowed, and exit code 2.
+Bad input (a ``ConfigError``) ends with one line naming the field, the value and what is allowed,
+and exit code 2; any other exception is a bug and keeps its traceback (exit 1).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 import yaml
+from korth_bench.errors import ConfigError
 
 EXIT_BAD_INPUT = 2
 
@@ -22,23 +24,23 @@ def parse_assignments(assignments: List[str]) -> Dict[str, Any]:
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {item!r}")
         values[key.strip()] = value
     return values
 
 
 def load_yaml_mapping(path: str) -> Dict[str, Any]:
     if not os.path.exists(path):
-        raise ValueError(f"config file {path!r} does not exist")
+        raise ConfigError(f"config file {path!r} does not exist")
     try:
         with open(path) as handle:
             loaded = yaml.safe_load(handle)
     except yaml.YAMLError as err:
-        raise ValueError(f"config file {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise ConfigError(f"config file {path!r} is not valid YAML: {str(err).splitlines()[0]}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ValueError(f"config file {path!r} must hold a mapping of trial keys")
+        raise ConfigError(f"config file {path!r} must hold a mapping of trial keys")
     return loaded
 
 
@@ -80,7 +82,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench import results
     from korth_bench.config import TrialConfig
-    from korth_bench.trial.loop import CHECKPOINT_FILE, train_and_measure
+    from korth_bench.trial.checkpoint import CHECKPOINT_FILE
+    from korth_bench.trial.loop import train_and_measure
 
     values = load_yaml_mapping(args.config) if args.config else {}
     cfg = TrialConfig.from_dict({**values, **parse_assignments(args.set)})
@@ -111,12 +114,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary: Dict[str, Any]) -> None:
-    keys = ("status", "error", "test_acc", "val_acc", "best_test_acc", "accuracy_auc",
-            "epochs_to_90pct_best", "clean_acc", "corruption_acc_mean", "fgsm_acc_2_255",
-            "pgd_acc_2_255", "pgd_acc_8_255", "ortho_gram_residual_mean", "ortho_cos_max",
-            "fm_sim_mean", "num_params", "train_time_s", "wall_time_s", "device")
-    width = max(map(len, keys))
-    for key in keys:
+    from korth_bench.trial.summary import HEADLINE
+
+    width = max(map(len, HEADLINE))
+    for key in HEADLINE:
         value = summary.get(key)
         if value is None and key == "error":
             continue
@@ -137,7 +138,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     for directory in args.results_dirs:
         if not os.path.isdir(directory) and "://" not in directory:
-            raise ValueError(f"results directory {directory!r} does not exist")
+            raise ConfigError(f"results directory {directory!r} does not exist")
     out = args.out or os.path.join(args.results_dirs[0], "report")
     # Flags not given are left out, so analysis.analyze's defaults stay the only defaults.
     options = {"selection": args.selection, "alpha": args.alpha,
@@ -155,8 +156,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_data_pack(args: argparse.Namespace) -> int:
     from korth_bench import data
 
-    path = data.pack(args.source, args.out)
-    print(f"packed {args.source} -> {path}")
+    packed = data.pack(args.source, args.out)
+    print(f"packed {args.source} -> {packed['path']} ({packed['train_images']} training and "
+          f"{packed['test_images']} test images, {len(packed['classes'])} classes)")
     return 0
 
 
@@ -238,7 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # ConfigError included: one line, exit 2, nothing written
+    except ConfigError as err:  # bad input: one line, exit 2; anything else keeps its traceback
         print(f"korth-bench: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -2,8 +2,11 @@
 
 YAML files, ``--set key=value`` and Ray's ``param_space`` all go through ``TrialConfig.from_dict``,
 which coerces strings, checks every field and refuses unknown keys (with a close-match suggestion),
-so a typo fails at once instead of becoming a silently new setting. ``to_row()`` flattens a config
-back for the ``trials`` table; ``trial_id`` is a stable hash of the resolved configuration.
+so a typo fails at once instead of becoming a silently new setting. The checks of each part belong
+to that part (``models.check``, ``data.check``, ``regularizers.check``, ``robustness.check``): the
+config only delegates, so a mistake reads the same from ``--set``, YAML and Python. ``to_dict()``
+flattens a config back for the ``trials`` table; ``trial_id`` is a stable hash of the resolved
+configuration.
 """
 from __future__ import annotations
 
@@ -14,18 +17,12 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "contrast",
-               "brightness", "jpeg", "pixelate")
-ATTACKS = ("fgsm", "pgd")
-
-
-class ConfigError(ValueError):
-    """A configuration value that is not allowed; the message names field, value and choices."""
+from korth_bench.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -89,9 +86,9 @@ class TrialConfig:
     robustness: bool = True
     robustness_test_size: int = 1000
     robustness_seed: int = 0
-    robustness_corruptions: Tuple[str, ...] = CORRUPTIONS
+    robustness_corruptions: Optional[Tuple[str, ...]] = None  # None = every corruption (trial.robustness.CORRUPTIONS)
     robustness_severities: Tuple[int, ...] = (1, 2, 3, 4, 5)
-    robustness_attacks: Tuple[str, ...] = ATTACKS
+    robustness_attacks: Optional[Tuple[str, ...]] = None      # None = fgsm and pgd (trial.robustness.ATTACKS)
     robustness_pgd_eps: Tuple[int, ...] = (1, 2, 8)  # attack radii in units of 1/255
     robustness_pgd_steps: int = 10
     robustness_pgd_step_ratio: float = 0.25          # PGD step size as a fraction of eps
@@ -119,11 +116,8 @@ class TrialConfig:
 
     # ------------------------------------------------------------------ export
     def to_dict(self) -> Dict[str, Any]:
+        """The flat config columns of the ``trials`` table (tuples become lists)."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
-
-    def to_row(self) -> Dict[str, Any]:
-        """The flat config columns of the ``trials`` table (lists stay lists)."""
-        return self.to_dict()
 
     @property
     def config_hash(self) -> str:
@@ -152,6 +146,26 @@ class TrialConfig:
             params["seed"] = self.seed
         return params
 
+    def data_options(self):
+        """The ``data.SourceOptions`` of this trial (what ``data.load`` and ``data.check`` take)."""
+        from korth_bench.data import SourceOptions
+
+        return SourceOptions(seed=self.seed, train_size=self.train_size, val_size=self.val_size,
+                             test_size=self.test_size, data_path=self.data_path,
+                             data_root=self.data_root, download=self.download,
+                             num_classes=self.num_classes, image_size=self.image_size)
+
+    def robustness_options(self):
+        """The ``trial.robustness.RobustnessOptions`` of this trial (the ``robustness_*`` keys)."""
+        from korth_bench.trial.robustness import RobustnessOptions
+
+        return RobustnessOptions(corruptions=self.robustness_corruptions,
+                                 severities=self.robustness_severities,
+                                 attacks=self.robustness_attacks, pgd_eps=self.robustness_pgd_eps,
+                                 pgd_steps=self.robustness_pgd_steps,
+                                 pgd_step_ratio=self.robustness_pgd_step_ratio,
+                                 seed=self.robustness_seed)
+
     def replace(self, **changes: Any) -> "TrialConfig":
         return TrialConfig.from_dict({**self.to_dict(), **changes})
 
@@ -164,7 +178,7 @@ REGULARIZER_PARAM_KEYS = ("relaxation", "power_iterations", "squared", "pairs", 
 # ---------------------------------------------------------------------- coercion
 def _coerce(key: str, value: Any, spec: dataclasses.Field) -> Any:
     """Turn ``value`` into the field's type; strings (from ``--set``) are parsed as YAML literals."""
-    kind = _field_kind(spec)
+    kind = field_kind(spec)
     if value is None:
         if kind.optional:
             return None
@@ -204,19 +218,22 @@ def _scalar(key: str, value: Any, base: type) -> Any:
     return value
 
 
-@dataclass
-class _Kind:
+@dataclass(frozen=True)
+class FieldKind:
+    """What a ``TrialConfig`` field holds: a scalar type, maybe None, maybe a tuple of it."""
     base: type
     optional: bool = False
     is_tuple: bool = False
 
 
-def _field_kind(spec: dataclasses.Field) -> _Kind:
+def field_kind(spec: dataclasses.Field) -> FieldKind:
+    """The kind of a field, read from its annotation (``Optional[Tuple[str, ...]]`` and so on);
+    the config coerces values by it and the ``trials`` schema types its column by it."""
     text = str(spec.type)
     base = re.search(r"\b(bool|int|float|str)\b", text)
     assert base, f"unhandled field type {spec.type} for {spec.name}"
     types = {"bool": bool, "int": int, "float": float, "str": str}
-    return _Kind(types[base.group(1)], text.startswith("Optional["), text.startswith("Tuple["))
+    return FieldKind(types[base.group(1)], text.startswith("Optional["), "Tuple[" in text)
 
 
 # ---------------------------------------------------------------------- validation
@@ -232,33 +249,13 @@ def _at_least(key: str, value: float, low: float, strict: bool = False) -> None:
 
 
 def _resolve(cfg: TrialConfig) -> TrialConfig:
-    """Check every field against the registries and fill in the resolved defaults."""
-    from korth_bench import data, models, regularizers  # registries; imported here to keep config light
+    """Check every field (each part checks its own) and fill in the resolved defaults."""
+    from korth_bench import data, models, regularizers  # imported here to keep config light
+    from korth_bench.trial import robustness, schedules
 
     changes: Dict[str, Any] = {}
-    _choice("model", cfg.model, models.names())
-    valid = models.valid_depths(cfg.model, upto=max(cfg.depth, 200))
-    if cfg.depth not in valid:
-        nearest = sorted(valid, key=lambda d: (abs(d - cfg.depth), d))[:2]
-        raise ConfigError(f"depth={cfg.depth} is not valid for model {cfg.model!r} "
-                          f"(valid: {', '.join(map(str, valid[:6]))}, ...); nearest: "
-                          f"{' or '.join(map(str, sorted(nearest)))}")
-    _at_least("width", cfg.width, 1)
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ConfigError(f"dropout={cfg.dropout!r} must be in [0, 1)")
-    if cfg.shortcut is not None:
-        _choice("shortcut", cfg.shortcut, ("A", "B"))
-
-    _choice("dataset", cfg.dataset, data.names())
-    if cfg.dataset == "packed" and not cfg.data_path:
-        raise ConfigError("dataset=packed needs data_path (a packed Parquet file, local path or URI)")
-    if cfg.num_classes is not None:
-        if cfg.dataset != "synthetic":
-            raise ConfigError(f"num_classes applies only to dataset=synthetic, got dataset={cfg.dataset!r}")
-        _at_least("num_classes", cfg.num_classes, 2)
-    for key in ("train_size", "val_size", "test_size"):
-        _at_least(key, getattr(cfg, key), 0)
-    _at_least("image_size", cfg.image_size, 8)
+    models.check(cfg.model, cfg.depth, cfg.width, dropout=cfg.dropout, shortcut=cfg.shortcut)
+    data.check(cfg.dataset, cfg.data_options())
 
     _at_least("epochs", cfg.epochs, 1)
     _at_least("batch_size", cfg.batch_size, 1)
@@ -268,7 +265,7 @@ def _resolve(cfg: TrialConfig) -> TrialConfig:
     if cfg.nesterov and cfg.momentum == 0:
         raise ConfigError("nesterov=true needs momentum > 0")
     _at_least("weight_decay", cfg.weight_decay, 0.0)
-    _choice("lr_schedule", cfg.lr_schedule, ("cosine", "multistep"))
+    _choice("lr_schedule", cfg.lr_schedule, schedules.LR_SCHEDULES)
     if cfg.lr_schedule == "multistep" and not cfg.lr_milestones:
         changes["lr_milestones"] = (round(0.5 * cfg.epochs), round(0.75 * cfg.epochs))
     if list(cfg.lr_milestones) != sorted(set(cfg.lr_milestones)) or any(m < 0 for m in cfg.lr_milestones):
@@ -276,31 +273,14 @@ def _resolve(cfg: TrialConfig) -> TrialConfig:
     _at_least("lr_gamma", cfg.lr_gamma, 0.0, strict=True)
     _at_least("warmup_epochs", cfg.warmup_epochs, 0)
 
-    _choice("regularizer", cfg.regularizer, regularizers.names())
     _at_least("coefficient", cfg.coefficient, 0.0)
     if cfg.regularizer == "none":
         changes["coefficient"] = 0.0
-    _choice("coefficient_schedule", cfg.coefficient_schedule, ("constant", "step"))
-    _choice("penalty_reduction", cfg.penalty_reduction, ("sum", "mean"))
-    accepted = regularizers.describe().get(cfg.regularizer, {})
-    for key in REGULARIZER_PARAM_KEYS:
-        value = getattr(cfg, key)
-        if key not in accepted:
-            if value is not None:
-                takers = sorted(n for n, p in regularizers.describe().items() if key in p)
-                raise ConfigError(f"{key}={value!r} does not apply to regularizer {cfg.regularizer!r} "
-                                  f"(it applies to: {', '.join(takers) or 'none'})")
-        elif value is None:
-            if accepted[key] is None:
-                raise ConfigError(f"regularizer {cfg.regularizer!r} needs {key}")
-            changes[key] = accepted[key]
-    if cfg.relaxation is not None and not 0.0 <= cfg.relaxation < 1.0:
-        raise ConfigError(f"relaxation={cfg.relaxation!r} must be in [0, 1)")
-    merged = dataclasses.replace(cfg, **changes)
-    try:  # the regularizer's own checks (ranges, choices) with the exact message it gives
-        regularizers.get(merged.regularizer, **merged.regularizer_params())
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    _choice("coefficient_schedule", cfg.coefficient_schedule, schedules.COEFFICIENT_SCHEDULES)
+    _choice("penalty_reduction", cfg.penalty_reduction, regularizers.REDUCTIONS)
+    changes.update(regularizers.check(cfg.regularizer,
+                                      {key: getattr(cfg, key) for key in REGULARIZER_PARAM_KEYS},
+                                      include_linear=cfg.regularize_linear))
 
     _choice("init", cfg.init, ("default", "orthogonal", "cs_iterative"))
     _at_least("init_steps", cfg.init_steps, 0)
@@ -309,22 +289,17 @@ def _resolve(cfg: TrialConfig) -> TrialConfig:
     _at_least("init_lr", cfg.init_lr, 0.0, strict=True)
     _choice("device", cfg.device, ("auto", "cpu", "cuda"))
     _choice("precision", cfg.precision, ("fp32", "bf16"))
-    for key in ("threads", "measure_every", "checkpoint_every", "seed", "robustness_seed",
-                "eval_batch_size"):
+    for key in ("threads", "measure_every", "checkpoint_every", "seed", "eval_batch_size"):
         _at_least(key, getattr(cfg, key), 0)
-    for key in ("probe_size", "robustness_test_size", "robustness_pgd_steps"):
+    for key in ("probe_size", "robustness_test_size"):
         _at_least(key, getattr(cfg, key), 1)
     for t in cfg.convergence_thresholds:
         if not 0.0 < t <= 1.0:
             raise ConfigError(f"convergence_thresholds entry {t!r} must be in (0, 1]")
-    for name in cfg.robustness_corruptions:
-        _choice("robustness_corruptions", name, CORRUPTIONS)
-    for severity in cfg.robustness_severities:
-        _choice("robustness_severities", severity, range(1, 6))
-    for name in cfg.robustness_attacks:
-        _choice("robustness_attacks", name, ATTACKS)
-    for eps in cfg.robustness_pgd_eps:
-        _at_least("robustness_pgd_eps", eps, 1)
-    if not 0.0 < cfg.robustness_pgd_step_ratio <= 1.0:
-        raise ConfigError(f"robustness_pgd_step_ratio={cfg.robustness_pgd_step_ratio!r} must be in (0, 1]")
+    if cfg.robustness_corruptions is None:
+        changes["robustness_corruptions"] = robustness.CORRUPTIONS
+    if cfg.robustness_attacks is None:
+        changes["robustness_attacks"] = robustness.ATTACKS
+    merged = dataclasses.replace(cfg, **changes)
+    robustness.check(merged.robustness_options())
     return merged

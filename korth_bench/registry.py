@@ -6,6 +6,7 @@ name, ``get(name)`` refuses an unknown one with the sorted list of choices, ``na
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
+from korth_bench.errors import ConfigError
 
 
 class Registry:
@@ -31,7 +32,7 @@ class Registry:
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise ValueError(
+            raise ConfigError(
                 f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}"
             ) from None
 

@@ -32,7 +32,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from korth_bench.config import TrialConfig
+from korth_bench.config import TrialConfig, field_kind
+from korth_bench.errors import ConfigError
 
 SCHEMA_VERSION = "1"
 METADATA_KEY = b"korth_bench.schema_version"
@@ -83,10 +84,9 @@ _PER_CONFIG = re.compile(r"^(epochs_to_acc_\d+|(fgsm|pgd)_acc_\d+_255)$")
 
 # ---------------------------------------------------------------------- schema
 def _config_type(spec: dataclasses.Field) -> pa.DataType:
-    text = str(spec.type)
-    base = {"bool": BOOL, "int": I64, "float": F64, "str": STR}[
-        re.search(r"\b(bool|int|float|str)\b", text).group(1)]
-    return pa.list_(base) if text.startswith("Tuple[") else base
+    kind = field_kind(spec)
+    base = {bool: BOOL, int: I64, float: F64, str: STR}[kind.base]
+    return pa.list_(base) if kind.is_tuple else base
 
 
 def per_config_columns(config_row: Mapping[str, Any]) -> List[str]:
@@ -116,7 +116,7 @@ def columns(table: str, config_row: Mapping[str, Any] = {}) -> Dict[str, pa.Data
     try:
         return {"epochs": _EPOCHS, "layers": _LAYERS, "robustness": _ROBUSTNESS}[table]
     except KeyError:
-        raise ValueError(f"unknown table {table!r}; choose from: {', '.join(TABLES)}") from None
+        raise ConfigError(f"unknown table {table!r}; choose from: {', '.join(TABLES)}") from None
 
 
 def to_arrow(table: str, rows: Sequence[Mapping[str, Any]],
@@ -134,7 +134,7 @@ def to_arrow(table: str, rows: Sequence[Mapping[str, Any]],
 
 
 def _array(values: List[Any], kind: Optional[pa.DataType], table: str, name: str) -> pa.Array:
-    values = [_plain(v) for v in values]
+    values = [plain(v) for v in values]
     try:
         if kind is None:  # a column beyond the canonical ones: infer, all-null as float64
             array = pa.array(values)
@@ -144,10 +144,11 @@ def _array(values: List[Any], kind: Optional[pa.DataType], table: str, name: str
         raise ValueError(f"{table}.{name}: cannot store {values[:3]!r} as {kind}: {err}") from None
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars and tuples -> Python values that pyarrow converts without surprises."""
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+def plain(value: Any) -> Any:
+    """numpy scalars and arrays, tuples -> plain Python values (sequences as lists, element-wise),
+    which pyarrow and ``json`` convert without surprises."""
+    if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
+        return [plain(v) for v in value]
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         return value.item()
     return value
@@ -179,7 +180,7 @@ def resolve(uri: str, endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, 
     try:
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, ValueError) as err:
-        raise ValueError(f"storage {uri!r} is not a path or a URI pyarrow can open: {err}") from None
+        raise ConfigError(f"storage {uri!r} is not a path or a URI pyarrow can open: {err}") from None
 
 
 def _filesystem(uri: str, filesystem: Optional[pafs.FileSystem]) -> Tuple[pafs.FileSystem, str]:
@@ -304,12 +305,12 @@ def _read_file(fs: pafs.FileSystem, path: str) -> pa.Table:
             break
         except pa.ArrowInvalid as err:
             if attempt == READ_ATTEMPTS - 1:
-                raise ValueError(f"{path}: not a complete Parquet file after {READ_ATTEMPTS} "
+                raise ConfigError(f"{path}: not a complete Parquet file after {READ_ATTEMPTS} "
                                  f"reads ({err})") from None
             time.sleep(0.1 * 2 ** attempt)
     version = (data.schema.metadata or {}).get(METADATA_KEY, b"").decode()
     if version != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema version {version or 'missing'!r}; this korth-bench reads "
+        raise ConfigError(f"{path}: schema version {version or 'missing'!r}; this korth-bench reads "
                          f"version {SCHEMA_VERSION!r}")
     return data
 

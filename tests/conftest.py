@@ -14,6 +14,14 @@ import pyarrow.fs as fs
 import pytest
 import yaml
 
+from korth_bench.data.packed import cifar10_parquet
+
+# The real CIFAR-10 file, found by the one rule (KORTH_CIFAR10_PARQUET, else data/ of the checkout;
+# `make test` points the variable at the shared copy when there is one).
+CIFAR = Path(cifar10_parquet()).resolve()
+needs_cifar = pytest.mark.skipif(not CIFAR.exists(), reason=f"real CIFAR-10 file not found at {CIFAR} "
+                                 "(set KORTH_CIFAR10_PARQUET)")
+
 # Logical resources of the shared Ray: more CPUs than the machine's cores (trials hold fractions,
 # data-parallel workers one CPU each plus their launcher's share) and one logical GPU, so that
 # fractional-GPU packing is scheduled (trials still compute on the CPU).

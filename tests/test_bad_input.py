@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from korth_bench import cli
 from korth_bench.spaces import space as spaces
-from korth_bench.config import ConfigError
+from korth_bench.errors import ConfigError
 from conftest import make_space
 
 
@@ -43,8 +43,8 @@ SPACE_CASES = {
     "unknown section": ({"grdi": {"seed": [0]}}, ["unknown section 'grdi'", "grid", "sections:"]),
     "unknown trial key": ({"training": {"dpeth": 8}}, ["'dpeth'", "allowed:", "depth, width"]),
     "unknown regularizer": ({"regularizers": {"sro": {}}}, ["'sro'", "choose from", "so"]),
-    "unknown model": ({"training": {"model": "resnt"}}, ["model='resnt'", "choose from", "resnet"]),
-    "unknown dataset": ({"data": {"dataset": "cifar11"}}, ["dataset='cifar11'", "cifar10"]),
+    "unknown model": ({"training": {"model": "resnt"}}, ["model family 'resnt'", "choose from", "resnet"]),
+    "unknown dataset": ({"data": {"dataset": "cifar11"}}, ["dataset 'cifar11'", "cifar10"]),
     "invalid depth": ({"training": {"depth": 9}}, ["depth=9", "resnet", "8"]),
     "negative coefficient": ({"grid": {"coefficient": [-0.001]}, "regularizers": ["so"]},
                              ["coefficient=-0.001", ">= 0"]),

@@ -1,7 +1,8 @@
 """TrialConfig: coercion of --set strings, validation messages, stable trial ids."""
 import pytest
 
-from korth_bench.config import ConfigError, TrialConfig
+from korth_bench.config import TrialConfig
+from korth_bench.errors import ConfigError
 
 
 def test_strings_are_coerced_to_field_types():
@@ -18,9 +19,9 @@ def test_unknown_key_suggests_close_match():
 
 
 @pytest.mark.parametrize("values, pattern", [
-    ({"model": "vgg"}, r"model='vgg'.*choose from: .*resnet"),
+    ({"model": "vgg"}, r"unknown model family 'vgg'; choose from: .*resnet"),
     ({"depth": 21}, r"depth=21 .*nearest: 20 or 26"),
-    ({"regularizer": "sro"}, r"regularizer='sro' is not allowed; choose from: .*so"),
+    ({"regularizer": "sro"}, r"unknown regularizer 'sro'; choose from: .*so"),
     ({"regularizer": "so", "coefficient": -1}, r"coefficient=-1.0 must be >= 0"),
     ({"coefficient": "abc"}, r"coefficient must be a number"),
     ({"regularizer": "dn_relaxed", "relaxation": 1.0, "coefficient": 0.1}, r"relaxation"),
@@ -52,5 +53,5 @@ def test_none_ignores_coefficient_and_regularizer_defaults_are_resolved():
 
 def test_row_round_trip():
     cfg = TrialConfig.from_dict({"regularizer": "dn_relaxed", "relaxation": 0.3, "coefficient": 1e-3})
-    again = TrialConfig.from_dict(cfg.to_row())
+    again = TrialConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.trial_id == cfg.trial_id

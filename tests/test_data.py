@@ -14,11 +14,11 @@ from korth_bench import data
 from korth_bench.data._api import channel_stats
 from korth_bench.data.augment import random_crop_flip
 from korth_bench.data.splits import class_quotas, split_train_val, subset_test
+from conftest import CIFAR, needs_cifar
 
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they still work.
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
 
-CIFAR10_JPEG = Path("/work/shared/data/cifar10-jpeg.parquet")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -31,9 +31,9 @@ def cache(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------- synthetic
 def test_synthetic_is_deterministic_per_seed():
-    first = data.load("synthetic", device="cpu", seed=3, train_size=200, val_size=50, test_size=100)
-    again = data.load("synthetic", device="cpu", seed=3, train_size=200, val_size=50, test_size=100)
-    other = data.load("synthetic", device="cpu", seed=4, train_size=200, val_size=50, test_size=100)
+    first = data.load("synthetic", data.SourceOptions(seed=3, train_size=200, val_size=50, test_size=100), "cpu")
+    again = data.load("synthetic", data.SourceOptions(seed=3, train_size=200, val_size=50, test_size=100), "cpu")
+    other = data.load("synthetic", data.SourceOptions(seed=4, train_size=200, val_size=50, test_size=100), "cpu")
     for split in ("train", "val", "test"):
         assert torch.equal(getattr(first, f"{split}_x"), getattr(again, f"{split}_x"))
         assert torch.equal(getattr(first, f"{split}_y"), getattr(again, f"{split}_y"))
@@ -42,12 +42,11 @@ def test_synthetic_is_deterministic_per_seed():
 
 
 def test_synthetic_shapes_defaults_and_options():
-    splits = data.load("synthetic", device="cpu", seed=0)
+    splits = data.load("synthetic", data.SourceOptions(seed=0), "cpu")
     assert splits.train_x.shape == (2000, 3, 32, 32) and splits.train_x.dtype == torch.uint8
     assert splits.train_y.dtype == torch.int64 and splits.test_x.shape[0] == 500
     assert splits.val_x.shape == (0, 3, 32, 32) and splits.num_classes == 10
-    small = data.load("synthetic", device="cpu", seed=0, train_size=60, test_size=30,
-                      num_classes=3, image_size=16)
+    small = data.load("synthetic", data.SourceOptions(seed=0, train_size=60, test_size=30, num_classes=3, image_size=16), "cpu")
     assert small.train_x.shape == (60, 3, 16, 16) and set(small.test_y.tolist()) == {0, 1, 2}
     # Mid-grey images with real contrast: neither saturated nor flat.
     assert all(0.35 < m < 0.65 for m in splits.mean) and all(0.1 < s < 0.3 for s in splits.std)
@@ -75,7 +74,7 @@ def test_stratified_split_counts_and_disjointness():
 
 
 def test_load_holds_validation_out_of_training_images():
-    splits = data.load("synthetic", device="cpu", seed=1, train_size=300, val_size=100, test_size=50)
+    splits = data.load("synthetic", data.SourceOptions(seed=1, train_size=300, val_size=100, test_size=50), "cpu")
     assert torch.bincount(splits.train_y).tolist() == [30] * 10
     assert torch.bincount(splits.val_y).tolist() == [10] * 10
     train_images = {bytes(image.flatten().tolist()) for image in splits.train_x}
@@ -88,10 +87,10 @@ def test_impossible_sizes_are_refused():
         split_train_val(labels, train_size=91, val_size=10, seed=0)
     with pytest.raises(ValueError, match="test_size=101 must be between 0 and the 100"):
         subset_test(labels, test_size=101, seed=0)
-    with pytest.raises(ValueError, match="val_size must be >= 0"):
-        data.load("synthetic", device="cpu", seed=0, val_size=-1)
+    with pytest.raises(ValueError, match="val_size=-1 must be >= 0"):
+        data.load("synthetic", data.SourceOptions(seed=0, val_size=-1), "cpu")
     with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose from: cifar10, cifar100, packed, synthetic"):
-        data.load("mnist", device="cpu", seed=0)
+        data.load("mnist", data.SourceOptions(seed=0), "cpu")
 
 
 def test_channel_stats_are_exact():
@@ -118,7 +117,7 @@ def test_augmentation_is_a_padded_shift_and_optional_flip(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_batches_are_deterministic_and_leave_global_rng_alone(device):
-    splits = data.load("synthetic", device=device, seed=0, train_size=100, test_size=10)
+    splits = data.load("synthetic", data.SourceOptions(seed=0, train_size=100, test_size=10), device)
 
     def epoch(seed):
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -141,7 +140,7 @@ def test_batches_are_deterministic_and_leave_global_rng_alone(device):
 
 
 def test_plain_batches_are_normalized_in_order():
-    splits = data.load("synthetic", device="cpu", seed=0, train_size=50, test_size=10)
+    splits = data.load("synthetic", data.SourceOptions(seed=0, train_size=50, test_size=10), "cpu")
     batches = list(data.batches(splits.test_x, splits.test_y, 4, None, augment=False, shuffle=False,
                                 mean=splits.mean, std=splits.std, drop_last=True))
     assert len(batches) == 2
@@ -155,11 +154,10 @@ def test_plain_batches_are_normalized_in_order():
 
 
 # ---------------------------------------------------------------------------- packed files
-@pytest.mark.skipif(not CIFAR10_JPEG.exists(), reason=f"{CIFAR10_JPEG} not present (shared test data)")
+@needs_cifar
 def test_packed_cifar10_subset():
     # Uses the default cache: the first run decodes the file once (a few seconds), later runs map it.
-    splits = data.load("packed", device="cpu", seed=0, data_path=str(CIFAR10_JPEG),
-                       train_size=1000, val_size=100, test_size=200)
+    splits = data.load("packed", data.SourceOptions(seed=0, data_path=str(CIFAR), train_size=1000, val_size=100, test_size=200), "cpu")
     assert splits.train_x.shape == (1000, 3, 32, 32) and splits.train_x.dtype == torch.uint8
     assert splits.val_x.shape == (100, 3, 32, 32) and splits.test_x.shape == (200, 3, 32, 32)
     assert splits.num_classes == 10 and splits.train_y.dtype == torch.int64
@@ -192,38 +190,38 @@ def test_pack_round_trip(tmp_path, cache):
     assert table.column("index").to_pylist()[:6] == [0, 1, 2, 0, 1, 2]
     assert table.column("jpeg")[1].as_py() == (source / "train/cat/1.jpg").read_bytes(), "JPEGs are copied as stored"
 
-    splits = data.load("packed", device="cpu", seed=0, data_path=str(tmp_path / "out" / "pets.parquet"))
+    splits = data.load("packed", data.SourceOptions(seed=0, data_path=str(tmp_path / "out" / "pets.parquet")), "cpu")
     assert splits.train_x.shape == (6, 3, 16, 16) and splits.test_x.shape == (2, 3, 16, 16)
     assert splits.train_y.tolist() == [0, 0, 0, 1, 1, 1] and splits.test_y.tolist() == [0, 1]
     original = torch.from_numpy(np.frombuffer((source / "train/cat/0.png").read_bytes(), np.uint8).copy())
     difference = (splits.train_x[0].int() - decode_png(original).int()).abs().float().mean()
     assert difference < 3, f"JPEG round trip moved pixels by {difference:.1f} levels on average"
     assert list(cache.glob("packed/*/images.npy")), "the decoded file is cached"
-    again = data.load("packed", device="cpu", seed=0, data_path=str(tmp_path / "out" / "pets.parquet"))
+    again = data.load("packed", data.SourceOptions(seed=0, data_path=str(tmp_path / "out" / "pets.parquet")), "cpu")
     assert torch.equal(again.train_x, splits.train_x)
 
 
 def test_pack_flat_class_folders_are_all_training_images(tmp_path, cache):
     write_image_folder(tmp_path / "flat", {"a": ["png"] * 2, "b": ["png"] * 2})
     data.pack(str(tmp_path / "flat"), str(tmp_path / "flat.parquet"))
-    splits = data.load("packed", device="cpu", seed=0, data_path=str(tmp_path / "flat.parquet"))
+    splits = data.load("packed", data.SourceOptions(seed=0, data_path=str(tmp_path / "flat.parquet")), "cpu")
     assert len(splits.train_y) == 4 and len(splits.test_y) == 0
 
 
 def test_packed_errors_name_the_file(tmp_path, cache):
     missing = tmp_path / "nowhere.parquet"
     with pytest.raises(ValueError, match=f"data_path='{missing}': no such file"):
-        data.load("packed", device="cpu", seed=0, data_path=str(missing))
+        data.load("packed", data.SourceOptions(seed=0, data_path=str(missing)), "cpu")
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"this is not parquet" * 10)
     with pytest.raises(ValueError, match=f"{corrupt}: not a readable Parquet file"):
-        data.load("packed", device="cpu", seed=0, data_path=str(corrupt))
+        data.load("packed", data.SourceOptions(seed=0, data_path=str(corrupt)), "cpu")
     partial = tmp_path / "partial.parquet"
     pq.write_table(pa.table({"split": ["train"], "label": [0]}), partial)
-    with pytest.raises(ValueError, match="missing column.*index, jpeg; a packed file needs columns split, label, index, jpeg"):
-        data.load("packed", device="cpu", seed=0, data_path=str(partial))
+    with pytest.raises(ValueError, match="missing column.*index, jpeg; a packed Parquet file needs columns split, label, index, jpeg"):
+        data.load("packed", data.SourceOptions(seed=0, data_path=str(partial)), "cpu")
     with pytest.raises(ValueError, match="needs data_path"):
-        data.load("packed", device="cpu", seed=0)
+        data.load("packed", data.SourceOptions(seed=0), "cpu")
 
 
 @pytest.fixture
@@ -243,22 +241,22 @@ def fake_cifar10(tmp_path, monkeypatch):
 
 
 def test_cifar_root_loads_and_packs(fake_cifar10, tmp_path, cache):
-    splits = data.load("cifar10", device="cpu", seed=0, data_root=str(fake_cifar10), val_size=10)
+    splits = data.load("cifar10", data.SourceOptions(seed=0, data_root=str(fake_cifar10), val_size=10), "cpu")
     assert splits.train_x.shape == (90, 3, 32, 32) and splits.test_x.shape == (20, 3, 32, 32)
     assert splits.num_classes == 10 and torch.bincount(splits.val_y).tolist() == [1] * 10
-    with pytest.raises(ValueError, match="cifar10 has 10 classes; got num_classes=5"):
-        data.load("cifar10", device="cpu", seed=0, data_root=str(fake_cifar10), num_classes=5)
+    with pytest.raises(ValueError, match="num_classes=5 applies only to dataset=synthetic"):
+        data.load("cifar10", data.SourceOptions(seed=0, data_root=str(fake_cifar10), num_classes=5), "cpu")
     summary = data.pack(str(fake_cifar10), str(tmp_path / "c10.parquet"))
     assert (summary["train_images"], summary["test_images"]) == (100, 20)
     assert summary["classes"] == [f"c{i}" for i in range(10)]
-    packed = data.load("packed", device="cpu", seed=0, data_path=str(tmp_path / "c10.parquet"), val_size=10)
+    packed = data.load("packed", data.SourceOptions(seed=0, data_path=str(tmp_path / "c10.parquet"), val_size=10), "cpu")
     assert torch.equal(packed.train_y, splits.train_y) and torch.equal(packed.test_y, splits.test_y)
     assert packed.train_x.shape == splits.train_x.shape
 
 
 def test_missing_cifar_root_says_where_it_looked(tmp_path):
     with pytest.raises(ValueError, match=f"CIFAR10 not found under data_root='{tmp_path}'.*download=True"):
-        data.load("cifar10", device="cpu", seed=0, data_root=str(tmp_path))
+        data.load("cifar10", data.SourceOptions(seed=0, data_root=str(tmp_path)), "cpu")
 
 
 def test_packed_images_of_different_sizes_are_refused(tmp_path, cache):
@@ -266,4 +264,4 @@ def test_packed_images_of_different_sizes_are_refused(tmp_path, cache):
     mixed = tmp_path / "mixed.parquet"
     pq.write_table(pa.table({"split": ["train", "test"], "label": [0, 1], "index": [0, 0], "jpeg": blobs}), mixed)
     with pytest.raises(ValueError, match=f"{mixed}: images differ in size"):
-        data.load("packed", device="cpu", seed=0, data_path=str(mixed))
+        data.load("packed", data.SourceOptions(seed=0, data_path=str(mixed)), "cpu")

@@ -88,11 +88,11 @@ def test_zero_pad_shortcut_subsamples_and_appends_zero_channels():
 @pytest.mark.parametrize(
     "family,depth,message",
     [
-        ("resnet", 21, "resnet depth must be 6n+2 (8, 14, 20, 26, ...); got 21: nearest 20 or 26"),
-        ("resnet", 4, "got 4: nearest 8"),
-        ("wrn", 27, "wrn depth must be 6n+4 (10, 16, 22, 28, ...); got 27: nearest 22 or 28"),
-        ("plain", 2, "plain depth must be >= 3"),
-        ("resnet", 20.0, "must be an integer"),
+        ("resnet", 21, "resnet depth=21 must be 6n+2 (8, 14, 20, 26, ...); nearest: 20 or 26"),
+        ("resnet", 4, "depth=4 must be 6n+2 (8, 14, 20, 26, ...); nearest: 8"),
+        ("wrn", 27, "wrn depth=27 must be 6n+4 (10, 16, 22, 28, ...); nearest: 22 or 28"),
+        ("plain", 2, "plain depth=2 must be >= 3"),
+        ("resnet", 20.0, "depth=20.0 must be an integer"),
     ],
 )
 def test_invalid_depth_names_nearest_valid(family, depth, message):
@@ -103,16 +103,16 @@ def test_invalid_depth_names_nearest_valid(family, depth, message):
 @pytest.mark.parametrize("family", models.names())
 @pytest.mark.parametrize("width", [0, -1, 1.5, "2"])
 def test_invalid_width_is_refused(family, width):
-    with pytest.raises(ValueError, match="width must be an integer >= 1"):
+    with pytest.raises(ValueError, match="width=.* must be an integer >= 1"):
         models.build(family, models.valid_depths(family)[0], width)
 
 
 def test_invalid_options_list_what_is_allowed():
-    with pytest.raises(ValueError, match="shortcut must be one of 'A', 'B'; got 'C'"):
+    with pytest.raises(ValueError, match="shortcut='C' must be one of 'A', 'B'"):
         models.build("resnet", 20, shortcut="C")
     with pytest.raises(ValueError, match="plain takes no option 'shortcut'; allowed: dropout"):
         models.build("plain", 6, shortcut="A")
-    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"dropout=.* must be a number in \[0, 1\)"):
         models.build("wrn", 10, dropout=1.0)
     with pytest.raises(ValueError, match="unknown model family 'vgg'; choose from: plain, resnet, wrn"):
         models.build("vgg", 11)

@@ -369,12 +369,12 @@ def test_unknown_name_lists_choices():
 @pytest.mark.parametrize("name,params,message", [
     ("so", {"relaxation": 0.1}, "allowed: none"),
     ("srip", {"iterations": 2}, "allowed: power_iterations, squared, seed"),
-    ("dn_relaxed", {"relaxation": 1.0}, r"relaxation must be a number in \[0, 1\)"),
+    ("dn_relaxed", {"relaxation": 1.0}, r"relaxation=1.0 must be a number in \[0, 1\)"),
     ("dn_relaxed", {"relaxation": -0.1}, "relaxation"),
     ("dn", {"diag_weight": -1}, "diag_weight"),
-    ("srip", {"power_iterations": 0}, "power_iterations must be an integer"),
-    ("srip", {"squared": 1}, "squared must be True or False"),
-    ("cs", {"pairs": "some"}, "pairs must be one of all, adjacent"),
+    ("srip", {"power_iterations": 0}, "power_iterations=0 must be an integer"),
+    ("srip", {"squared": 1}, "squared=1 must be True or False"),
+    ("cs", {"pairs": "some"}, "pairs='some' must be one of all, adjacent"),
 ])
 def test_bad_parameters_raise(name, params, message):
     with pytest.raises(ValueError, match=message):

@@ -16,7 +16,7 @@ def trial_tables(seed=0, status="completed", epochs=2, **config):
     """The four tables of a made-up trial, shaped like ``TrialRecord.tables()``."""
     cfg = TrialConfig.from_dict({"seed": seed, "robustness_pgd_eps": [2, 8], **config})
     tid = cfg.trial_id
-    summary = {**cfg.to_row(), "trial_id": tid, "status": status, "error": None,
+    summary = {**cfg.to_dict(), "trial_id": tid, "status": status, "error": None,
                "test_acc": 0.5 + seed / 100, "val_acc": 0.4, "num_params": 1234,
                "epochs_to_acc_50": None, "pgd_acc_8_255": 0.1, "fgsm_acc_2_255": 0.3,
                "git_dirty": False, "config_hash": cfg.config_hash}
@@ -43,8 +43,8 @@ def test_each_table_gets_one_file_per_trial_with_version_and_lists(tmp_path):
         path = tmp_path / table / f"{cfg.trial_id}.parquet"
         data = pq.read_table(path)
         assert data.schema.metadata[results.METADATA_KEY] == results.SCHEMA_VERSION.encode()
-        assert list(data.column_names[: len(results.columns(table, cfg.to_row()))]) == \
-            list(results.columns(table, cfg.to_row()))
+        assert list(data.column_names[: len(results.columns(table, cfg.to_dict()))]) == \
+            list(results.columns(table, cfg.to_dict()))
     trials = pq.read_table(tmp_path / "trials" / f"{cfg.trial_id}.parquet")
     assert trials.schema.field("lr_milestones").type == pa.list_(pa.int64())
     assert trials.column("lr_milestones").to_pylist() == [list(cfg.lr_milestones)] == [[5, 8]]
@@ -96,7 +96,7 @@ def test_duckdb_and_pyarrow_read_a_table_directory_as_one_dataset(tmp_path):
         status = "stopped" if seed == 2 else "completed"
         cfg, tables = trial_tables(seed=seed, status=status)
         if status == "stopped":  # what the sweep's recorder writes: few columns, empty tables
-            tables = {"trials": [{**cfg.to_row(), "trial_id": cfg.trial_id, "status": "stopped"}],
+            tables = {"trials": [{**cfg.to_dict(), "trial_id": cfg.trial_id, "status": "stopped"}],
                       "layers": [], "robustness": []}
         results.write_trial(str(tmp_path), tables, sweep="demo")
         ids.append(cfg.trial_id)

@@ -102,10 +102,9 @@ def test_attack_accuracies_are_nested_exactly():
     with torch.no_grad():  # labels the model mostly gets right, so clean accuracy is high
         y = model(x.float() / 255).argmax(1)
         y[::4] = (y[::4] + 1) % 3
-    rows = robustness.evaluate_robustness(
-        lambda z: model(z), x, y, corruptions=["contrast"], severities=[1, 5],
-        attacks=["fgsm", "pgd"], eps_255=[1, 2, 8], pgd_steps=10, pgd_step_ratio=0.25, seed=0,
-        batch_size=32)
+    options = robustness.RobustnessOptions(corruptions=("contrast",), severities=(1, 5),
+                                           attacks=("fgsm", "pgd"), pgd_eps=(1, 2, 8))
+    rows = robustness.evaluate_robustness(lambda z: model(z), x, y, options, batch_size=32)
     clean = next(r["accuracy"] for r in rows if r["kind"] == "clean")
     assert clean == pytest.approx(0.75)
     for k in (1, 2, 8):

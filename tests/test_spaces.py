@@ -13,7 +13,7 @@ from korth_bench import sweep
 from korth_bench.spaces import space as spaces
 from korth_bench.spaces.dryrun import resource_label
 from korth_bench.spaces.sections import resources_section
-from korth_bench.config import ConfigError
+from korth_bench.errors import ConfigError
 
 SHIPPED = sorted(Path(spaces.SPACES_DIR).glob("*.yaml"))
 # Which regularizers take which parameter (papers.md, "Regularizer definitions").
@@ -132,7 +132,7 @@ def test_optuna_space_samples_valid_configurations(write_space):
     ({"grids": {}}, r"unknown section 'grids' \(did you mean 'grid'\?\)"),
     ({"grid": {"depht": [8]}}, r"grid: unknown trial key 'depht' \(did you mean 'depth'\?\)"),
     ({"grid": {"width": 2}}, r"grid.width must be a non-empty list"),
-    ({"grid": {"width": [1, 0]}}, r"trial regularizer=none, width=0: width=0 must be >= 1"),
+    ({"grid": {"width": [1, 0]}}, r"trial regularizer=none, width=0: resnet width=0 must be an integer >= 1"),
     ({"grid": {"regularizer": ["so"]}}, r"regularizers section"),
     ({"regularizers": {"sro": {}}}, r"unknown regularizer 'sro' \(did you mean 'so'\?\)"),
     ({"regularizers": {"so": {"relaxation": [0.1]}}}, r"relaxation=0.1 does not apply to regularizer 'so'"),
@@ -145,7 +145,7 @@ def test_optuna_space_samples_valid_configurations(write_space):
      r"unknown distribution 'normal'; choose from: uniform, loguniform, int, choice"),
     ({"search": {"type": "optuna", "metric": "test_acc"},
       "regularizers": {"dn_relaxed": {"coefficient": 0.1, "relaxation": {"uniform": [0.0, 1.0]}}}},
-     r"sampled trial .*relaxation=1.0.*must be in \[0, 1\)"),
+     r"sampled trial .*relaxation=1.0.*must be a number in \[0, 1\)"),
     ({"search": {"type": "optuna", "metric": "test_acc"},
       "regularizers": {"so": {"coefficient": {"loguniform": [1e-5, 1e-2]}},
                        "dn": {"coefficient": {"uniform": [0.0, 1e-2]}}}},

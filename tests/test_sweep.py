@@ -118,18 +118,17 @@ def _one_step(world_rank_size, coefficient, out_path):
     cfg = TrialConfig.from_dict({"model": "plain", "depth": 3, "batch_size": 8, "augment": False,
                                  "regularizer": "so", "coefficient": coefficient, "lr": 0.1,
                                  "dataset": "synthetic", "image_size": 16})
-    splits = data.load("synthetic", device="cpu", seed=0, train_size=8, test_size=8, image_size=16)
+    splits = data.load("synthetic", data.SourceOptions(seed=0, train_size=8, test_size=8, image_size=16), "cpu")
     reg = regularizers.get("so")
     seen = []
     model.register_forward_pre_hook(lambda module, inputs: seen.append(len(inputs[0])))
     trained = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
-    trial.train_one_epoch(trained, optimizer, lambda: reg.penalty(model), splits, cfg, epoch=0,
-                          step=0, steps_per_epoch=1, coefficient=coefficient,
-                          generator=torch.Generator().manual_seed(0),
-                          autocast=lambda: torch.autocast("cpu", enabled=False),
-                          rank=rank, world=world, memory_format=torch.contiguous_format)
+    execution = trial.Execution(torch.device("cpu"), memory_format=torch.contiguous_format,
+                                rank=rank, world=world)
+    trial.train_one_epoch(trained, optimizer, lambda: reg.penalty(model), splits, cfg, execution,
+                          epoch=0, step=0, generator=torch.Generator().manual_seed(0))
     assert seen == [8 // world]  # each rank trained on its own half of the global batch
     if rank == 0:
         torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out_path)

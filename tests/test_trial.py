@@ -1,19 +1,17 @@
-"""One trial end to end on real CIFAR-10 images (the packed JPEG Parquet beside the checkout)."""
+"""One trial end to end: on real CIFAR-10 images (the packed file, KORTH_CIFAR10_PARQUET) where a
+test is about learning, on synthetic images where it is about the loop's mechanics."""
 import math
-import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from korth_bench import regularizers
-from korth_bench.trial.loop import train_and_measure
+from korth_bench.trial.loop import run_trial, train_and_measure
+from conftest import CIFAR, needs_cifar
 
-CIFAR = Path(os.environ.get("KORTH_CIFAR10_PARQUET",
-                            Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.parquet"))
-needs_cifar = pytest.mark.skipif(not CIFAR.exists(), reason=f"real CIFAR-10 file not found at {CIFAR} "
-                                 "(set KORTH_CIFAR10_PARQUET)")
-
+SYNTHETIC = {"model": "resnet", "depth": 8, "dataset": "synthetic", "image_size": 16,
+             "train_size": 256, "val_size": 64, "test_size": 128, "batch_size": 64, "epochs": 1,
+             "device": "cpu", "seed": 0, "robustness": False, "probe_size": 16, "threads": 2}
 SMALL = {"model": "resnet", "depth": 8, "dataset": "packed", "data_path": str(CIFAR),
          "train_size": 1000, "val_size": 200, "test_size": 500, "batch_size": 128, "epochs": 1,
          "device": "cpu", "seed": 0, "robustness_test_size": 100, "robustness_severities": [1, 5],
@@ -62,18 +60,15 @@ def test_every_regularizer_trains_one_epoch(name):
     assert row["reg_loss"] > 0 and row["coefficient"] == 1e-3
 
 
-@needs_cifar
 def test_zero_coefficient_equals_none():
-    base = {**SMALL, "robustness": False}
+    base = SYNTHETIC
     a = train_and_measure({**base, "regularizer": "none"}).epochs[0]
     b = train_and_measure({**base, "regularizer": "so", "coefficient": 0.0}).epochs[0]
     assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
 
 
-@needs_cifar
 def test_resumed_trial_matches_uninterrupted(tmp_path):
-    base = {**SMALL, "epochs": 3, "robustness": False, "regularizer": "srip", "coefficient": 1e-3,
-            "dropout": 0.1}
+    base = {**SYNTHETIC, "epochs": 3, "regularizer": "srip", "coefficient": 1e-3, "dropout": 0.1}
     full = train_and_measure(base)
 
     saved = tmp_path / "ckpt"
@@ -96,12 +91,20 @@ def test_resumed_trial_matches_uninterrupted(tmp_path):
             assert resumed.epochs[2][key] == full.epochs[2][key], key
 
 
-@needs_cifar
 def test_huge_learning_rate_diverges_with_rows_kept():
-    record = train_and_measure({**SMALL, "epochs": 3, "lr": 1e6, "robustness": False})
+    record = train_and_measure({**SYNTHETIC, "epochs": 3, "lr": 1e6})
     assert record.status == "diverged" and "non-finite" in record.summary["error"]
     assert len(record.epochs) >= 1 and not math.isfinite(record.epochs[-1]["train_loss"])
     assert record.summary["trial_id"] and record.summary["test_acc"] is None
+
+
+def test_run_trial_returns_the_trials_row_and_reports_every_epoch():
+    reported = []
+    row = run_trial({**SYNTHETIC, "epochs": 2}, report=lambda r, ckpt: reported.append((r["epoch"], ckpt)))
+    assert row["status"] == "completed" and row["epochs_completed"] == 2
+    assert row["test_acc"] == row["best_test_acc"] or row["best_test_acc"] >= row["test_acc"]
+    assert [epoch for epoch, _ in reported] == [0, 1]
+    assert all(ckpt is not None for _, ckpt in reported)  # checkpoint_every 1 by default
 
 
 def test_synthetic_trial_runs_without_real_data():

@@ -33,6 +33,7 @@ from korth_bench.analysis.entries import (
 from korth_bench.analysis.stats import (
     compare_runs, correlation_interval, holm_adjust, minimum_detectable_slope, ols_slope,
     pooled_within_sd, slope_bootstrap_ci, slope_permutation_p, t_interval)
+from korth_bench.errors import ConfigError
 
 BASELINE = "none"
 ORTHO_MEASURES = ("gram_residual_fro", "diag_deviation", "cos_mean", "cos_max")
@@ -436,7 +437,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
     allowed = collapse_metric_choices(trials)
     for name in collapse_metrics:
         if name not in allowed:
-            raise ValueError(f"collapse metric {name!r} is not an accuracy column of these trials; "
+            raise ConfigError(f"collapse metric {name!r} is not an accuracy column of these trials; "
                              f"choose from: {', '.join(allowed)}")
     grid = status_grid(trials, expected_seeds)
     entries = select_entries(trials, selection, setting_columns)

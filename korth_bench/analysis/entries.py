@@ -12,10 +12,11 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from korth_bench.analysis.stats import t_interval
+from korth_bench.errors import ConfigError
+from korth_bench.results import STATUSES
 
 CELL = ("dataset", "model", "depth", "width")
 FAMILY = ("dataset", "model")
-STATUSES = ("completed", "diverged", "stopped", "error")
 # Trial-config columns that distinguish two configurations of one regularizer in one cell.
 SETTING_COLUMNS = ("coefficient", "coefficient_schedule", "relaxation", "power_iterations",
                    "squared", "pairs", "diag_weight", "corr_weight", "regularize_linear",
@@ -95,7 +96,7 @@ def select_entries(trials: pd.DataFrame, selection: str = "val",
         n_settings (configurations tried).
     """
     if selection not in ("val", "test"):
-        raise ValueError(f"selection must be 'val' or 'test', got {selection!r}")
+        raise ConfigError(f"selection must be 'val' or 'test', got {selection!r}")
     done = trials[trials["status"] == "completed"].assign(
         setting=lambda f: setting_labels(f, setting_columns))
     rows = []

@@ -1,8 +1,10 @@
 """The data-set registry and ``load``: pool -> seeded stratified splits -> uint8 tensors on the device.
 
 A data set is a *source* function ``source(options: SourceOptions) -> ImagePool`` that returns
-its full train and test pools on the CPU; ``load`` draws the validation split and the subsets,
-moves them to the device once and measures the per-channel statistics of the training split.
+its full train and test pools on the CPU, registered with its pool sizes and its own checks of the
+options; ``load`` draws the validation split and the subsets, moves them to the device once and
+measures the per-channel statistics of the training split. ``check`` validates options without
+reading any data (the trial configuration calls it).
 """
 from __future__ import annotations
 
@@ -13,21 +15,22 @@ import torch
 
 from korth_bench.data.splits import split_train_val, subset_test
 from korth_bench.registry import Registry
+from korth_bench.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class SourceOptions:
     """What ``load`` passes to every source; each source reads the fields it needs."""
 
-    seed: int
-    train_size: int
-    val_size: int
-    test_size: int
-    data_path: Optional[str]
-    data_root: Optional[str]
-    download: bool
-    num_classes: Optional[int]
-    image_size: int
+    seed: int                          # draws the validation split, the subsets, synthetic images
+    train_size: int = 0                # training images; 0 = all the validation split leaves
+    val_size: int = 0                  # held out of the training pool, stratified; 0 = none
+    test_size: int = 0                 # stratified test subset; 0 = all
+    data_path: Optional[str] = None    # packed: the Parquet file, a local path or a URI
+    data_root: Optional[str] = None    # cifar10/cifar100: the torchvision root
+    download: bool = False             # cifar10/cifar100: let torchvision fetch missing files
+    num_classes: Optional[int] = None  # synthetic: classes (default 10); others take the data's
+    image_size: int = 32               # synthetic: side of the square images
 
 
 @dataclass
@@ -66,13 +69,33 @@ class DataSplits:
                 f"num_classes={self.num_classes}, device={self.train_x.device})")
 
 
-_DATASETS = Registry("dataset")
 Source = Callable[[SourceOptions], ImagePool]
+OptionsCheck = Callable[[SourceOptions], None]
 
 
-def register(name: str) -> Callable[[Source], Source]:
-    """Decorator adding a data set: ``source(options: SourceOptions) -> ImagePool``."""
-    return _DATASETS.register(name)
+@dataclass(frozen=True)
+class DataSet:
+    source: Source
+    pool_sizes: Tuple[int, int]       # (train, test) images of the full pools (packed: CIFAR-10's)
+    check: Optional[OptionsCheck]     # the source's own checks of its options (ConfigError)
+
+
+_DATASETS = Registry("dataset")
+
+
+def register(name: str, *, pool_sizes: Tuple[int, int],
+             check: Optional[OptionsCheck] = None) -> Callable[[Source], Source]:
+    """Decorator adding a data set: ``source(options: SourceOptions) -> ImagePool``.
+
+    Args:
+        name: the ``dataset`` key.
+        pool_sizes: ``(train, test)`` images its full pools hold (``--dry-run`` costs from it).
+        check: raises ``ConfigError`` for options the source cannot serve, without reading data.
+    """
+    def decorator(source: Source) -> Source:
+        _DATASETS.register(name)(DataSet(source, pool_sizes, check))
+        return source
+    return decorator
 
 
 def names() -> List[str]:
@@ -80,44 +103,45 @@ def names() -> List[str]:
     return _DATASETS.names()
 
 
-def load(dataset: str, *, device: Union[str, torch.device], seed: int, train_size: int = 0,
-         val_size: int = 0, test_size: int = 0, data_path: Optional[str] = None,
-         data_root: Optional[str] = None, download: bool = False, num_classes: Optional[int] = None,
-         image_size: int = 32) -> DataSplits:
+def pool_sizes(dataset: str) -> Tuple[int, int]:
+    """``(train, test)`` images of a data set's full pools."""
+    return _DATASETS.get(dataset).pool_sizes
+
+
+def check(dataset: str, options: SourceOptions) -> None:
+    """Raise ``ConfigError`` naming the key, the value and what is allowed, reading no data."""
+    entry: DataSet = _DATASETS.get(dataset)
+    for name in ("train_size", "val_size", "test_size"):
+        if getattr(options, name) < 0:
+            raise ConfigError(f"{name}={getattr(options, name)!r} must be >= 0 (0 = all)")
+    if entry.check is not None:
+        entry.check(options)
+
+
+def load(dataset: str, options: SourceOptions, device: Union[str, torch.device]) -> DataSplits:
     """Load a data set's splits as uint8 tensors on ``device``.
 
     Args:
         dataset: ``cifar10``, ``cifar100``, ``packed``, ``synthetic`` (see ``names()``).
+        options: the seed (it draws the validation split, the subsets and the synthetic images),
+            the sizes (0 = all; synthetic: 2000 training and 500 test images), the file or root
+            and the synthetic data's shape; see ``SourceOptions``.
         device: where the tensors go.
-        seed: draws the validation split and the subsets (and the synthetic images).
-        train_size: training images (0 = all the validation split leaves; synthetic: 2000).
-        val_size: validation images held out of the training pool (0 = none), stratified.
-        test_size: test images (0 = all; synthetic: 500), stratified.
-        data_path: ``packed`` only: the Parquet file, a local path or a URI (``s3://...``).
-        data_root: ``cifar10``/``cifar100`` only: the torchvision root directory.
-        download: ``cifar10``/``cifar100`` only: let torchvision fetch missing files.
-        num_classes: ``synthetic``: number of classes (default 10); other data sets take it
-            from the data and refuse a different value.
-        image_size: ``synthetic`` only: side of the square images (files keep their stored size).
 
     Returns:
         ``DataSplits``.
 
     Raises:
-        ValueError: unknown data set, missing or unreadable data, impossible sizes.
+        ConfigError: unknown data set, missing or unreadable data, impossible sizes.
     """
-    source = _DATASETS.get(dataset)
-    for name, size in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
-        if size < 0:
-            raise ValueError(f"{name} must be >= 0 (0 = all), got {size}")
-    pool = source(SourceOptions(seed, train_size, val_size, test_size, data_path, data_root,
-                                download, num_classes, image_size))
-    if num_classes is not None and num_classes != pool.num_classes:
-        raise ValueError(f"{dataset} has {pool.num_classes} classes; got num_classes={num_classes}")
-    train, val = split_train_val(pool.train_y, train_size, val_size, seed)
+    check(dataset, options)
+    pool = _DATASETS.get(dataset).source(options)
+    if options.num_classes is not None and options.num_classes != pool.num_classes:
+        raise ConfigError(f"{dataset} has {pool.num_classes} classes; got num_classes={options.num_classes}")
+    train, val = split_train_val(pool.train_y, options.train_size, options.val_size, options.seed)
     if len(train) == 0:
-        raise ValueError(f"{dataset} has no training images left (val_size={val_size})")
-    test = subset_test(pool.test_y, test_size, seed)
+        raise ConfigError(f"{dataset} has no training images left (val_size={options.val_size})")
+    test = subset_test(pool.test_y, options.test_size, options.seed)
     # Gather on the CPU (a memory-mapped pool reads only these rows), then one copy each.
     move = lambda tensor, index: tensor[index].to(device)  # noqa: E731
     train_x = move(pool.train_x, train)

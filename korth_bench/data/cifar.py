@@ -9,6 +9,18 @@ from torchvision.datasets import CIFAR10, CIFAR100
 
 from korth_bench.data._api import ImagePool, SourceOptions, register
 from korth_bench.data.cache import cache_root
+from korth_bench.errors import ConfigError
+
+
+CIFAR_POOL_SIZES = (50000, 10000)
+"""Training and test images of CIFAR-10 and CIFAR-100."""
+
+
+def check_options(options: SourceOptions) -> None:
+    """A file's data set has its own classes and image size: only synthetic data takes them."""
+    if options.num_classes is not None:
+        raise ConfigError(f"num_classes={options.num_classes!r} applies only to dataset=synthetic "
+                          "(the others take it from the data)")
 
 
 def default_root() -> str:
@@ -33,7 +45,7 @@ def read_cifar(dataset_class: Type[CIFAR10], data_root: str, download: bool) -> 
     try:
         splits = [dataset_class(root, train=train, download=download) for train in (True, False)]
     except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
-        raise ValueError(
+        raise ConfigError(
             f"{dataset_class.__name__} not found under data_root={root!r} (looked for "
             f"{os.path.join(root, dataset_class.base_folder)}); pass download=True (--set "
             f"download=true) to fetch it there, or set data_root to the folder that holds "
@@ -45,13 +57,13 @@ def read_cifar(dataset_class: Type[CIFAR10], data_root: str, download: bool) -> 
     return pool, list(splits[0].classes)
 
 
-@register("cifar10")
+@register("cifar10", pool_sizes=CIFAR_POOL_SIZES, check=check_options)
 def cifar10(options: SourceOptions) -> ImagePool:
     """CIFAR-10 (50,000 train, 10,000 test, 10 classes)."""
     return read_cifar(CIFAR10, options.data_root or default_root(), options.download)[0]
 
 
-@register("cifar100")
+@register("cifar100", pool_sizes=CIFAR_POOL_SIZES, check=check_options)
 def cifar100(options: SourceOptions) -> ImagePool:
     """CIFAR-100 (50,000 train, 10,000 test, 100 fine classes)."""
     return read_cifar(CIFAR100, options.data_root or default_root(), options.download)[0]

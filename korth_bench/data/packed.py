@@ -31,13 +31,26 @@ from torchvision.datasets import CIFAR10, CIFAR100
 
 from korth_bench.data._api import ImagePool, SourceOptions, register
 from korth_bench.data.cache import cache_root
-from korth_bench.data.cifar import read_cifar
+from korth_bench.data.cifar import CIFAR_POOL_SIZES, read_cifar
+from korth_bench.data.cifar import check_options as check_file_options
+from korth_bench.errors import ConfigError
 
 COLUMNS = ("split", "label", "index", "jpeg")
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 JPEG_MAGIC = b"\xff\xd8\xff"
 DECODE_CHUNK = 2048  # images per decoder call: large enough to amortize, small enough to spread over threads
+
+
+CIFAR10_ENV = "KORTH_CIFAR10_PARQUET"
+CIFAR10_DEFAULT = os.path.join("data", "cifar10-jpeg.parquet")
+
+
+def cifar10_parquet() -> str:
+    """Where the packed CIFAR-10 file is: ``$KORTH_CIFAR10_PARQUET``, else ``data/cifar10-jpeg.parquet``
+    under the current directory (a checkout's git-ignored ``data/``). The shipped search spaces
+    say the same in YAML: ``${KORTH_CIFAR10_PARQUET:-data/cifar10-jpeg.parquet}``."""
+    return os.environ.get(CIFAR10_ENV) or CIFAR10_DEFAULT
 
 
 def open_location(location: str) -> Tuple[pafs.FileSystem, str]:
@@ -47,11 +60,16 @@ def open_location(location: str) -> Tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
 
 
-@register("packed")
+def check_options(options: SourceOptions) -> None:
+    """A packed data set needs its file, and takes its classes from it."""
+    if not options.data_path:
+        raise ConfigError("dataset=packed needs data_path (a packed Parquet file, local path or URI)")
+    check_file_options(options)
+
+
+@register("packed", pool_sizes=CIFAR_POOL_SIZES, check=check_options)
 def packed(options: SourceOptions) -> ImagePool:
     """Images from the Parquet file at ``options.data_path`` (see the module docstring)."""
-    if not options.data_path:
-        raise ValueError("dataset 'packed' needs data_path: a packed Parquet file (local path or URI)")
     images, labels, num_train, classes = read_packed(options.data_path)
     return ImagePool(images[:num_train], labels[:num_train], images[num_train:], labels[num_train:],
                      num_classes=len(classes))
@@ -73,7 +91,7 @@ def read_packed(data_path: str) -> Tuple[torch.Tensor, torch.Tensor, int, List[s
     filesystem, path = open_location(data_path)
     info = filesystem.get_file_info(path)
     if info.type != pafs.FileType.File:
-        raise ValueError(f"data_path={data_path!r}: no such file ({path})")
+        raise ConfigError(f"data_path={data_path!r}: no such file ({path})")
     identity = f"{filesystem.type_name}:{path}|{info.size}|{info.mtime_ns}"
     cache = cache_root() / "packed" / hashlib.sha256(identity.encode()).hexdigest()[:20]
     if not (cache / "images.npy").exists():
@@ -84,24 +102,45 @@ def read_packed(data_path: str) -> Tuple[torch.Tensor, torch.Tensor, int, List[s
     return images, meta["labels"], meta["num_train"], meta["classes"]
 
 
+def require_columns(names: Sequence[str], data_path: str) -> None:
+    """Raise ``ConfigError`` unless a file with these column names holds the packed columns."""
+    missing = [name for name in COLUMNS if name not in names]
+    if missing:
+        raise ConfigError(f"data_path={data_path!r}: missing column(s) {', '.join(missing)}; a packed "
+                          f"Parquet file needs columns {', '.join(COLUMNS)} (found {', '.join(names) or 'none'}; "
+                          "korth-bench data pack makes one)")
+
+
+def check_file(data_path: str) -> None:
+    """Raise ``ConfigError`` unless ``data_path`` is a Parquet file with the packed columns; only
+    its footer is read (decoding stays with the trials)."""
+    allowed = "a packed Parquet file (korth-bench data pack makes one)"
+    try:
+        filesystem, path = open_location(data_path)
+        if filesystem.get_file_info(path).type != pafs.FileType.File:
+            raise ConfigError(f"data_path={data_path!r}: no such file; expected {allowed}")
+        with filesystem.open_input_file(path) as handle:
+            names = pq.ParquetFile(handle).schema_arrow.names
+    except (pa.ArrowException, OSError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"data_path={data_path!r}: not a readable Parquet file ({message}); "
+                          f"expected {allowed}") from None
+    require_columns(names, data_path)
+
+
 def decode_file(filesystem: pafs.FileSystem, path: str, data_path: str) -> Tuple[torch.Tensor, torch.Tensor, int, List[str]]:
     """Read and decode a packed file (uncached); arguments and results as ``read_packed``."""
     try:
         with filesystem.open_input_file(path) as handle:
             parquet = pq.ParquetFile(handle)
-            missing = [name for name in COLUMNS if name not in parquet.schema_arrow.names]
-            if missing:
-                raise ValueError(
-                    f"{data_path}: missing column(s) {', '.join(missing)}; a packed file needs "
-                    f"columns {', '.join(COLUMNS)} (found {', '.join(parquet.schema_arrow.names)})"
-                )
+            require_columns(parquet.schema_arrow.names, data_path)
             table = parquet.read(columns=list(COLUMNS))
     except (pa.ArrowException, OSError) as error:
-        raise ValueError(f"{data_path}: not a readable Parquet file ({error})") from error
+        raise ConfigError(f"{data_path}: not a readable Parquet file ({error})") from error
     split = table.column("split").cast(pa.string())
     unknown = set(pc.unique(split).to_pylist()) - set(SPLITS)
     if unknown:
-        raise ValueError(f"{data_path}: column 'split' holds {sorted(map(str, unknown))}; allowed: {', '.join(SPLITS)}")
+        raise ConfigError(f"{data_path}: column 'split' holds {sorted(map(str, unknown))}; allowed: {', '.join(SPLITS)}")
     is_train = pc.equal(split, "train").to_numpy(zero_copy_only=False)
     order = np.argsort(~is_train, kind="stable")  # training rows first, file order kept
     labels = torch.from_numpy(table.column("label").to_numpy().astype(np.int64)[order])
@@ -114,12 +153,12 @@ def class_names(metadata: Dict[bytes, bytes], labels: torch.Tensor, data_path: s
     """The ``classes`` metadata, or ``"0", "1", ...`` when the file has none."""
     num_labels = int(labels.max()) + 1 if len(labels) else 0
     if len(labels) and int(labels.min()) < 0:
-        raise ValueError(f"{data_path}: negative labels in column 'label'")
+        raise ConfigError(f"{data_path}: negative labels in column 'label'")
     if b"classes" not in metadata:
         return [str(label) for label in range(num_labels)]
     classes = metadata[b"classes"].decode().split(",")
     if num_labels > len(classes):
-        raise ValueError(f"{data_path}: label {num_labels - 1} but only {len(classes)} classes in the metadata")
+        raise ConfigError(f"{data_path}: label {num_labels - 1} but only {len(classes)} classes in the metadata")
     return classes
 
 
@@ -133,9 +172,9 @@ def decode_jpegs(column: pa.ChunkedArray, data_path: str) -> torch.Tensor:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             parts = list(pool.map(decode_same_size, chunks))
     except RuntimeError as error:
-        raise ValueError(f"{data_path}: a JPEG in column 'jpeg' does not decode ({error})") from error
+        raise ConfigError(f"{data_path}: a JPEG in column 'jpeg' does not decode ({error})") from error
     if any(part is None for part in parts) or len({part.shape[1:] for part in parts}) > 1:
-        raise ValueError(f"{data_path}: images differ in size; pack images of one size")
+        raise ConfigError(f"{data_path}: images differ in size; pack images of one size")
     return torch.cat(parts)
 
 
@@ -198,7 +237,7 @@ def pack(source: str, out_path: str, *, quality: int = 95) -> Dict[str, object]:
     else:
         classes, rows = image_folder_rows(root, quality)
     if any("," in name for name in classes):
-        raise ValueError(f"{source}: class names may not contain ',' (the metadata separates them with it)")
+        raise ConfigError(f"{source}: class names may not contain ',' (the metadata separates them with it)")
     table = packed_table(rows, classes)
     filesystem, path = open_location(out_path)
     filesystem.create_dir(os.path.dirname(path), recursive=True)
@@ -222,13 +261,13 @@ def image_folder_rows(root: Path, quality: int) -> Tuple[List[str], List[Tuple[s
     split_dirs = [(name, root / name) for name in SPLITS if (root / name).is_dir()] or [("train", root)]
     classes = sorted(entry.name for entry in split_dirs[0][1].iterdir() if entry.is_dir())
     if not classes:
-        raise ValueError(f"{root}: expected a torchvision CIFAR root or one subfolder per class")
+        raise ConfigError(f"{root}: expected a torchvision CIFAR root or one subfolder per class")
     rows, sizes = [], {}
     for split, directory in split_dirs:
         labels, blobs = [], []
         for entry in sorted(path for path in directory.iterdir() if path.is_dir()):
             if entry.name not in classes:
-                raise ValueError(f"{entry}: class {entry.name!r} is not among the training classes")
+                raise ConfigError(f"{entry}: class {entry.name!r} is not among the training classes")
             files = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             for path in files:
                 blob, size = jpeg_bytes(path, quality)
@@ -237,7 +276,7 @@ def image_folder_rows(root: Path, quality: int) -> Tuple[List[str], List[Tuple[s
                 blobs.append(blob)
         rows.append((split, torch.tensor(labels, dtype=torch.long), blobs))
     if len(sizes) > 1:
-        raise ValueError(f"{root}: images differ in size: " + ", ".join(f"{path} is {size}" for size, path in sizes.items()))
+        raise ConfigError(f"{root}: images differ in size: " + ", ".join(f"{path} is {size}" for size, path in sizes.items()))
     return classes, rows
 
 

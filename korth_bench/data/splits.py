@@ -11,6 +11,7 @@ import hashlib
 from typing import Tuple
 
 import torch
+from korth_bench.errors import ConfigError
 
 
 def role_generator(seed: int, role: str) -> torch.Generator:
@@ -84,4 +85,4 @@ def subset_test(labels: torch.Tensor, test_size: int, seed: int) -> torch.Tensor
 
 def check_size(name: str, size: int, available: int, context: str = "") -> None:
     if size < 0 or size > available:
-        raise ValueError(f"{name}={size} must be between 0 and the {available} images available{context}")
+        raise ConfigError(f"{name}={size} must be between 0 and the {available} images available{context}")

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from korth_bench.data._api import ImagePool, SourceOptions, register
 from korth_bench.data.augment import crop
 from korth_bench.data.splits import role_generator
+from korth_bench.errors import ConfigError
 
 DEFAULT_TRAIN_SIZE = 2000
 DEFAULT_TEST_SIZE = 500
@@ -63,13 +64,18 @@ def balanced_split(count: int, prototypes: torch.Tensor, image_size: int, seed: 
     return render(labels, prototypes, image_size, role_generator(seed, role)), labels
 
 
-@register("synthetic")
+def check_options(options: SourceOptions) -> None:
+    """Synthetic images need at least two classes and 8 pixels a side."""
+    if options.num_classes is not None and options.num_classes < 2:
+        raise ConfigError(f"num_classes={options.num_classes!r} must be >= 2")
+    if options.image_size < 8:
+        raise ConfigError(f"image_size={options.image_size!r} must be >= 8")
+
+
+@register("synthetic", pool_sizes=(DEFAULT_TRAIN_SIZE, DEFAULT_TEST_SIZE), check=check_options)
 def synthetic(options: SourceOptions) -> ImagePool:
     """``train_size + val_size`` training and ``test_size`` test images (defaults 2000 / 500)."""
     num_classes = options.num_classes or DEFAULT_NUM_CLASSES
-    if num_classes < 2 or options.image_size < 8:
-        raise ValueError(f"synthetic needs num_classes >= 2 and image_size >= 8, got "
-                         f"{num_classes} and {options.image_size}")
     train_count = (options.train_size or DEFAULT_TRAIN_SIZE) + options.val_size
     test_count = options.test_size or DEFAULT_TEST_SIZE
     prototypes = smooth_patterns(num_classes, options.image_size + 2 * MAX_SHIFT,

@@ -6,14 +6,17 @@ name, refuses options the builder does not take, and calls it; the builder check
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Sequence
 
+import torch
 from torch import nn
 
 from korth_bench.registry import Registry
+from korth_bench.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class DepthRule:
     def repeats(self, family: str, depth: Any) -> int:
         """Return ``n`` for a valid ``depth``; raise ``ValueError`` naming the nearest valid ones."""
         if not is_integer(depth):
-            raise ValueError(f"{family} depth must be an integer, got {depth!r}")
+            raise ConfigError(f"{family} depth={depth!r} must be an integer")
         if depth >= self.minimum and (depth - self.offset) % self.step == 0:
             return (depth - self.offset) // self.step
         if depth < self.minimum:
@@ -53,9 +56,8 @@ class DepthRule:
             below = depth - (depth - self.offset) % self.step
             nearest = f"{below} or {below + self.step}"
         first = ", ".join(map(str, self.valid(self.minimum + 3 * self.step)))
-        raise ValueError(
-            f"{family} depth must be {self.formula} ({first}, ...); got {depth}: nearest {nearest}"
-        )
+        raise ConfigError(f"{family} depth={depth} must be {self.formula} ({first}, ...); "
+                          f"nearest: {nearest}")
 
 
 @dataclass(frozen=True)
@@ -114,11 +116,23 @@ def build(family: str, depth: int, width: int = 1, num_classes: int = 10, **opti
     given = {key: value for key, value in options.items() if value is not None}
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{family} takes no option {', '.join(map(repr, unknown))}; "
             f"allowed: {', '.join(sorted(allowed)) or 'none'}"
         )
     return entry.builder(depth, width, num_classes, **given)
+
+
+def check(family: str, depth: int, width: int = 1, num_classes: int = 10, **options: Any) -> None:
+    """Raise ``ConfigError`` for a network ``build`` would refuse (family, depth rule, width,
+    options), allocating nothing: the network is built on the meta device, once per argument set."""
+    _check_on_meta(family, depth, width, num_classes, tuple(sorted(options.items())))
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_on_meta(family: str, depth: int, width: int, num_classes: int, options: tuple) -> None:
+    with torch.device("meta"):
+        build(family, depth, width, num_classes, **dict(options))
 
 
 def names() -> List[str]:
@@ -146,26 +160,26 @@ def is_integer(value: Any) -> bool:
 def check_width(family: str, width: Any) -> int:
     """Widths are integer multipliers so that every channel count stays an integer."""
     if not is_integer(width) or width < 1:
-        raise ValueError(f"{family} width must be an integer >= 1, got {width!r}")
+        raise ConfigError(f"{family} width={width!r} must be an integer >= 1")
     return int(width)
 
 
 def check_num_classes(family: str, num_classes: Any) -> int:
     if not is_integer(num_classes) or num_classes < 1:
-        raise ValueError(f"{family} num_classes must be an integer >= 1, got {num_classes!r}")
+        raise ConfigError(f"{family} num_classes={num_classes!r} must be an integer >= 1")
     return int(num_classes)
 
 
 def check_dropout(family: str, dropout: Any) -> float:
     if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-        raise ValueError(f"{family} dropout must be a number in [0, 1), got {dropout!r}")
+        raise ConfigError(f"{family} dropout={dropout!r} must be a number in [0, 1)")
     return float(dropout)
 
 
 def check_choice(family: str, option: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
-        raise ValueError(
-            f"{family} {option} must be one of {', '.join(map(repr, choices))}; got {value!r}"
+        raise ConfigError(
+            f"{family} {option}={value!r} must be one of {', '.join(map(repr, choices))}"
         )
     return value
 

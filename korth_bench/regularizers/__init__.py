@@ -4,7 +4,9 @@ Each family lives in its own module; importing them here registers them. The nor
 those of papers.md, "Regularizer definitions (normative)".
 """
 from korth_bench.regularizers.base import (
+    REDUCTIONS,
     Regularizer,
+    check,
     describe,
     get,
     names,
@@ -13,4 +15,4 @@ from korth_bench.regularizers.base import (
 )
 from korth_bench.regularizers import conv_similarity, disentangled, gram, ocnn  # noqa: F401  (registers)
 
-__all__ = ["Regularizer", "describe", "get", "names", "register", "regularized_layers"]
+__all__ = ["REDUCTIONS", "Regularizer", "check", "describe", "get", "names", "register", "regularized_layers"]

@@ -6,12 +6,13 @@ penalty of a model is ``sum_layers R(W)`` (or its mean over layers with ``reduct
 from __future__ import annotations
 
 import inspect
-from typing import Dict, List, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 import torch
 from torch import nn
 
 from korth_bench.registry import Registry
+from korth_bench.errors import ConfigError
 
 _REGISTRY = Registry("regularizer")
 REDUCTIONS = ("sum", "mean")
@@ -53,11 +54,49 @@ def get(name: str, **params) -> "Regularizer":
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         choices = ", ".join(allowed) if allowed else "none (it takes no parameters)"
-        raise ValueError(
+        raise ConfigError(
             f"unknown parameter(s) {', '.join(map(repr, unknown))} for regularizer {name!r}; "
             f"allowed: {choices}"
         )
     return cls(**params)
+
+
+def check(name: str, params: Mapping[str, object], *, include_linear: bool = False) -> Dict[str, object]:
+    """The parameters regularizer ``name`` is built with, checked as ``get`` checks them.
+
+    Args:
+        name: a registered regularizer.
+        params: parameter -> value, ``None`` meaning not given (a trial gives every regularizer's
+            parameters, most of them ``None``).
+        include_linear: whether the classifier's weight is penalized too.
+    Returns:
+        ``params`` with the defaults of the parameters ``name`` takes filled in (the others None).
+    Raises:
+        ConfigError: an unknown name; a value for a parameter ``name`` does not take; a missing
+            parameter without a default; a value out of range; a classifier weight for a
+            conv-only regularizer.
+    """
+    cls = _REGISTRY.get(name)
+    accepted = cls.defaults()
+    resolved: Dict[str, object] = {}
+    for key, value in params.items():
+        if key not in accepted:
+            if value is not None:
+                takers = sorted(other for other, taken in describe().items() if key in taken)
+                raise ConfigError(f"{key}={value!r} does not apply to regularizer {name!r} "
+                                  f"(it applies to: {', '.join(takers) or 'none'})")
+            resolved[key] = None
+        elif value is None:
+            if accepted[key] is None:
+                raise ConfigError(f"regularizer {name!r} needs {key}")
+            resolved[key] = accepted[key]
+        else:
+            resolved[key] = value
+    get(name, **{key: value for key, value in resolved.items() if key in accepted})
+    if include_linear and not cls.accepts_linear:
+        raise ConfigError(f"regularize_linear=true does not apply to regularizer {name!r}: it is "
+                          "defined on conv weights only")
+    return resolved
 
 
 def names() -> List[str]:
@@ -93,18 +132,18 @@ def pair_stride(stride) -> Tuple[int, int]:
 
 def check_number(name: str, value, low: float, high: float = float("inf"),
                  high_inclusive: bool = True, integer: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a real (or integer) number in the given range."""
+    """Raise ``ConfigError`` unless ``value`` is a real (or integer) number in the given range."""
     kind = int if integer else (int, float)
     upper_ok = value <= high if high_inclusive else value < high
     if isinstance(value, bool) or not isinstance(value, kind) or not (low <= value and upper_ok):
         closing = "]" if high_inclusive else ")"
         what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what} in [{low}, {high}{closing}, got {value!r}")
+        raise ConfigError(f"{name}={value!r} must be {what} in [{low}, {high}{closing}")
 
 
 def check_reduction(reduction: str) -> None:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+        raise ConfigError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
 
 
 def _full_precision(weight: torch.Tensor) -> torch.Tensor:
@@ -202,7 +241,7 @@ class Regularizer:
         groups: Dict[tuple, List[torch.Tensor]] = {}
         for name, module in regularized_layers(model, include_linear):
             if not self.accepts_grouped and getattr(module, "groups", 1) != 1:
-                raise ValueError(
+                raise ConfigError(
                     f"regularizer {self.name!r} does not support grouped convolutions "
                     f"(layer {name!r} has groups={module.groups})"
                 )
@@ -213,12 +252,12 @@ class Regularizer:
 
     def _check_weight(self, dim: int, shape) -> None:
         if dim not in (2, 4):
-            raise ValueError(
+            raise ConfigError(
                 f"expected a conv weight [o, i, kh, kw] or a linear weight [o, i] (with a leading "
                 f"batch dimension for batched), got shape {list(shape)}"
             )
         if dim == 2 and not self.accepts_linear:
-            raise ValueError(f"regularizer {self.name!r} is defined on conv weights only, "
+            raise ConfigError(f"regularizer {self.name!r} is defined on conv weights only, "
                              f"got a linear weight of shape {list(shape)}")
 
 

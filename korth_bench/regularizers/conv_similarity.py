@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from korth_bench.regularizers.base import Regularizer, register
+from korth_bench.errors import ConfigError
 
 PAIRS = ("all", "adjacent")
 
@@ -57,7 +58,7 @@ class ConvolutionalSimilarity(Regularizer):
 
     def __init__(self, pairs: str = "all"):
         if pairs not in PAIRS:
-            raise ValueError(f"pairs must be one of {', '.join(PAIRS)}, got {pairs!r}")
+            raise ConfigError(f"pairs={pairs!r} must be one of {', '.join(PAIRS)}")
         self.pairs = pairs
 
     def batched_formula(self, weights, stride):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from korth_bench.regularizers.base import Regularizer, check_number, register
+from korth_bench.errors import ConfigError
 
 
 def filter_matrices(weights: torch.Tensor) -> torch.Tensor:
@@ -101,8 +102,10 @@ class SpectralRestrictedIsometry(Regularizer):
     its code penalizes the squared estimate, the default here.
 
     ``b`` comes from this regularizer's own ``torch.Generator`` (one per device, seeded with
-    ``seed``), never from the global RNG: one fresh vector per layer per call, drawn in layer order,
-    so ``penalty(model)`` draws the same vectors batched or not.
+    ``seed``), never from the global RNG: one fresh vector per layer per call. ``penalty(model)``
+    walks the layers by shape group (equal weight shape and stride, groups in order of their first
+    layer) and draws each group's vectors one layer at a time within it, the same order batched or
+    not.
 
     Args:
         power_iterations: t >= 1, the number of products with A (2, as [SRIP]).
@@ -113,7 +116,7 @@ class SpectralRestrictedIsometry(Regularizer):
     def __init__(self, power_iterations: int = 2, squared: bool = True, seed: int = 0):
         check_number("power_iterations", power_iterations, 1, integer=True)
         if not isinstance(squared, bool):
-            raise ValueError(f"squared must be True or False, got {squared!r}")
+            raise ConfigError(f"squared={squared!r} must be True or False")
         check_number("seed", seed, 0, 2**63 - 1, integer=True)
         self.power_iterations = power_iterations
         self.squared = squared
@@ -140,7 +143,7 @@ class SpectralRestrictedIsometry(Regularizer):
             self._generators[torch.device(device)] = generator
 
     def _start_vectors(self, residual: torch.Tensor) -> torch.Tensor:
-        """``b`` for each layer, ``[B, s, 1]``, drawn one layer at a time (layer-order stream)."""
+        """``b`` for each layer of a stack, ``[B, s, 1]``, drawn one layer at a time."""
         device = residual.device
         if device not in self._generators:
             self._generators[device] = torch.Generator(device).manual_seed(self.seed)

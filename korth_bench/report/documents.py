@@ -19,20 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import pandas as pd
 
 from korth_bench.analysis import claims
 from korth_bench.analysis.entries import CELL, higher_is_better
-from korth_bench.results import STATUSES
-# Re-exported, so that `report.X` keeps naming what was defined here before the split.
+from korth_bench.results import STATUSES, TABLES, plain
 from korth_bench.report.formatting import (
     METRIC_NAMES, cell_name, gain_text, keyed_rows, level_text, metric_name, metric_units,
     number_text, p_text, params_text)
-from korth_bench.report.plots import (
-    curves_figure, figures, gain_figure, png_bytes, robustness_figure, similarity_figure)
+from korth_bench.report.plots import figures, png_bytes
+from korth_bench.errors import ConfigError
 
-TABLES = ("trials", "epochs", "layers", "robustness")
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
@@ -74,7 +71,7 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
     """The same as build_report, from already-loaded tables ({table name: DataFrame})."""
     if frames.get("trials") is None or frames["trials"].empty:
         where = list(sources) or "the given frames"
-        raise ValueError(f"no trials rows in {where}: nothing to report")
+        raise ConfigError(f"no trials rows in {where}: nothing to report")
     result = claims.analyze(frames, **options)
     os.makedirs(out_dir, exist_ok=True)
     notice = NOTICE if result["synthetic"] else None
@@ -408,21 +405,20 @@ def to_html(header: List[str], sections: List[Section], images: Dict[str, bytes]
     return "\n".join(parts)
 
 
-def _plain(value):
-    """JSON-ready value: numpy scalars to Python, NaN/inf to None, lists element-wise."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
+def _json_value(value):
+    """A JSON value: ``results.plain``, then NaN, infinities and pandas' missing values as null."""
+    value = plain(value)
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
-    return value.item() if isinstance(value, np.generic) else value
+    return value
 
 
 def _record(row: dict, fields: Sequence[str]) -> dict:
-    return {name: _plain(row.get(name)) for name in fields}
+    return {name: _json_value(row.get(name)) for name in fields}
 
 
 def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
@@ -447,7 +443,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
             "status": "measured" if entry else "missing: no completed runs",
             "setting": entry.get("setting"), "selected_by": entry.get("selected_by"),
             "n_settings": int(entry.get("n_settings", 0)),
-            **{name: _plain(made_of.get(name, [])) for name in
+            **{name: _json_value(made_of.get(name, [])) for name in
                ("seeds", "epochs", "devices", "config_hashes", "sweeps", "trial_ids")},
             "n_seeds": len(made_of.get("seeds", [])),
             "n_seeds_expected": int(row["n_seeds_expected"]),
@@ -460,7 +456,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
         "notice": NOTICE if result["synthetic"] else None,
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "statistic": statistic_text(settings),
-        "settings": {name: _plain(value) for name, value in settings.items()},
+        "settings": {name: _json_value(value) for name, value in settings.items()},
         "hardware": [_record(row, ("device", "n_trials"))
                      for row in result["hardware"].to_dict("records")],
         "sources": list(sources),

@@ -18,15 +18,14 @@ if TYPE_CHECKING:
 # reach a fraction of a device's peak). The estimate is for planning, never a measurement.
 CPU_CORE_FLOPS = 5e10   # per logical CPU
 GPU_FLOPS = 1e13        # per GPU
-_FULL_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000), "packed": (50000, 10000)}
 
 
 def trial_flops(cfg: TrialConfig) -> float:
     """Rough floating-point operations of one trial: training (forward + backward, 3x a forward),
     evaluation on the validation and test images every epoch, and the robustness suite."""
-    from korth_bench.data.synthetic import DEFAULT_TEST_SIZE, DEFAULT_TRAIN_SIZE
+    from korth_bench import data
 
-    train_full, test_full = _FULL_SIZES.get(cfg.dataset, (DEFAULT_TRAIN_SIZE, DEFAULT_TEST_SIZE))
+    train_full, test_full = data.pool_sizes(cfg.dataset)
     train = cfg.train_size or max(train_full - cfg.val_size, 1)
     test = cfg.test_size or test_full
     forward = 2 * _forward_macs(cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut,
@@ -116,7 +115,7 @@ def dry_run_text(space: Space) -> str:
         lines.append(f"fixed: {show_point(space.base)}")
         for regularizer, values in space.optuna.describe().items():
             lines.append(f"  {regularizer}: {show_point(values) or '(no sampled keys)'}")
-        checked = space.optuna.check(space.base)
+        checked = space.checked
         hours = max(device_hours(trial_flops(cfg), space.resources) * scale for cfg in checked)
         lines.append(f"resources per trial: {label}")
         lines.append(f"cost estimate: at most {hours * search.num_samples:.3g} {unit} "

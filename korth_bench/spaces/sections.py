@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from korth_bench import regularizers
-from korth_bench.config import ConfigError, TrialConfig
+from korth_bench.config import TrialConfig
+from korth_bench.errors import ConfigError
 
 TRIAL_SECTIONS = ("data", "training", "robustness", "fixed")
 PATH_KEYS = ("data_path", "data_root")

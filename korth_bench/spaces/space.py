@@ -28,29 +28,28 @@ take it, and ``coefficient`` never applies to ``none``. ``${VAR}`` and ``${VAR:-
 strings are replaced from the environment; relative data paths become absolute (against the
 current directory), so trials never depend on their working directory.
 
-This module loads a space and expands it into trials (a grid, or an Optuna define-by-run space);
-``space_sections`` parses the other sections, ``space_dryrun`` prints ``--dry-run``.
+This module loads and parses a space; ``spaces.sections`` parses the sections other than the trial
+axes, ``spaces.expansion`` expands the axes into trials (a grid, or an Optuna define-by-run space)
+and ``spaces.dryrun`` prints ``--dry-run``.
 """
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import yaml
 
-from korth_bench import regularizers, results
-from korth_bench.config import REGULARIZER_PARAM_KEYS, ConfigError, TrialConfig
-from korth_bench.spaces.sections import (Resources, Scheduler, Search, absolute_path, base_keys,
-                                        expand_env, hint, integer, mapping, no_overlap, only,
-                                        regularizer_entries, resources_section, scheduler_section,
-                                        search_section, show_point, trial_key)
+from korth_bench import results
+from korth_bench.config import TrialConfig
+from korth_bench.errors import ConfigError
+from korth_bench.spaces.expansion import OptunaSpace, expand_grid, optuna_entries
+from korth_bench.spaces.sections import (Resources, Scheduler, Search, base_keys, expand_env, hint,
+                                        integer, mapping, no_overlap, only, regularizer_entries,
+                                        resources_section, scheduler_section, search_section)
 
 
 
@@ -69,7 +68,6 @@ def _shipped_spaces_dir() -> str:
 SPACES_DIR = _shipped_spaces_dir()
 SECTIONS = ("name", "description", "data", "training", "robustness", "fixed", "grid", "regularizers",
             "sample", "resources", "search", "scheduler", "failure", "checkpoint")
-DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 
 
 # ---------------------------------------------------------------------- the parsed space
@@ -82,6 +80,8 @@ class Space:
     points: List[Dict[str, Any]]         # grid: per trial, the keys set on top of ``base``
     trials: List[TrialConfig]            # grid: the resolved configuration of each point
     optuna: Optional["OptunaSpace"]      # optuna: the define-by-run space
+    checked: List[TrialConfig]           # what parsing validated: the grid's trials, or the
+                                         # configurations at every Optuna bound and choice
     resources: Resources
     search: Search
     scheduler: Scheduler
@@ -162,218 +162,43 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
     if search.type == "grid":
         if sample:
             raise ConfigError("sample needs search.type: optuna (a grid search takes grid lists)")
-        points, trials = _expand_grid(base, grid, entries)
+        points, trials = expand_grid(base, grid, entries)
         search = dataclasses.replace(search, num_samples=len(trials))
         optuna = None
-        probe = trials
+        checked = trials
     else:
         if grid:
             raise ConfigError("grid needs search.type: grid; with optuna write the values as "
                               "sample: {key: {choice: [...]}}")
-        optuna = OptunaSpace(_optuna_entries(sample, entries))
+        optuna = OptunaSpace(optuna_entries(sample, entries))
         points, trials = [], []
-        probe = optuna.check(base)
+        checked = optuna.check(base)
     space = Space(name=name, path=os.path.abspath(path), description=str(raw.get("description", "")).strip(),
-                  base=base, points=points, trials=trials, optuna=optuna,
+                  base=base, points=points, trials=trials, optuna=optuna, checked=checked,
                   resources=resources_section(mapping(raw, "resources")), search=search,
                   scheduler=scheduler_section(mapping(raw, "scheduler"), search),
                   max_retries=integer(failure.get("max_retries", 0), "failure.max_retries", 0),
                   checkpoint_every=every,
                   checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1))
-    _check_metrics(space, probe, grid, sample, entries)
+    _check_metrics(space, checked, grid, sample, entries)
     return space
 
 
 # ---------------------------------------------------------------------- inputs a sweep reads
 def check_data(space: Space) -> None:
-    """Every packed data file the trials of ``space`` read exists and is a Parquet file with the
-    packed columns (only the footer is read: decoding stays with the trials)."""
-    from korth_bench.data.packed import COLUMNS, open_location
+    """Every packed data file the trials of ``space`` read exists and has the packed columns."""
+    from korth_bench.data.packed import check_file
 
-    configs = space.trials if space.search.type == "grid" else space.optuna.check(space.base)
-    for data_path in sorted({cfg.data_path for cfg in configs if cfg.dataset == "packed" and cfg.data_path}):
-        allowed = f"a packed Parquet file with columns {', '.join(COLUMNS)} (korth-bench data pack makes one)"
-        try:
-            filesystem, path = open_location(data_path)
-            if filesystem.get_file_info(path).type != pafs.FileType.File:
-                raise ConfigError(f"data_path={data_path!r}: no such file; expected {allowed}")
-            with filesystem.open_input_file(path) as handle:
-                names = pq.ParquetFile(handle).schema_arrow.names
-        except (pa.ArrowException, OSError) as err:
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConfigError(f"data_path={data_path!r}: not a readable Parquet file ({message}); "
-                              f"expected {allowed}") from None
-        missing = [name for name in COLUMNS if name not in names]
-        if missing:
-            raise ConfigError(f"data_path={data_path!r}: missing column(s) {', '.join(missing)} "
-                              f"(found {', '.join(names) or 'none'}); expected {allowed}")
-
-
-# ---------------------------------------------------------------------- expansion
-
-def _applies(key: str, regularizer: str) -> bool:
-    """Whether a shared grid/sample key applies to a regularizer."""
-    if key == "coefficient":
-        return regularizer != "none"
-    if key in REGULARIZER_PARAM_KEYS:
-        return key in regularizers.describe().get(regularizer, {})
-    return True
-
-
-def _expand_grid(base, grid, entries) -> Tuple[List[Dict[str, Any]], List[TrialConfig]]:
-    for key, values in grid.items():
-        trial_key(key, "grid")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"grid.{key} must be a non-empty list of values, got {values!r}")
-        if key == "regularizer":
-            raise ConfigError("the regularizer axis is the regularizers section, not grid.regularizer")
-    points, trials, seen = [], [], set()
-    for regularizer, own in entries.items():
-        axes = {k: [absolute_path(k, v) for v in vs] for k, vs in grid.items() if _applies(k, regularizer)}
-        for key, value in own.items():
-            if isinstance(value, dict):
-                raise ConfigError(f"regularizers.{regularizer}.{key}: distributions need "
-                                  "search.type: optuna; a grid takes a list of values")
-            axes[key] = value if isinstance(value, list) else [value]
-        for combo in itertools.product(*axes.values()):
-            point = {"regularizer": regularizer, **dict(zip(axes, combo))}
-            try:
-                cfg = TrialConfig.from_dict({**base, **point})
-            except ConfigError as err:
-                raise ConfigError(f"trial {show_point(point)}: {err}") from None
-            if cfg.trial_id not in seen:
-                seen.add(cfg.trial_id)
-                points.append(point)
-                trials.append(cfg)
-    return points, trials
-
-
-# ---------------------------------------------------------------------- the Optuna space
-@dataclass(frozen=True)
-class Distribution:
-    kind: str                      # uniform, loguniform, int, choice
-    values: Tuple[Any, ...]        # (low, high) or the choices
-
-    def suggest(self, trial: Any, name: str) -> Any:
-        if self.kind == "choice":
-            return trial.suggest_categorical(name, list(self.values))
-        if self.kind == "int":
-            return trial.suggest_int(name, *self.values)
-        return trial.suggest_float(name, *self.values, log=self.kind == "loguniform")
-
-    def corners(self) -> Tuple[Any, ...]:
-        """The values validation checks: the bounds, or every choice."""
-        return self.values
-
-    def __str__(self) -> str:
-        return f"{self.kind}{list(self.values)}"
-
-
-def _distribution(spec: Any, where: str) -> Distribution:
-    if isinstance(spec, list):
-        spec = {"choice": spec}
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise ConfigError(f"{where} must be one distribution, e.g. {{loguniform: [1e-5, 1e-2]}}; "
-                          f"choose from: {', '.join(DISTRIBUTIONS)}; got {spec!r}")
-    (kind, values), = spec.items()
-    if kind not in DISTRIBUTIONS:
-        raise ConfigError(f"{where}: unknown distribution {kind!r}; choose from: {', '.join(DISTRIBUTIONS)}")
-    if not isinstance(values, list) or not values:
-        raise ConfigError(f"{where}.{kind} must be a list, got {values!r}")
-    if kind == "choice":
-        for value in values:
-            if value is not None and not isinstance(value, (bool, int, float, str)):
-                raise ConfigError(f"{where}.choice values must be numbers, strings or booleans "
-                                  f"(Optuna's categorical values), got {value!r}")
-        return Distribution(kind, tuple(values))
-    if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        raise ConfigError(f"{where}.{kind} must be [low, high], got {values!r}")
-    low, high = values
-    if not low < high:
-        raise ConfigError(f"{where}.{kind}: low={low!r} must be below high={high!r}")
-    if kind == "loguniform" and low <= 0:
-        raise ConfigError(f"{where}.loguniform: low={low!r} must be > 0")
-    if kind == "int" and not all(float(v).is_integer() for v in values):
-        raise ConfigError(f"{where}.int bounds must be integers, got {values!r}")
-    return Distribution(kind, (int(low), int(high)) if kind == "int" else (float(low), float(high)))
-
-
-def _optuna_entries(sample, entries) -> Dict[str, Dict[str, Any]]:
-    """regularizer -> {key: Distribution or fixed value}, the shared sample filtered per regularizer."""
-    shared = {trial_key(k, "sample"): _distribution(v, f"sample.{k}") for k, v in sample.items()}
-    per_regularizer = {}
-    for regularizer, own in entries.items():
-        space = {k: d for k, d in shared.items() if _applies(k, regularizer)}
-        for key, value in own.items():
-            where = f"regularizers.{regularizer}.{key}"
-            space[key] = _distribution(value, where) if isinstance(value, (dict, list)) else value
-        per_regularizer[regularizer] = space
-    kinds: Dict[str, Tuple[str, str]] = {}  # sampled names only: fixed values are not Optuna's
-    for regularizer, space in per_regularizer.items():
-        for key, value in space.items():
-            if not isinstance(value, Distribution):
-                continue
-            kind = "float" if value.kind in ("uniform", "loguniform") else value.kind
-            kind += " (log)" if value.kind == "loguniform" else ""
-            if kinds.setdefault(key, (kind, regularizer))[0] != kind:
-                raise ConfigError(f"{key} is {kinds[key][0]} for {kinds[key][1]} but {kind} for "
-                                  f"{regularizer}; Optuna needs one kind of distribution per name")
-    return per_regularizer
-
-
-class OptunaSpace:
-    """A define-by-run space for ``OptunaSearch``: pick the regularizer, then its own values.
-
-    A module-level class (not a closure) so that the searcher's saved state can be pickled.
-    """
-
-    def __init__(self, per_regularizer: Dict[str, Dict[str, Any]]):
-        self.per_regularizer = per_regularizer
-
-    def __call__(self, trial: Any) -> Dict[str, Any]:
-        choices = list(self.per_regularizer)
-        regularizer = (trial.suggest_categorical("regularizer", choices) if len(choices) > 1
-                       else choices[0])
-        fixed = {"regularizer": regularizer}
-        for key, value in self.per_regularizer[regularizer].items():
-            if isinstance(value, Distribution):
-                value.suggest(trial, key)
-            else:
-                fixed[key] = value
-        return fixed
-
-    def check(self, base: Dict[str, Any]) -> List[TrialConfig]:
-        """Validate every bound and choice of every key; returns the configurations checked."""
-        checked = []
-        for regularizer, space in self.per_regularizer.items():
-            fixed = {"regularizer": regularizer, **{k: v for k, v in space.items()
-                                                   if not isinstance(v, Distribution)}}
-            sampled = {k: d for k, d in space.items() if isinstance(d, Distribution)}
-            for corner in (0, -1):  # every low together, then every high together
-                point = {**fixed, **{k: d.corners()[corner] for k, d in sampled.items()}}
-                checked.append(_checked(base, point))
-            for key, dist in sampled.items():
-                for value in dist.corners():
-                    checked.append(_checked(base, {**fixed, **{k: d.corners()[0] for k, d in sampled.items()},
-                                                   key: value}))
-        return checked
-
-    def describe(self) -> Dict[str, Dict[str, str]]:
-        return {r: {k: str(v) for k, v in space.items()} for r, space in self.per_regularizer.items()}
-
-
-def _checked(base: Dict[str, Any], point: Dict[str, Any]) -> TrialConfig:
-    try:
-        return TrialConfig.from_dict({**base, **point})
-    except ConfigError as err:
-        raise ConfigError(f"sampled trial {show_point(point)}: {err}") from None
+    for data_path in sorted({cfg.data_path for cfg in space.checked
+                             if cfg.dataset == "packed" and cfg.data_path}):
+        check_file(data_path)
 
 
 # ---------------------------------------------------------------------- metrics
-def _check_metrics(space: Space, probe: Sequence[TrialConfig], grid, sample, entries) -> None:
+def _check_metrics(space: Space, checked: Sequence[TrialConfig], grid, sample, entries) -> None:
     """Search and scheduler metrics must be columns the trials report; ASHA needs fixed epochs."""
     epoch_metrics = [k for k, t in results.columns("epochs").items() if _numeric(t)]
-    row = probe[0].to_row() if probe else {}
+    row = checked[0].to_dict() if checked else {}
     trial_metrics = [k for k, t in results.trials_columns(row).items()
                      if _numeric(t) and k not in TrialConfig.field_names()]
     for metric in space.search.metrics:
@@ -382,7 +207,7 @@ def _check_metrics(space: Space, probe: Sequence[TrialConfig], grid, sample, ent
                               f"choose an epochs column ({', '.join(epoch_metrics[1:])}) or a trials "
                               "column such as pgd_acc_8_255")
     uses_val = {"val_acc", "val_loss"} & {*space.search.metrics, space.scheduler.metric}
-    if uses_val and any(cfg.val_size == 0 for cfg in probe):
+    if uses_val and any(cfg.val_size == 0 for cfg in checked):
         raise ConfigError(f"search/scheduler metric {sorted(uses_val)[0]} needs val_size > 0")
     if space.scheduler.type != "asha":
         return
@@ -392,7 +217,7 @@ def _check_metrics(space: Space, probe: Sequence[TrialConfig], grid, sample, ent
     varied = set(grid) | set(sample) | {k for own in entries.values() for k in own}
     if "epochs" in varied:
         raise ConfigError("scheduler.type asha needs one fixed epochs for every trial")
-    epochs = probe[0].epochs if probe else TrialConfig().epochs
+    epochs = checked[0].epochs if checked else TrialConfig().epochs
     if space.scheduler.grace_period >= epochs:
         raise ConfigError(f"scheduler.grace_period={space.scheduler.grace_period} must be below "
                           f"epochs={epochs} (ASHA stops trials only before their last epoch)")

@@ -13,7 +13,6 @@ import math
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import ray
@@ -21,8 +20,8 @@ from ray import tune
 
 from korth_bench import results
 from korth_bench.spaces.space import Space
-from korth_bench.config import TrialConfig
 from korth_bench.sweep.context import SweepContext
+from korth_bench.trial.summary import trial_row
 
 
 
@@ -46,28 +45,14 @@ class TableRecorder(tune.Callback):
         self._write(trial, "error", error_message(trial))
 
     def _write(self, tune_trial: Any, status: str, error: Optional[str]) -> None:
+        """The trial's ``trials`` row from its ``epochs`` file (written after every epoch), with
+        nulls for what it never measured."""
         cfg = self.context.trial_config(tune_trial.config)
-        row = unfinished_row(cfg, status, error, tune_trial.last_result or {},
-                             (tune_trial.metric_analysis.get("test_acc") or {}).get("max"))
+        epoch_rows = results.read_trial_rows(self.context.sweep_uri, "epochs", cfg.trial_id,
+                                             self.context.filesystem())
+        row = trial_row(cfg, status, error, epoch_rows, run={"ray_version": ray.__version__})
         results.write_trial(self.context.sweep_uri, {"trials": [row], "layers": [], "robustness": []},
                             sweep=self.context.sweep, filesystem=self.context.filesystem())
-
-
-def unfinished_row(cfg: TrialConfig, status: str, error: Optional[str], last: Mapping[str, Any],
-                   best_test_acc: Optional[float]) -> Dict[str, Any]:
-    """The ``trials`` row of a trial that did not finish: its configuration, what its last
-    report said, and nulls for what it never measured."""
-    def number(value: Any) -> Optional[float]:
-        return value if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-    epoch = last.get("epoch")
-    return {**cfg.to_row(), "trial_id": cfg.trial_id, "status": status, "error": error,
-            "test_acc": number(last.get("test_acc")), "test_loss": number(last.get("test_loss")),
-            "val_acc": number(last.get("val_acc")), "best_test_acc": number(best_test_acc),
-            "epochs_completed": epoch + 1 if isinstance(epoch, int) else 0,
-            "train_time_s": number(last.get("elapsed_s")), "config_hash": cfg.config_hash,
-            "ray_version": ray.__version__,
-            "finished_at": datetime.now(timezone.utc).isoformat()}
 
 
 def error_message(tune_trial: Any) -> str:

@@ -20,6 +20,7 @@ import ray
 
 from korth_bench.sweep import ray_compat
 from korth_bench.sweep.context import SweepContext
+from korth_bench.errors import ConfigError
 
 
 CONNECT_TIMEOUT_S = 5.0
@@ -84,11 +85,11 @@ def _connect(address: str, **options: Any) -> None:
         sys.stderr.write(log)  # a connected client's warnings stay visible
         return
     if "InvalidAuthToken" in log or "Unauthenticated" in log:
-        raise ValueError(f"--address {address}: the cluster refused this client's authentication "
+        raise ConfigError(f"--address {address}: the cluster refused this client's authentication "
                          "token (InvalidAuthToken); set RAY_AUTH_MODE=token and give the cluster's "
                          "token in RAY_AUTH_TOKEN_PATH (a file) or RAY_AUTH_TOKEN (`ray "
                          "get-auth-token` on the head node prints it)") from None
-    raise ValueError(f"--address {address}: Ray refused the connection ({error}); check that "
+    raise ConfigError(f"--address {address}: Ray refused the connection ({error}); check that "
                      "this is the cluster's GCS address and that Ray's versions match") from None
 
 
@@ -100,7 +101,7 @@ def _check_reachable(address: str) -> None:
         try:
             target = ray_compat.resolve_auto_address()
         except ConnectionError as err:
-            raise ValueError(f"--address auto: {err}") from None
+            raise ConfigError(f"--address auto: {err}") from None
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit() or target.endswith("]"):
         host, port = target, "10001" if address.startswith("ray://") else "6379"
@@ -108,7 +109,7 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as err:
-        raise ValueError(f"--address {address}: no Ray cluster answers at {host}:{port} "
+        raise ConfigError(f"--address {address}: no Ray cluster answers at {host}:{port} "
                          f"({err.strerror or err}); start one with `ray start --head` or leave "
                          "--address out to run on a local Ray") from None
 
@@ -130,7 +131,7 @@ def check_writable(context: SweepContext) -> None:
         except OSError as err:
             problem = f"cannot create files in {existing}: {err.strerror or err}"
     if problem:
-        raise ValueError(f"--storage {os.path.dirname(path)}: results directory is not writable "
+        raise ConfigError(f"--storage {os.path.dirname(path)}: results directory is not writable "
                          f"({problem}); allowed: a writable local directory or a URI such as "
                          "s3://bucket/prefix")
 
@@ -142,7 +143,7 @@ def check_storage(context: SweepContext) -> None:
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     path = context.path()
     if len(nodes) > 1 and not _on_shared_file_system(path):
-        raise ValueError(f"--storage {os.path.dirname(path)} is local to this machine, but the "
+        raise ConfigError(f"--storage {os.path.dirname(path)} is local to this machine, but the "
                          f"cluster has {len(nodes)} nodes whose trials must write checkpoints and "
                          "tables there: pass --storage s3://bucket/prefix (with --storage-endpoint "
                          "for an S3-compatible server), gs://..., or a path on a shared file "

@@ -1,6 +1,6 @@
 """Sweeps on Ray Tune: with ``sweep_callbacks.py`` and ``sweep_cluster.py``, the only Ray code.
 
-``run(space)`` loads and validates a search space (``spaces.py``), connects to Ray (a local
+``run(space)`` loads and validates a search space (``korth_bench.spaces``), connects to Ray (a local
 instance started and stopped here, or a running cluster at ``address``), and hands Tune a plain
 function trainable. Resources, storage, search, scheduling, retries and checkpoints are Tune
 configuration built from the YAML, never branches in the trainable:
@@ -33,7 +33,6 @@ import os
 import pickle
 import sys
 import warnings
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import pyarrow.fs as pafs
@@ -44,13 +43,13 @@ from ray.tune.search.optuna import OptunaSearch
 
 from korth_bench import results
 from korth_bench.spaces.dryrun import dry_run_text
-from korth_bench.spaces.sections import Resources
 from korth_bench.spaces.space import Space, check_data, load
 from korth_bench.trial.loop import train_and_measure
 from korth_bench.config import TrialConfig
 from korth_bench.sweep.context import SweepContext, sweep_context
 from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
+from korth_bench.errors import ConfigError
 
 TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state and trial checkpoints
 TRAIN_DIR = "train"        # <sweep>/train: Ray Train runs of data-parallel trials
@@ -84,7 +83,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
     space = load(space_path)
     if max_concurrent is not None:
         if max_concurrent < 1:
-            raise ValueError(f"--max-concurrent={max_concurrent} must be >= 1")
+            raise ConfigError(f"--max-concurrent={max_concurrent} must be >= 1")
         space = dataclasses.replace(space, search=dataclasses.replace(space.search,
                                                                         concurrency=max_concurrent))
     if dry_run:
@@ -248,7 +247,7 @@ class PointSearcher(Searcher):
     """Hands out a fixed list of trial configurations, one per trial (the expanded grid).
 
     Ray's grid search takes Cartesian products only; the grid of a search space is expanded,
-    conditioned per regularizer and de-duplicated by ``spaces.py`` already.
+    conditioned per regularizer and de-duplicated by ``spaces.expansion`` already.
     """
 
     def __init__(self, points: List[Dict[str, Any]]):
@@ -309,7 +308,7 @@ def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
     experiment = context.path(TUNE_DIR)
     if resume:
         if not tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
-            raise ValueError(f"--resume: no interrupted sweep at {context.sweep_uri}/{TUNE_DIR}; "
+            raise ConfigError(f"--resume: no interrupted sweep at {context.sweep_uri}/{TUNE_DIR}; "
                              "run without --resume to start it")
         # The run configuration (callbacks, storage, failure and checkpoint settings) and the
         # searcher's state (an Optuna study included) come back from the saved experiment.
@@ -326,7 +325,7 @@ def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
         num_samples = search.num_samples
     asha = None
     if scheduler.type == "asha":
-        epochs = space.trials[0].epochs if space.trials else space.optuna.check(space.base)[0].epochs
+        epochs = space.checked[0].epochs
         # max_t below the last epoch and stop_last_trials off: ASHA stops a trial only before
         # its last epoch, so a surviving trial always finishes its measurements.
         asha = ASHAScheduler(time_attr="training_iteration", metric=scheduler.metric,

@@ -1,4 +1,4 @@
-"""One trial: train one configuration and measure it completely. Never imports Ray.
+"""The trial loop: train one configuration and measure it completely. Never imports Ray.
 
 ``train_and_measure`` reads top to bottom: config -> seed -> data -> model -> regularizer ->
 optimizer -> per epoch (train, evaluate, report) -> layer measures, feature-map similarity,
@@ -9,7 +9,6 @@ checkpoint_dir)`` callback.
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,14 +20,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from korth_bench import data, measures, models, regularizers
-from korth_bench.trial import robustness
 from korth_bench.config import TrialConfig
-from korth_bench.trial.convergence import convergence_summary
+from korth_bench.errors import ConfigError
+from korth_bench.trial import checkpoint, robustness
 from korth_bench.trial.provenance import provenance
 from korth_bench.trial.schedules import coefficient_at, lr_at
+from korth_bench.trial.summary import trial_row
 
 Report = Callable[[Dict[str, Any], Optional[str]], None]
-CHECKPOINT_FILE = "state.pt"
 EVAL_BATCH_AUTO = {"cuda": 1000, "cpu": 128}
 """Evaluation and attack batch for ``eval_batch_size: 0``. Large batches fill a GPU; on a CPU a
 1000-image batch falls out of cache (ResNet-20 inference, 2 threads: 1,285 img/s at 1000 vs
@@ -58,9 +57,32 @@ class TrialRecord:
                 "robustness": self.robustness}
 
 
+@dataclass(frozen=True)
+class Execution:
+    """Where and how a trial's batches run."""
+    device: torch.device
+    bf16: bool = False                                  # bf16 autocast (the penalty stays fp32)
+    # channels_last: faster convolutions on CUDA and, measured here, on the CPU too (ResNet-20
+    # training 575 vs 459 img/s on 2 cores, interleaved runs).
+    memory_format: torch.memory_format = torch.channels_last
+    rank: int = 0                                       # this process's slice of each global batch
+    world: int = 1                                      # data-parallel processes
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+
 def run_trial(config: Union[dict, TrialConfig], report: Optional[Report] = None,
               resume_from: Optional[str] = None) -> Dict[str, Any]:
-    """Train and measure one configuration; returns its ``trials`` row."""
+    """Train and measure one configuration.
+
+    Args:
+        config: a flat dict of trial keys (DESIGN.md; validated by ``TrialConfig.from_dict``).
+        report: called once per epoch as ``report(epoch_row, checkpoint_dir_or_None)``.
+        resume_from: a checkpoint directory handed to ``report`` earlier.
+    Returns:
+        the trial's ``trials`` row (status ``completed`` or ``diverged``).
+    """
     return train_and_measure(config, report, resume_from).summary
 
 
@@ -69,7 +91,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA device is visible; use device=auto or cpu")
+        raise ConfigError("device='cuda' but no CUDA device is visible; use device=auto or cpu")
     return torch.device(name)
 
 
@@ -96,37 +118,40 @@ def initialize(model: nn.Module, cfg: TrialConfig) -> None:
             optimizer.step()
 
 
-def make_classifier(model: nn.Module, mean, std, device: torch.device, autocast):
+def make_classifier(model: nn.Module, mean, std, execution: Execution):
     """Logits for float images in [0, 1]: normalization inside, as the attacks need."""
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=execution.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=execution.device).view(1, -1, 1, 1)
 
     def classify(images01: torch.Tensor) -> torch.Tensor:
-        with autocast():
+        with execution.autocast():
             return model((images01 - mean) / std).float()
     return classify
 
 
 # ---------------------------------------------------------------------- epoch helpers
-def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, *, epoch: int,
-                    step: int, steps_per_epoch: int, coefficient: float, generator, autocast,
-                    rank: int, world: int, memory_format) -> Dict[str, Any]:
-    """One pass over the training images. Sums stay on the device: one host sync per epoch."""
+def steps_per_epoch(splits: data.DataSplits, cfg: TrialConfig) -> int:
+    return max(1, math.ceil(len(splits.train_y) / cfg.batch_size))
+
+
+def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, execution: Execution,
+                    *, epoch: int, step: int, generator: torch.Generator) -> Dict[str, Any]:
+    """One pass over the training images from global step ``step``. Sums stay on the device: one
+    host sync per epoch."""
     model.train()
-    device = splits.train_x.device
-    sums = torch.zeros(4, device=device, dtype=torch.float64)  # ce*n, penalty, correct, n
+    rank, world = execution.rank, execution.world
+    per_epoch = steps_per_epoch(splits, cfg)
+    coefficient = coefficient_at(epoch, cfg)
+    sums = torch.zeros(4, device=execution.device, dtype=torch.float64)  # ce*n, penalty, correct, n
     for images, labels in data.batches(splits.train_x, splits.train_y, cfg.batch_size, generator,
                                        augment=cfg.augment, shuffle=True, mean=splits.mean,
                                        std=splits.std):
         if world > 1:  # every rank draws the same global batch and keeps its own slice
             images, labels = images.tensor_split(world)[rank], labels.tensor_split(world)[rank]
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, lr=cfg.lr, schedule=cfg.lr_schedule,
-                                steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
-                                milestones=cfg.lr_milestones, gamma=cfg.lr_gamma,
-                                warmup_epochs=cfg.warmup_epochs)
-        images = images.contiguous(memory_format=memory_format)
-        with autocast():
+            group["lr"] = lr_at(step, cfg, per_epoch)
+        images = images.contiguous(memory_format=execution.memory_format)
+        with execution.autocast():
             logits = model(images)
             ce = F.cross_entropy(logits.float(), labels)
         loss = ce
@@ -145,21 +170,21 @@ def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, *, e
         torch.distributed.all_reduce(sums)
         sums[1] /= world
     ce_sum, penalty_sum, correct, seen = sums.tolist()
-    return {"train_loss": ce_sum / seen, "reg_loss": penalty_sum / steps_per_epoch,
+    return {"train_loss": ce_sum / seen, "reg_loss": penalty_sum / per_epoch,
             "train_acc": correct / seen, "step": step, "finite": math.isfinite(ce_sum + penalty_sum)}
 
 
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, mean, std, batch_size: int,
-             autocast, memory_format) -> Dict[str, Optional[float]]:
+             execution: Execution) -> Dict[str, Optional[float]]:
     """Mean cross-entropy and accuracy on uint8 images; None for an empty split."""
     if len(labels) == 0:
         return {"loss": None, "acc": None}
     model.eval()
     sums = torch.zeros(2, device=images.device, dtype=torch.float64)
     for x, y in zip(images.split(batch_size), labels.split(batch_size)):
-        x = data.normalize(x, mean, std).contiguous(memory_format=memory_format)
-        with autocast():
+        x = data.normalize(x, mean, std).contiguous(memory_format=execution.memory_format)
+        with execution.autocast():
             logits = model(x).float()
         sums[0] += F.cross_entropy(logits, y, reduction="sum")
         sums[1] += (logits.argmax(1) == y).sum()
@@ -184,18 +209,6 @@ def measure_model(model, probe: torch.Tensor, trial_id: str, epoch: int):
     return rows, measures.summarize(weights, features)
 
 
-# ---------------------------------------------------------------------- checkpoints
-def save_checkpoint(directory: str, state: Dict[str, Any]) -> None:
-    torch.save(state, os.path.join(directory, CHECKPOINT_FILE))
-
-
-def load_checkpoint(directory: str) -> Dict[str, Any]:
-    path = os.path.join(directory, CHECKPOINT_FILE)
-    if not os.path.exists(path):
-        raise ValueError(f"resume_from={directory!r} holds no {CHECKPOINT_FILE}")
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
 # ---------------------------------------------------------------------- the trial
 def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report] = None,
                       resume_from: Optional[str] = None) -> TrialRecord:
@@ -217,38 +230,30 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     device = resolve_device(cfg.device)
     rank, world = distributed_rank_world()
     if cfg.batch_size % world:
-        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the {world} data-parallel "
-                         "workers (batch_size is the global batch)")
+        raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by the {world} data-parallel "
+                          "workers (batch_size is the global batch)")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # model init and dropout; data order has its own generator
 
-    splits = data.load(cfg.dataset, device=device, seed=cfg.seed, train_size=cfg.train_size,
-                       val_size=cfg.val_size, test_size=cfg.test_size, data_path=cfg.data_path,
-                       data_root=cfg.data_root, download=cfg.download,
-                       num_classes=cfg.num_classes, image_size=cfg.image_size)
+    splits = data.load(cfg.dataset, cfg.data_options(), device)
     model = models.build(cfg.model, cfg.depth, cfg.width, splits.num_classes,
-                         **_model_options(cfg)).to(device)
+                         dropout=cfg.dropout, shortcut=cfg.shortcut).to(device)
     initialize(model, cfg)
     num_params = sum(p.numel() for p in model.parameters())
     reg = regularizers.get(cfg.regularizer, **cfg.regularizer_params())
     penalty_fn = lambda: reg.penalty(model, reduction=cfg.penalty_reduction,  # noqa: E731
                                      include_linear=cfg.regularize_linear)
 
-    cuda = device.type == "cuda"
-    # channels_last: faster convolutions on CUDA and, measured here, on the CPU too (ResNet-20
-    # training 575 vs 459 img/s on 2 cores, interleaved runs).
-    memory_format = torch.channels_last
-    model = model.to(memory_format=memory_format)
-    bf16 = cfg.precision == "bf16"
-    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    execution = Execution(device, bf16=cfg.precision == "bf16", rank=rank, world=world)
+    model = model.to(memory_format=execution.memory_format)
     eval_batch = eval_batch_size(cfg.eval_batch_size, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
                                 foreach=True)
     trained = model  # the module that sees the batches (DDP and compile wrap it)
     if world > 1:
-        if cuda:
+        if device.type == "cuda":
             trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
         trained = nn.parallel.DistributedDataParallel(trained)
     if cfg.compile:
@@ -258,113 +263,69 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                                      cfg.robustness_seed).to(device)
     probe = data.normalize(splits.test_x[subset[: cfg.probe_size]], splits.mean, splits.std)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    steps_per_epoch = max(1, math.ceil(len(splits.train_y) / cfg.batch_size))
-    epoch_rows: List[Dict[str, Any]] = []
-    layer_rows: List[Dict[str, Any]] = []
-    start_epoch, step, train_time_s = 0, 0, 0.0
+    objects = checkpoint.TrainingObjects(model, optimizer, reg, generator)
+    progress = checkpoint.Progress(epoch=-1, step=0, epochs=[], layers=[], train_time_s=0.0)
     if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        reg.load_state_dict(state["regularizer"])
-        torch.set_rng_state(state["cpu_rng"])
-        if cuda and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        epoch_rows, layer_rows = state["epochs"], state["layers"]
-        step, train_time_s = state["step"], state["train_time_s"]
-        start_epoch = state["epoch"] + 1
+        progress = checkpoint.restore(resume_from, objects)
 
     status, error = "completed", None
-    for epoch in range(start_epoch, cfg.epochs):
-        coefficient = coefficient_at(epoch, coefficient=cfg.coefficient,
-                                     schedule=cfg.coefficient_schedule, epochs=cfg.epochs)
-        lr = lr_at(step, lr=cfg.lr, schedule=cfg.lr_schedule, steps_per_epoch=steps_per_epoch,
-                   epochs=cfg.epochs, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma,
-                   warmup_epochs=cfg.warmup_epochs)
+    for epoch in range(progress.epoch + 1, cfg.epochs):
+        lr = lr_at(progress.step, cfg, steps_per_epoch(splits, cfg))
         _synchronize(device)
         epoch_start = time.perf_counter()
-        train = train_one_epoch(trained, optimizer, penalty_fn, splits, cfg, epoch=epoch, step=step,
-                                steps_per_epoch=steps_per_epoch, coefficient=coefficient,
-                                generator=generator, autocast=autocast, rank=rank, world=world,
-                                memory_format=memory_format)
+        train = train_one_epoch(trained, optimizer, penalty_fn, splits, cfg, execution,
+                                epoch=epoch, step=progress.step, generator=generator)
         _synchronize(device)
         epoch_time_s = time.perf_counter() - epoch_start
-        train_time_s += epoch_time_s
-        step = train["step"]
+        progress.train_time_s += epoch_time_s
+        progress.step, progress.epoch = train["step"], epoch
         row = {"trial_id": cfg.trial_id, "epoch": epoch, "train_loss": train["train_loss"],
                "reg_loss": train["reg_loss"], "train_acc": train["train_acc"], "lr": lr,
-               "coefficient": coefficient, "epoch_time_s": epoch_time_s, "elapsed_s": train_time_s,
+               "coefficient": coefficient_at(epoch, cfg), "epoch_time_s": epoch_time_s,
+               "elapsed_s": progress.train_time_s,
                "images_per_s": len(splits.train_y) / epoch_time_s}
         if not train["finite"]:
             status, error = "diverged", f"non-finite training loss in epoch {epoch}"
             row.update(val_loss=None, val_acc=None, test_loss=None, test_acc=None)
-            epoch_rows.append(row)
+            progress.epochs.append(row)
             if report is not None:
                 report(row, None)
             break
-        evaluation = {split: evaluate(model, x, y, splits.mean, splits.std, eval_batch,
-                                      autocast, memory_format)
+        evaluation = {split: evaluate(model, x, y, splits.mean, splits.std, eval_batch, execution)
                       for split, x, y in (("val", splits.val_x, splits.val_y),
                                           ("test", splits.test_x, splits.test_y))}
         for split, result in evaluation.items():
             row[f"{split}_loss"], row[f"{split}_acc"] = result["loss"], result["acc"]
-        epoch_rows.append(row)
+        progress.epochs.append(row)
         if cfg.measure_every and (epoch + 1) % cfg.measure_every == 0 and epoch + 1 < cfg.epochs:
-            layer_rows += measure_model(model, probe, cfg.trial_id, epoch)[0]
+            progress.layers += measure_model(model, probe, cfg.trial_id, epoch)[0]
         if report is not None:
             due = cfg.checkpoint_every and ((epoch + 1) % cfg.checkpoint_every == 0
                                             or epoch + 1 == cfg.epochs)
             if due and rank == 0:
                 with tempfile.TemporaryDirectory(prefix="korth-ckpt-") as directory:
-                    save_checkpoint(directory, {
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "generator": generator.get_state(), "cpu_rng": torch.get_rng_state(),
-                        "regularizer": reg.state_dict(),
-                        "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
-                        "epoch": epoch, "step": step, "epochs": epoch_rows, "layers": layer_rows,
-                        "train_time_s": train_time_s, "config": cfg.to_dict()})
+                    checkpoint.save(directory, objects, progress, cfg.to_dict())
                     report(row, directory)
             else:
                 report(row, None)
 
     robustness_rows: List[Dict[str, Any]] = []
-    final_measures: Dict[str, Any] = {}
+    measured: Dict[str, Any] = {"num_params": num_params}
     if status == "completed":
         rows, final_measures = measure_model(model, probe, cfg.trial_id, cfg.epochs - 1)
-        layer_rows += rows
+        progress.layers += rows
+        measured.update(final_measures)
         if cfg.robustness:
-            classify = make_classifier(model, splits.mean, splits.std, device, autocast)
+            classify = make_classifier(model, splits.mean, splits.std, execution)
             robustness_rows = [{"trial_id": cfg.trial_id, **r} for r in robustness.evaluate_robustness(
-                classify, splits.test_x[subset], splits.test_y[subset],
-                corruptions=cfg.robustness_corruptions, severities=cfg.robustness_severities,
-                attacks=cfg.robustness_attacks, eps_255=cfg.robustness_pgd_eps,
-                pgd_steps=cfg.robustness_pgd_steps, pgd_step_ratio=cfg.robustness_pgd_step_ratio,
-                seed=cfg.robustness_seed, batch_size=eval_batch)]
-            final_measures.update(robustness.summarize(robustness_rows))
+                classify, splits.test_x[subset], splits.test_y[subset], cfg.robustness_options(),
+                eval_batch)]
+            measured.update(robustness.summarize(robustness_rows))
 
-    last = epoch_rows[-1] if epoch_rows else {}
-    summary = {
-        "trial_id": cfg.trial_id, "status": status, "error": error, **cfg.to_row(),
-        "num_params": num_params, "epochs_completed": sum(r["test_acc"] is not None for r in epoch_rows),
-        "test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
-        "val_acc": last.get("val_acc"),
-        **convergence_summary([r["test_acc"] for r in epoch_rows if r["test_acc"] is not None],
-                              [r["elapsed_s"] for r in epoch_rows if r["test_acc"] is not None],
-                              cfg.convergence_thresholds),
-        **final_measures,
-        "wall_time_s": time.perf_counter() - wall_start, "train_time_s": train_time_s,
-        **provenance(device), "config_hash": cfg.config_hash,
-        "started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
-    }
-    return TrialRecord(cfg, summary, epoch_rows, layer_rows, robustness_rows)
-
-
-def _model_options(cfg: TrialConfig) -> Dict[str, Any]:
-    options: Dict[str, Any] = {"dropout": cfg.dropout}
-    if cfg.shortcut is not None:
-        options["shortcut"] = cfg.shortcut
-    return options
+    summary = trial_row(cfg, status, error, progress.epochs, measured=measured,
+                        run={"wall_time_s": time.perf_counter() - wall_start, **provenance(device),
+                             "started_at": started_at.isoformat()})
+    return TrialRecord(cfg, summary, progress.epochs, progress.layers, robustness_rows)
 
 
 def _synchronize(device: torch.device) -> None:

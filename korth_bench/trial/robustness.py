@@ -13,12 +13,15 @@ construction.
 from __future__ import annotations
 
 import io
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from korth_bench.errors import ConfigError
 
 # Severity 1..5 parameters, CIFAR-10-C (make_cifar_c.py): noise std, photon count, flip
 # probability, blur sigma, contrast factor, brightness shift in HSV value, JPEG quality, pixelate
@@ -117,6 +120,43 @@ _CORRUPTIONS = {
     "gaussian_blur": _gaussian_blur, "contrast": _contrast, "brightness": _brightness,
     "jpeg": _jpeg, "pixelate": _pixelate,
 }
+CORRUPTIONS = tuple(_CORRUPTIONS)
+"""The corruption names, in table order: the one list the config validates against."""
+SEVERITIES = (1, 2, 3, 4, 5)
+ATTACKS = ("fgsm", "pgd")
+
+
+@dataclass(frozen=True)
+class RobustnessOptions:
+    """What the robustness suite runs (the ``robustness_*`` trial keys without the prefix)."""
+    corruptions: Tuple[str, ...] = CORRUPTIONS
+    severities: Tuple[int, ...] = SEVERITIES
+    attacks: Tuple[str, ...] = ATTACKS
+    pgd_eps: Tuple[int, ...] = (1, 2, 8)   # attack radii in units of 1/255
+    pgd_steps: int = 10
+    pgd_step_ratio: float = 0.25           # PGD step size as a fraction of eps
+    seed: int = 0                          # corruption noise and attack starts
+
+
+def check(options: RobustnessOptions) -> None:
+    """Raise ``ConfigError`` naming the ``robustness_*`` key, the value and what is allowed."""
+    def choose(key: str, values: Sequence, allowed: Sequence) -> None:
+        for value in values:
+            if value not in allowed:
+                raise ConfigError(f"robustness_{key}={value!r} is not allowed; choose from: "
+                                  f"{', '.join(map(str, allowed))}")
+    choose("corruptions", options.corruptions, CORRUPTIONS)
+    choose("severities", options.severities, SEVERITIES)
+    choose("attacks", options.attacks, ATTACKS)
+    for eps in options.pgd_eps:
+        if eps < 1:
+            raise ConfigError(f"robustness_pgd_eps={eps!r} must be >= 1 (radii in units of 1/255)")
+    if options.pgd_steps < 1:
+        raise ConfigError(f"robustness_pgd_steps={options.pgd_steps!r} must be >= 1")
+    if not 0.0 < options.pgd_step_ratio <= 1.0:
+        raise ConfigError(f"robustness_pgd_step_ratio={options.pgd_step_ratio!r} must be in (0, 1]")
+    if options.seed < 0:
+        raise ConfigError(f"robustness_seed={options.seed!r} must be >= 0")
 
 
 def corruption_seed(name: str, severity: int, base_seed: int = 0) -> int:
@@ -130,9 +170,9 @@ def corrupt(images: torch.Tensor, name: str, severity: int, base_seed: int = 0) 
     Returns uint8 images on the CPU, quantized as the published CIFAR-10-C files are.
     """
     if name not in _CORRUPTIONS:
-        raise ValueError(f"unknown corruption {name!r}; choose from: {', '.join(_CORRUPTIONS)}")
+        raise ConfigError(f"unknown corruption {name!r}; choose from: {', '.join(_CORRUPTIONS)}")
     if severity not in range(1, 6):
-        raise ValueError(f"corruption severity={severity!r} must be one of 1, 2, 3, 4, 5")
+        raise ConfigError(f"corruption severity={severity!r} must be one of 1, 2, 3, 4, 5")
     generator = torch.Generator().manual_seed(corruption_seed(name, severity, base_seed))
     x = images.detach().cpu().float() / 255
     out = _CORRUPTIONS[name](x, SEVERITY_PARAMS[name][severity - 1], generator)
@@ -197,17 +237,16 @@ def attack_masks(classify, images01: torch.Tensor, labels: torch.Tensor, eps: fl
     return {"fgsm": robust, "pgd": pgd}
 
 
-def evaluate_robustness(classify, test_x: torch.Tensor, test_y: torch.Tensor, *,
-                        corruptions: Sequence[str], severities: Sequence[int],
-                        attacks: Sequence[str], eps_255: Sequence[int], pgd_steps: int,
-                        pgd_step_ratio: float, seed: int, batch_size: int) -> List[dict]:
+def evaluate_robustness(classify, test_x: torch.Tensor, test_y: torch.Tensor,
+                        options: RobustnessOptions, batch_size: int) -> List[dict]:
     """Rows of the ``robustness`` table for one model on the fixed robustness subset.
 
     Args:
         classify: maps float images in [0, 1] ``[B, 3, H, W]`` on the model's device to logits
             (normalization inside), in eval mode.
         test_x, test_y: the subset, uint8 images and int64 labels on the model's device.
-        eps_255: attack radii in units of 1/255.
+        options: the corruptions, severities, attacks and radii to run.
+        batch_size: images per forward pass.
     Returns:
         dicts with kind (clean, corruption, attack), name, severity (0 for clean, 1-5 for
         corruptions, k for eps k/255), eps, accuracy, num_examples.
@@ -221,22 +260,22 @@ def evaluate_robustness(classify, test_x: torch.Tensor, test_y: torch.Tensor, *,
 
     images01 = test_x.float() / 255
     rows = [row("clean", "clean", 0, correct_mask(classify, images01, test_y, batch_size))]
-    for name in corruptions:
-        for severity in severities:
-            corrupted = corrupt(test_x, name, severity, seed).to(device).float() / 255
+    for name in options.corruptions:
+        for severity in options.severities:
+            corrupted = corrupt(test_x, name, severity, options.seed).to(device).float() / 255
             rows.append(row("corruption", name, severity,
                             correct_mask(classify, corrupted, test_y, batch_size)))
     generator = torch.Generator(device=device)
-    for k in eps_255:
+    for k in options.pgd_eps:
         eps = k / 255
-        generator.manual_seed(seed * 1000 + k)
+        generator.manual_seed(options.seed * 1000 + k)
         masks = {name: [] for name in ("fgsm", "pgd")}
         for x, y in zip(images01.split(batch_size), test_y.split(batch_size)):
-            steps = pgd_steps if "pgd" in attacks else 0
-            for name, mask in attack_masks(classify, x, y, eps, steps, pgd_step_ratio,
+            steps = options.pgd_steps if "pgd" in options.attacks else 0
+            for name, mask in attack_masks(classify, x, y, eps, steps, options.pgd_step_ratio,
                                            generator).items():
                 masks[name].append(mask)
-        for name in attacks:
+        for name in options.attacks:
             rows.append(row("attack", name, k, torch.cat(masks[name]), eps))
     # One host synchronization for all the accuracies.
     accuracies = torch.stack([r["accuracy"].float().mean() for r in rows]).tolist()
