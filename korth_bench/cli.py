@@ -80,10 +80,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench import results
     from korth_bench.config import TrialConfig
-    from korth_bench.trial import CHECKPOINT_FILE, train_and_measure
+    from korth_bench.data.packed import check_file
+    from korth_bench.trial import CHECKPOINT_FILE, resolve_device, train_and_measure
 
     values = load_yaml_mapping(args.config) if args.config else {}
     cfg = TrialConfig.from_dict({**values, **parse_assignments(args.set)})
+    # Every input is checked before the trial directory exists: a refused trial writes nothing.
+    resolve_device(cfg.device)
+    if cfg.dataset == "packed":
+        check_file(cfg.data_path)
+    results.check_writable(args.out, f"--out {args.out}")
     trial_dir = os.path.join(os.path.abspath(args.out), cfg.name)
     checkpoint_dir = os.path.join(trial_dir, "checkpoint")
     os.makedirs(trial_dir, exist_ok=True)
@@ -129,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     return sweep.run(args.space, address=args.address, storage=args.storage,
                      storage_endpoint=args.storage_endpoint, resume=args.resume,
-                     dry_run=args.dry_run, quiet=args.quiet, max_concurrent=args.max_concurrent)
+                     dry_run=args.dry_run, quiet=args.quiet, max_concurrent=args.max_concurrent,
+                     pending_timeout=args.pending_timeout)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -195,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="print the expanded trial table and a cost estimate, then exit")
     run.add_argument("--max-concurrent", type=int, help="override the space's search.concurrency")
+    run.add_argument("--pending-timeout", metavar="S", type=number_in(0, math.inf, "seconds"),
+                     help="wait up to S seconds for a node that fits a trial (an autoscaling "
+                          "cluster adding one); default: refuse at once a trial that fits no node")
     run.add_argument("--quiet", action="store_true", default=None, help="no live progress view")
     run.set_defaults(func=cmd_run)
 

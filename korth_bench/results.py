@@ -24,6 +24,7 @@ import dataclasses
 import io
 import os
 import re
+import tempfile
 import time
 import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -180,6 +181,43 @@ def resolve(uri: str, endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, 
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, ValueError) as err:
         raise ValueError(f"storage {uri!r} is not a path or a URI pyarrow can open: {err}") from None
+
+
+def check_writable(uri: str, where: str, endpoint: Optional[str] = None) -> None:
+    """Refuse, before anything is written, a results location this process cannot write to.
+
+    A local path must be (under) a directory this process can create files in, probed with a
+    temporary directory that is removed at once. An object store must answer a listing of the
+    location and hold its bucket (nothing is written to it). Raises ``ValueError`` starting with ``where`` (the flag and its
+    value, as the user gave them) and saying what failed.
+    """
+    filesystem, path = resolve(uri, endpoint)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        existing = path
+        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)
+        problem = None
+        if not os.path.isdir(existing):
+            problem = f"{existing} is not a directory"
+        else:
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".korth-probe-", dir=existing))
+            except OSError as err:
+                problem = f"cannot create files in {existing}: {err.strerror or err}"
+        if problem:
+            raise ValueError(f"{where}: results directory is not writable ({problem}); allowed: "
+                             "a writable local directory or a URI such as s3://bucket/prefix")
+        return
+    bucket = path.split("/", 1)[0]
+    try:
+        found = filesystem.get_file_info([bucket, path])[0].type
+    except OSError as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"{where}: the store did not answer a listing of {uri} ({message}); "
+                         "check the endpoint URL, that the server runs and the credentials") from None
+    if found == pafs.FileType.NotFound:
+        raise ValueError(f"{where}: bucket {bucket!r} does not exist on this store; create it or "
+                         "name an existing one")
 
 
 def _filesystem(uri: str, filesystem: Optional[pafs.FileSystem]) -> Tuple[pafs.FileSystem, str]:

@@ -41,8 +41,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import yaml
 
 from korth_bench import regularizers, results
@@ -175,27 +173,13 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
 
 # ---------------------------------------------------------------------- inputs a sweep reads
 def check_data(space: Space) -> None:
-    """Every packed data file the trials of ``space`` read exists and is a Parquet file with the
-    packed columns (only the footer is read: decoding stays with the trials)."""
-    from korth_bench.data.packed import COLUMNS, open_location
+    """Every packed data file the trials of ``space`` read is a packed Parquet file
+    (``data.packed.check_file``: only the footer is read, decoding stays with the trials)."""
+    from korth_bench.data.packed import check_file
 
     configs = space.trials if space.search.type == "grid" else space.optuna.check(space.base)
     for data_path in sorted({cfg.data_path for cfg in configs if cfg.dataset == "packed" and cfg.data_path}):
-        allowed = f"a packed Parquet file with columns {', '.join(COLUMNS)} (korth-bench data pack makes one)"
-        try:
-            filesystem, path = open_location(data_path)
-            if filesystem.get_file_info(path).type != pafs.FileType.File:
-                raise ConfigError(f"data_path={data_path!r}: no such file; expected {allowed}")
-            with filesystem.open_input_file(path) as handle:
-                names = pq.ParquetFile(handle).schema_arrow.names
-        except (pa.ArrowException, OSError) as err:
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConfigError(f"data_path={data_path!r}: not a readable Parquet file ({message}); "
-                              f"expected {allowed}") from None
-        missing = [name for name in COLUMNS if name not in names]
-        if missing:
-            raise ConfigError(f"data_path={data_path!r}: missing column(s) {', '.join(missing)} "
-                              f"(found {', '.join(names) or 'none'}); expected {allowed}")
+        check_file(data_path)
 
 
 # ---------------------------------------------------------------------- expansion

@@ -55,7 +55,8 @@ LAUNCHER_CPU = 0.01        # a data-parallel trial's own share; its workers hold
 # ---------------------------------------------------------------------- entry point
 def run(space_path: str, address: Optional[str] = None, storage: Optional[str] = None,
         storage_endpoint: Optional[str] = None, resume: bool = False, dry_run: bool = False,
-        quiet: Optional[bool] = None, max_concurrent: Optional[int] = None) -> int:
+        quiet: Optional[bool] = None, max_concurrent: Optional[int] = None,
+        pending_timeout: Optional[float] = None) -> int:
     """Run (or with ``dry_run`` only describe) the sweep of a search-space YAML.
 
     Args:
@@ -71,10 +72,13 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         quiet: no per-trial lines, only the summary; None: a live line on a terminal, plain
             lines elsewhere (CI).
         max_concurrent: overrides ``search.concurrency``.
+        pending_timeout: seconds to wait for a node that fits a trial (an autoscaling cluster
+            adding one); None refuses at once a sweep whose trial fits on no node.
     Returns:
         the exit code: 0 when no trial of this run ended with an error, 1 otherwise.
     Raises:
-        ConfigError / ValueError: a bad search space, address or storage, before anything runs.
+        ConfigError / ValueError: a bad search space, address, storage or resources (a trial that
+            fits on no node), before anything runs.
     """
     space = spaces.load(space_path)
     if max_concurrent is not None:
@@ -87,7 +91,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         return 0
     spaces.check_data(space)
     context = _context(space, storage, storage_endpoint)
-    check_writable(context)
+    check_writable(context, storage)
     points = space.points
     if space.search.type == "grid" and not resume:
         points = _missing(space, context)
@@ -99,7 +103,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             print(f"sweep {space.name}: {len(space.points) - len(points)} of {len(space.points)} "
                   f"trials already have final rows in {context.sweep_uri}; running the other "
                   f"{len(points)}")
-    with ray_session(address, context):
+    with ray_session(address, context, trial_bundles(space.resources), pending_timeout):
         tuner = _tuner(space, context, points, resume, quiet)
         grid = tuner.fit()
     print(summary_text(space, context), file=sys.stderr)
@@ -320,6 +324,15 @@ class PrunedAwareOptunaSearch(OptunaSearch):
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def trial_bundles(resources: spaces.Resources) -> List[Dict[str, float]]:
+    """What one trial holds at once, as Ray resource bundles: its own share, or for a
+    data-parallel trial the launcher's share and one bundle per worker."""
+    if resources.workers == 1:
+        return [{"CPU": resources.cpu, "GPU": resources.gpu}]
+    worker = {"CPU": resources.per_worker["cpu"], "GPU": resources.per_worker["gpu"]}
+    return [{"CPU": LAUNCHER_CPU}] + [dict(worker) for _ in range(resources.workers)]
 
 
 def _tuner(space: spaces.Space, context: SweepContext, points: List[Dict[str, Any]],

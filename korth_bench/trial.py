@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from korth_bench import data, measures, models, regularizers, robustness
-from korth_bench.config import TrialConfig
+from korth_bench.config import ConfigError, TrialConfig
 from korth_bench.convergence import convergence_summary
 from korth_bench.provenance import provenance
 from korth_bench.schedules import coefficient_at, lr_at
@@ -68,7 +68,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA device is visible; use device=auto or cpu")
+        raise ConfigError("device='cuda' but no CUDA device is visible; use device=auto or cpu")
     return torch.device(name)
 
 

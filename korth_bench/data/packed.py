@@ -47,6 +47,28 @@ def open_location(location: str) -> Tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(location))
 
 
+def check_file(data_path: str) -> None:
+    """Raise ``ConfigError`` unless ``data_path`` is a Parquet file with the packed columns; only
+    the footer is read (a sweep and ``korth-bench train`` check their data before writing)."""
+    from korth_bench.config import ConfigError
+
+    allowed = f"a packed Parquet file with columns {', '.join(COLUMNS)} (korth-bench data pack makes one)"
+    try:
+        filesystem, path = open_location(data_path)
+        if filesystem.get_file_info(path).type != pafs.FileType.File:
+            raise ConfigError(f"data_path={data_path!r}: no such file; expected {allowed}")
+        with filesystem.open_input_file(path) as handle:
+            names = pq.ParquetFile(handle).schema_arrow.names
+    except (pa.ArrowException, OSError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"data_path={data_path!r}: not a readable Parquet file ({message}); "
+                          f"expected {allowed}") from None
+    missing = [name for name in COLUMNS if name not in names]
+    if missing:
+        raise ConfigError(f"data_path={data_path!r}: missing column(s) {', '.join(missing)} "
+                          f"(found {', '.join(names) or 'none'}); expected {allowed}")
+
+
 @register("packed")
 def packed(options: SourceOptions) -> ImagePool:
     """Images from the Parquet file at ``options.data_path`` (see the module docstring)."""
@@ -190,6 +212,10 @@ def pack(source: str, out_path: str, *, quality: int = 95) -> Dict[str, object]:
         ValueError: ``source`` is neither layout, or its images differ in size.
     """
     root = Path(os.path.expanduser(source))
+    if not root.is_dir():
+        raise ValueError(f"data pack: source {source!r} is not a directory; expected a torchvision "
+                         "CIFAR root (holding cifar-10-batches-py or cifar-100-python) or an image "
+                         "folder with one subfolder per class")
     cifar = cifar_class(root)
     if cifar is not None:
         pool, classes = read_cifar(cifar, str(root if root.name != cifar.base_folder else root.parent), False)
