@@ -153,6 +153,9 @@ def _regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[s
     if "regularizer" in base:
         raise ConfigError("regularizer is set both as a fixed key and in the regularizers section")
     if isinstance(entries, list):
+        if not all(isinstance(name, str) for name in entries):
+            raise ConfigError(f"regularizers must be a list of names or a mapping name -> values, "
+                              f"got {entries!r}")
         entries = {name: {} for name in entries}
     if not isinstance(entries, dict) or not entries:
         raise ConfigError("regularizers must be a non-empty list of names or a mapping name -> values")
