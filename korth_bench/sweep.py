@@ -159,12 +159,9 @@ class SweepContext:
 
 
 def _context(space: spaces.Space, storage: Optional[str], endpoint: Optional[str]) -> SweepContext:
-    storage = storage or os.path.join(os.getcwd(), "results")
-    if "://" not in storage:
-        storage = os.path.abspath(os.path.expanduser(storage))
     metrics = tuple(dict.fromkeys([*space.search.metrics,
                                    *([space.scheduler.metric] if space.scheduler.metric else [])]))
-    return SweepContext(sweep=space.name, sweep_uri=f"{storage.rstrip('/')}/{space.name}",
+    return SweepContext(sweep=space.name, sweep_uri=results.sweep_location(storage, space.name),
                         endpoint=endpoint, base=space.base, metrics=metrics,
                         resources=space.resources, checkpoint_keep=space.checkpoint_keep)
 
