@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("bench_penalties", "bench_trial", "bench_tune")
+BENCHMARKS = ("bench_penalties", "bench_trial", "bench_tune", "bench_tables")
 
 
 def write(rows, path: Path, metadata) -> None:

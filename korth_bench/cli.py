@@ -1,4 +1,4 @@
-"""The ``korth-bench`` command: list, train, run, report, data pack, selfcheck.
+"""The ``korth-bench`` command: list, train, run, status, report, data pack, selfcheck.
 
 Bad input (a ``ConfigError``) ends with one line naming the field, the value and what is allowed,
 and exit code 2; any other exception is a bug and keeps its traceback (exit 1).
@@ -82,11 +82,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench import results
     from korth_bench.config import TrialConfig
+    from korth_bench.data.packed import check_file
     from korth_bench.trial.checkpoint import CHECKPOINT_FILE
-    from korth_bench.trial.loop import train_and_measure
+    from korth_bench.trial.loop import resolve_device, train_and_measure
 
     values = load_yaml_mapping(args.config) if args.config else {}
     cfg = TrialConfig.from_dict({**values, **parse_assignments(args.set)})
+    # Every input is checked before the trial directory exists: a refused trial writes nothing.
+    resolve_device(cfg.device)
+    if cfg.dataset == "packed":
+        check_file(cfg.data_path)
+    results.check_writable(args.out, f"--out {args.out}")
     trial_dir = os.path.join(os.path.abspath(args.out), cfg.name)
     checkpoint_dir = os.path.join(trial_dir, "checkpoint")
     os.makedirs(trial_dir, exist_ok=True)
@@ -130,7 +136,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     return sweep.run(args.space, address=args.address, storage=args.storage,
                      storage_endpoint=args.storage_endpoint, resume=args.resume,
-                     dry_run=args.dry_run, quiet=args.quiet, max_concurrent=args.max_concurrent)
+                     dry_run=args.dry_run, quiet=args.quiet, max_concurrent=args.max_concurrent,
+                     pending_timeout=args.pending_timeout)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from korth_bench import results, spaces, status
+
+    target, space = args.target, None
+    if target.endswith((".yaml", ".yml")) or (not os.path.exists(target) and "://" not in target):
+        space = spaces.load(target)  # a file or a shipped space's name, else a ConfigError
+        sweep_uri = results.sweep_location(args.storage, space.name)
+    elif args.storage:
+        raise ConfigError(f"--storage applies to a search space; {target!r} is a sweep directory")
+    else:
+        sweep_uri = target if "://" in target else os.path.abspath(target)
+    try:
+        found = status.sweep_status(sweep_uri, endpoint=args.storage_endpoint, space=space)
+    except OSError as err:
+        where = f"--storage {args.storage}" if args.storage else target
+        endpoint = f" (--storage-endpoint {args.storage_endpoint})" if args.storage_endpoint else ""
+        raise ConfigError(f"{where}{endpoint}: cannot read the sweep's tables at {sweep_uri} "
+                         f"({' '.join(str(err).split())})") from None
+    print(status.status_text(found))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -144,7 +173,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     options = {"selection": args.selection, "alpha": args.alpha,
                "claimed_drop": None if args.claimed_drop is None else args.claimed_drop / 100,
                "collapse_metrics": args.collapse_metric}
-    written = report.build_report(args.results_dirs, out,
+    written = report.build_report(args.results_dirs, out, endpoint=args.storage_endpoint,
                                   **{k: v for k, v in options.items() if v is not None})
     for kind, path in written.items():
         if kind != "html":
@@ -197,12 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="print the expanded trial table and a cost estimate, then exit")
     run.add_argument("--max-concurrent", type=int, help="override the space's search.concurrency")
+    run.add_argument("--pending-timeout", metavar="S", type=number_in(0, math.inf, "seconds"),
+                     help="wait up to S seconds for a node that fits a trial (an autoscaling "
+                          "cluster adding one); default: refuse at once a trial that fits no node")
     run.add_argument("--quiet", action="store_true", default=None, help="no live progress view")
     run.set_defaults(func=cmd_run)
+
+    state = commands.add_parser("status", help="where a sweep stands, from its tables (no Ray)")
+    state.add_argument("target", metavar="SPACE.yaml|SWEEP_URI",
+                       help="a search space (its sweep under --storage) or a sweep directory/URI")
+    state.add_argument("--storage", help="where the space's sweep is (as for run; default ./results)")
+    state.add_argument("--storage-endpoint", metavar="URL",
+                       help="S3-compatible endpoint URL (or AWS_ENDPOINT_URL)")
+    state.set_defaults(func=cmd_status)
 
     report = commands.add_parser("report", help="leaderboards from one or more result directories")
     report.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")
     report.add_argument("--out", help="output directory (default RESULTS_DIR/report)")
+    report.add_argument("--storage-endpoint", metavar="URL",
+                        help="S3-compatible endpoint URL for s3:// directories (or AWS_ENDPOINT_URL)")
     report.add_argument("--selection", choices=("val", "test"),
                         help="how each regularizer's entry is chosen per cell: best mean "
                              "validation accuracy (val, the default; test accuracy where a cell "

@@ -114,6 +114,13 @@ class TrialConfig:
             kwargs[key] = _coerce(key, value, known[key])
         return _resolve(cls(**kwargs))
 
+    @classmethod
+    def coerce(cls, key: str, value: Any) -> Any:
+        """One trial key's value in its field's type, as ``from_dict`` reads it (a search space's
+        ``choice`` values go through here, so Optuna samples numbers, not their text)."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        return _coerce(key, value, known[key])
+
     # ------------------------------------------------------------------ export
     def to_dict(self) -> Dict[str, Any]:
         """The flat config columns of the ``trials`` table (tuples become lists)."""
@@ -177,7 +184,8 @@ REGULARIZER_PARAM_KEYS = ("relaxation", "power_iterations", "squared", "pairs", 
 
 # ---------------------------------------------------------------------- coercion
 def _coerce(key: str, value: Any, spec: dataclasses.Field) -> Any:
-    """Turn ``value`` into the field's type; strings (from ``--set``) are parsed as YAML literals."""
+    """Turn ``value`` into the field's type: a string (from ``--set``, or YAML 1.1's ``1e-3``) is
+    read by ``number`` for a numeric field and as a YAML literal for a list or boolean field."""
     kind = field_kind(spec)
     if value is None:
         if kind.optional:
@@ -185,11 +193,13 @@ def _coerce(key: str, value: Any, spec: dataclasses.Field) -> Any:
         raise ConfigError(f"{key} must not be null")
     if isinstance(value, str) and kind.base is not str:
         try:
-            value = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError:
-            pass
-        if value is None and kind.optional:
+            parsed = value
+        if parsed is None and kind.optional:
             return None
+        if kind.is_tuple or kind.base is bool:  # a number keeps its text for number()
+            value = parsed
     if kind.is_tuple:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             value = [value]
@@ -199,22 +209,37 @@ def _coerce(key: str, value: Any, spec: dataclasses.Field) -> Any:
     return _scalar(key, value, kind.base)
 
 
+def number(value: Any, where: str) -> float:
+    """A finite number as people write it: an int or float as it is, a string as Python's
+    ``float()`` reads it (``1e-3``, ``1E-3``, ``1e+3``, ``.5``: PyYAML follows YAML 1.1, which
+    leaves ``1e-3`` a string). Booleans, ``nan``, ``inf`` and other text raise ``ConfigError``
+    naming ``where``. The one place numbers are read from text: trial keys (``--set``, YAML,
+    grids), distribution bounds and resources all call it."""
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = float(value)
+        except ValueError:
+            pass
+    if isinstance(parsed, bool) or not isinstance(parsed, (int, float)) or not math.isfinite(parsed):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    return parsed
+
+
 def _scalar(key: str, value: Any, base: type) -> Any:
-    expected = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[base]
     if base is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key} must be {expected}, got {value!r}")
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
     if base is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-            raise ConfigError(f"{key} must be {expected}, got {value!r}")
-        return int(value)
+        parsed = number(value, key)
+        if parsed != int(parsed):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return int(parsed)
     if base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{key} must be {expected} (finite), got {value!r}")
-        return float(value)
+        return float(number(value, key))
     if not isinstance(value, str):
-        raise ConfigError(f"{key} must be {expected}, got {value!r}")
+        raise ConfigError(f"{key} must be a string, got {value!r}")
     return value
 
 

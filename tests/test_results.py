@@ -173,3 +173,42 @@ def test_tables_on_s3_compatible_storage(s3_server):
         assert results.read_table(uri, "robustness").num_rows == 2
     finally:
         del os.environ["AWS_ENDPOINT_URL"]
+
+
+def test_status_of_a_sweep_on_s3_counts_trials_and_estimates_time_left(s3_server, tmp_path, capsys):
+    from conftest import make_space
+    from korth_bench import cli, spaces
+
+    path = make_space(tmp_path, "watched", grid={"seed": [0, 1, 2, 3]})
+    done, running, failed, _ = spaces.load(path).trials
+    storage = "s3://korth/status"
+    uri = results.sweep_location(storage, "watched")
+    filesystem = results.resolve(uri, s3_server)[0]
+
+    def epochs(cfg, count):
+        return [{"trial_id": cfg.trial_id, "epoch": e, "test_acc": 0.25 + 0.1 * e,
+                 "elapsed_s": 8.0 * (e + 1)} for e in range(count)]
+
+    def row(cfg, status, **values):
+        return {**cfg.to_row(), "trial_id": cfg.trial_id, "status": status, **values}
+
+    results.write_trial(uri, {"trials": [row(done, "completed", wall_time_s=20.0, epochs_completed=2,
+                                             finished_at="2026-01-01T00:00:00")],
+                              "epochs": epochs(done, 2)}, sweep="watched", filesystem=filesystem)
+    results.write_rows(uri, "epochs", running.trial_id, epochs(running, 1), filesystem)
+    results.write_trial(uri, {"trials": [row(failed, "error", error="Traceback ...\nRuntimeError: boom",
+                                             finished_at="2026-01-01T01:00:00")]},
+                        sweep="watched", filesystem=filesystem)
+    capsys.readouterr()
+    assert cli.main(["status", path, "--storage", storage, "--storage-endpoint", s3_server]) == 0
+    text = capsys.readouterr().out
+    assert f"sweep {uri}" in text
+    assert "trials: 4 planned: 1 completed, 1 error, 1 in progress, 1 not started" in text
+    assert f"{running.trial_id}  epoch 1/2  test_acc 0.2500" in text
+    assert f"{failed.trial_id}  2026-01-01T01:00:00  RuntimeError: boom" in text
+    # 10 s per epoch (20 s over 2 epochs); 2 epochs not started + 1 in progress, 1 trial at once
+    assert "seconds per epoch: 10.0" in text and "time left: about 30 s (3 epochs" in text
+    capsys.readouterr()  # the sweep URI alone: counts, no plan
+    assert cli.main(["status", uri, "--storage-endpoint", s3_server]) == 0
+    text = capsys.readouterr().out
+    assert "trials: 1 completed, 1 error, 1 in progress" in text and "time left" not in text

@@ -186,3 +186,43 @@ def test_resources_choose_data_parallel_workers():
     two = resources_section({"cpu": 2, "workers": 2})
     assert two.per_worker == {"cpu": 1.0, "gpu": 0.0}
     assert resource_label(two) == "2 workers x (1 cpu)"
+
+
+def _typed_space(tmp_path, text):
+    """A search space on conftest.TINY with ``text`` (hand-written YAML sections) appended."""
+    from conftest import make_space
+
+    path = Path(make_space(tmp_path, "typed", training={"lr": None}))
+    path.write_text(path.read_text() + text)
+    return spaces.load(str(path))
+
+
+def test_numbers_as_people_write_them_in_yaml_keys_grids_choices_and_bounds(tmp_path):
+    # PyYAML reads 1e-3 (YAML 1.1) as a string; every numeric entry point reads it as a number
+    grid = _typed_space(tmp_path, "regularizers: {so: {coefficient: [1e-4, 1E-3]}}\n"
+                                  "grid: {lr: [.5, 1e-1]}\ndata: {data_root: 1e3}\n")
+    assert sorted({cfg.coefficient for cfg in grid.trials}) == [1e-4, 1e-3]
+    assert sorted({cfg.lr for cfg in grid.trials}) == [0.1, 0.5]
+    assert grid.trials[0].data_root.endswith("1e3")  # a string field keeps its text
+    fixed = _typed_space(tmp_path, "regularizers: {so: {coefficient: 1e-3}}\n")
+    assert fixed.trials[0].coefficient == 1e-3
+    sampled = _typed_space(tmp_path, "search: {type: optuna, metric: test_acc, num_samples: 2}\n"
+                                     "sample: {lr: {loguniform: [1e-3, 1e-1]}}\n"
+                                     "regularizers: {so: {coefficient: {choice: [1e-4, 1e-3]}}}\n")
+    lr = sampled.optuna.per_regularizer["so"]["lr"]
+    coefficient = sampled.optuna.per_regularizer["so"]["coefficient"]
+    assert lr.values == (1e-3, 1e-1) and coefficient.values == (1e-4, 1e-3)
+    assert all(isinstance(v, float) for v in coefficient.values)
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("regularizers: {so: {coefficient: [nan]}}\n", r"coefficient must be a finite number, got 'nan'"),
+    ("regularizers: {so: {coefficient: [.inf]}}\n", r"coefficient must be a finite number, got inf"),
+    ("search: {type: optuna, metric: test_acc}\nsample: {lr: {loguniform: [1e-3, inf]}}\n",
+     r"sample.lr.loguniform must be a finite number, got 'inf'"),
+    ("search: {type: optuna, metric: test_acc}\nsample: {lr: {choice: [1e-3, lots]}}\n",
+     r"sample.lr.choice: lr must be a finite number, got 'lots'"),
+])
+def test_non_numbers_in_yaml_are_refused(tmp_path, text, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        _typed_space(tmp_path, text)

@@ -229,6 +229,10 @@ def pack(source: str, out_path: str, *, quality: int = 95) -> Dict[str, object]:
         ValueError: ``source`` is neither layout, or its images differ in size.
     """
     root = Path(os.path.expanduser(source))
+    if not root.is_dir():
+        raise ConfigError(f"data pack: source {source!r} is not a directory; expected a torchvision "
+                         "CIFAR root (holding cifar-10-batches-py or cifar-100-python) or an image "
+                         "folder with one subfolder per class")
     cifar = cifar_class(root)
     if cifar is not None:
         pool, classes = read_cifar(cifar, str(root if root.name != cifar.base_folder else root.parent), False)

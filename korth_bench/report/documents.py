@@ -48,13 +48,15 @@ class Section:
 
 # ---------------------------------------------------------------- entry points
 
-def build_report(result_dirs: Sequence[str], out_dir: str, **options) -> Dict[str, str]:
+def build_report(result_dirs: Sequence[str], out_dir: str, endpoint: Optional[str] = None,
+                 **options) -> Dict[str, str]:
     """Leaderboard of one or more result directories (sweep or train outputs), merged by trial_id.
 
     Args:
         result_dirs: directories (or URIs) holding `trials/`, `epochs/`, `layers/`, `robustness/`.
         out_dir: where leaderboard.md, leaderboard.html, leaderboard.json and the PNGs go.
-        **options: passed to korth_bench.claims.analyze (selection='val'|'test',
+        endpoint: an S3-compatible server for ``s3://`` directories (default ``AWS_ENDPOINT_URL``).
+        **options: passed to korth_bench.analysis.analyze (selection='val'|'test',
             claimed_drop, alpha, confidence, n_permutations, n_bootstrap, seed, ...).
     Returns:
         {'html', 'markdown', 'json', <plot name>: path} of every file written.
@@ -62,7 +64,7 @@ def build_report(result_dirs: Sequence[str], out_dir: str, **options) -> Dict[st
     from korth_bench.results import read_frame
 
     dirs = [result_dirs] if isinstance(result_dirs, str) else list(result_dirs)
-    frames = {table: read_frame(dirs, table) for table in TABLES}
+    frames = {table: read_frame(dirs, table, endpoint=endpoint) for table in TABLES}
     return build_report_from_frames(frames, out_dir, sources=dirs, **options)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
 from korth_bench import regularizers
-from korth_bench.config import REGULARIZER_PARAM_KEYS, TrialConfig
+from korth_bench.config import REGULARIZER_PARAM_KEYS, TrialConfig, number
 from korth_bench.errors import ConfigError
 from korth_bench.spaces.sections import absolute_path, show_point, trial_key
 
@@ -80,7 +80,9 @@ class Distribution:
         return f"{self.kind}{list(self.values)}"
 
 
-def distribution(spec: Any, where: str) -> Distribution:
+def distribution(spec: Any, where: str, key: str) -> Distribution:
+    """A distribution of trial key ``key``; its bounds and choices are read in the key's type
+    (``TrialConfig.coerce``: ``1e-3`` written in YAML is a number)."""
     if isinstance(spec, list):
         spec = {"choice": spec}
     if not isinstance(spec, dict) or len(spec) != 1:
@@ -96,10 +98,10 @@ def distribution(spec: Any, where: str) -> Distribution:
             if value is not None and not isinstance(value, (bool, int, float, str)):
                 raise ConfigError(f"{where}.choice values must be numbers, strings or booleans "
                                   f"(Optuna's categorical values), got {value!r}")
-        return Distribution(kind, tuple(values))
-    if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return Distribution(kind, tuple(choice_value(key, v, where) for v in values))
+    if len(values) != 2:
         raise ConfigError(f"{where}.{kind} must be [low, high], got {values!r}")
-    low, high = values
+    low, high = (number(v, f"{where}.{kind}") for v in values)
     if not low < high:
         raise ConfigError(f"{where}.{kind}: low={low!r} must be below high={high!r}")
     if kind == "loguniform" and low <= 0:
@@ -109,15 +111,28 @@ def distribution(spec: Any, where: str) -> Distribution:
     return Distribution(kind, (int(low), int(high)) if kind == "int" else (float(low), float(high)))
 
 
+def choice_value(key: str, value: Any, where: str) -> Any:
+    """A choice in the key's type; a list-valued key's choice stays as written (the trial
+    configuration makes it a one-element list)."""
+    if value is None:
+        return None
+    try:
+        coerced = TrialConfig.coerce(key, value)
+    except ConfigError as err:
+        raise ConfigError(f"{where}.choice: {err}") from None
+    return value if isinstance(coerced, tuple) else coerced
+
+
 def optuna_entries(sample, entries) -> Dict[str, Dict[str, Any]]:
     """regularizer -> {key: Distribution or fixed value}, the shared sample filtered per regularizer."""
-    shared = {trial_key(k, "sample"): distribution(v, f"sample.{k}") for k, v in sample.items()}
+    shared = {trial_key(k, "sample"): distribution(v, f"sample.{k}", trial_key(k, "sample"))
+              for k, v in sample.items()}
     per_regularizer = {}
     for regularizer, own in entries.items():
         space = {k: d for k, d in shared.items() if applies(k, regularizer)}
         for key, value in own.items():
             where = f"regularizers.{regularizer}.{key}"
-            space[key] = distribution(value, where) if isinstance(value, (dict, list)) else value
+            space[key] = distribution(value, where, key) if isinstance(value, (dict, list)) else value
         per_regularizer[regularizer] = space
     kinds: Dict[str, Tuple[str, str]] = {}  # sampled names only: fixed values are not Optuna's
     for regularizer, space in per_regularizer.items():

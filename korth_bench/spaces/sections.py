@@ -9,14 +9,13 @@ so each error names the section, the key, the value and what is allowed.
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from korth_bench import regularizers
-from korth_bench.config import TrialConfig
+from korth_bench.config import TrialConfig, number
 from korth_bench.errors import ConfigError
 
 TRIAL_SECTIONS = ("data", "training", "robustness", "fixed")
@@ -58,8 +57,8 @@ class Scheduler:
 
 def resources_section(section: Mapping[str, Any]) -> Resources:
     only(section, "resources", ("cpu", "gpu", "workers"))
-    cpu = _number(section.get("cpu", 1), "resources.cpu")
-    gpu = _number(section.get("gpu", 0), "resources.gpu")
+    cpu = number(section.get("cpu", 1), "resources.cpu")
+    gpu = number(section.get("gpu", 0), "resources.gpu")
     if cpu <= 0:
         raise ConfigError(f"resources.cpu={cpu!r} must be > 0 (Ray needs a positive CPU share per trial)")
     if gpu < 0:
@@ -119,7 +118,7 @@ def scheduler_section(section: Mapping[str, Any], search: Search) -> Scheduler:
         if extra:
             raise ConfigError(f"scheduler.{sorted(extra)[0]} applies to asha, not fifo")
         return Scheduler()
-    factor = _number(section.get("reduction_factor", 2), "scheduler.reduction_factor")
+    factor = number(section.get("reduction_factor", 2), "scheduler.reduction_factor")
     if factor <= 1:
         raise ConfigError(f"scheduler.reduction_factor={factor!r} must be > 1")
     mode = section.get("mode", search.modes[0])
@@ -155,6 +154,9 @@ def regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[st
     if "regularizer" in base:
         raise ConfigError("regularizer is set both as a fixed key and in the regularizers section")
     if isinstance(entries, list):
+        if not all(isinstance(name, str) for name in entries):
+            raise ConfigError(f"regularizers must be a list of names or a mapping name -> values, "
+                              f"got {entries!r}")
         entries = {name: {} for name in entries}
     if not isinstance(entries, dict) or not entries:
         raise ConfigError("regularizers must be a non-empty list of names or a mapping name -> values")
@@ -206,12 +208,6 @@ def no_overlap(base, grid, sample) -> None:
         raise ConfigError(f"{key} is both fixed and in {'grid' if key in grid else 'sample'}")
     for key in set(grid) & set(sample):
         raise ConfigError(f"{key} is in both grid and sample")
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{where} must be a number, got {value!r}")
-    return value
 
 
 def integer(value: Any, where: str, low: int) -> int:

@@ -13,10 +13,16 @@ import os
 import socket
 import sys
 import tempfile
-from typing import Any, Iterator, Optional
+import time
+from collections import Counter
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pyarrow.fs as pafs
 import ray
+from ray.autoscaler.sdk import request_resources
+
+from korth_bench import results
+from korth_bench.spaces.sections import Resources
 
 from korth_bench.sweep import ray_compat
 from korth_bench.sweep.context import SweepContext
@@ -24,6 +30,7 @@ from korth_bench.errors import ConfigError
 
 
 CONNECT_TIMEOUT_S = 5.0
+PENDING_POLL_S = 5.0      # --pending-timeout: seconds between looks at the cluster's nodes
 # Storage settings handed to a cluster's trials. Credentials are not among them: Ray logs a
 # runtime environment in clear text (runtime_env_agent.log), so on a cluster every node holds the
 # credentials in its own environment (exported before `ray start`, or an instance role).
@@ -36,18 +43,24 @@ SHARED_FILE_SYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs"
 
 
 @contextlib.contextmanager
-def ray_session(address: Optional[str], context: SweepContext) -> Iterator[None]:
-    """Connect to Ray for one sweep; a Ray this process already started (tests) is reused."""
+def ray_session(address: Optional[str], context: SweepContext, bundles: List[Dict[str, float]],
+                pending_timeout: Optional[float] = None) -> Iterator[None]:
+    """Connect to Ray for one sweep and check that its storage and a trial's resources
+    (``bundles``, see ``check_resources``) suit the cluster before any trial starts; a Ray this
+    process already started (tests) is reused."""
     if address:
         _check_reachable(address)
     ray_compat.drop_propagated_env(CREDENTIAL_ENV)  # the trials read them from their node instead
     ray_compat.tolerate_missing_checkpoint_deletes()  # saved state can lag the storage by one
     if ray.is_initialized():
         check_storage(context)
+        check_resources(context.resources, bundles, address, pending_timeout)
         yield
         return
     # Workers started on a cluster's nodes do not inherit this shell: hand them the storage
     # settings it holds (a local Ray's workers inherit them anyway), never the credentials.
+    if not address:  # refused before a local Ray starts: this machine's own CPUs and GPUs
+        check_resources(context.resources, bundles, None, nodes=_this_machine)
     forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ} if address else {}
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                    runtime_env={"env_vars": forwarded} if forwarded else None)
@@ -57,6 +70,7 @@ def ray_session(address: Optional[str], context: SweepContext) -> Iterator[None]
         ray.init(address="local", **options)
     try:
         check_storage(context)
+        check_resources(context.resources, bundles, address, pending_timeout)
         yield
     finally:
         ray.shutdown()
@@ -114,26 +128,12 @@ def _check_reachable(address: str) -> None:
                          "--address out to run on a local Ray") from None
 
 
-def check_writable(context: SweepContext) -> None:
-    """A local results directory must be one this process can create files in; probed with a
-    temporary directory that is removed at once, so a refused sweep leaves nothing behind."""
-    if not isinstance(context.filesystem(), pafs.LocalFileSystem):
-        return
-    path = existing = context.path()
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    problem = None
-    if not os.path.isdir(existing):
-        problem = f"{existing} is not a directory"
-    else:
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=".korth-probe-", dir=existing))
-        except OSError as err:
-            problem = f"cannot create files in {existing}: {err.strerror or err}"
-    if problem:
-        raise ConfigError(f"--storage {os.path.dirname(path)}: results directory is not writable "
-                         f"({problem}); allowed: a writable local directory or a URI such as "
-                         "s3://bucket/prefix")
+def check_writable(context: SweepContext, storage: Optional[str]) -> None:
+    """The sweep's storage takes files (``results.check_writable``), before Ray starts."""
+    where = f"--storage {storage or os.path.dirname(context.sweep_uri)}"
+    if context.endpoint:
+        where += f" (--storage-endpoint {context.endpoint})"
+    results.check_writable(context.sweep_uri, where, context.endpoint)
 
 
 def check_storage(context: SweepContext) -> None:
@@ -148,6 +148,82 @@ def check_storage(context: SweepContext) -> None:
                          "tables there: pass --storage s3://bucket/prefix (with --storage-endpoint "
                          "for an S3-compatible server), gs://..., or a path on a shared file "
                          "system (NFS, Lustre, ...)")
+
+
+def check_resources(resources: Resources, bundles: List[Dict[str, float]], address: Optional[str],
+                    pending_timeout: Optional[float] = None,
+                    nodes: Optional[Callable[[], List[Dict[str, float]]]] = None) -> None:
+    """Refuse a sweep whose trial fits on no node (Tune would wait for one forever).
+
+    ``bundles`` are what one trial holds at once, as Ray resources (``{"CPU": 1, "GPU": 0.5}``;
+    a data-parallel trial: its launcher's share and one bundle per worker, which may spread over
+    nodes). They must pack onto the alive nodes' total resources. With ``pending_timeout`` the
+    sweep asks the autoscaler for them (``request_resources``) and waits up to that many seconds
+    for a fitting node before refusing. ``nodes`` gives the nodes' resources (default: Ray's).
+    """
+    nodes = nodes or alive_nodes
+    deadline = time.monotonic() + (pending_timeout or 0.0)
+    requested = False
+    while True:
+        have = nodes()
+        if _packs(bundles, have):
+            break
+        if time.monotonic() >= deadline:
+            if requested:
+                request_resources(bundles=[])
+            raise ConfigError(_unfit_message(resources, bundles, have, address, pending_timeout))
+        if not requested:
+            request_resources(bundles=bundles)
+            requested = True
+        time.sleep(max(0.0, min(PENDING_POLL_S, deadline - time.monotonic())))
+    if requested:  # a fitting node is there; the trials Tune queues carry the demand from now on
+        request_resources(bundles=[])
+
+
+def alive_nodes() -> List[Dict[str, float]]:
+    """The total resources of each alive node of the connected Ray cluster."""
+    return [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+
+
+def _this_machine() -> List[Dict[str, float]]:
+    """This machine as the one node a local Ray would start: its usable CPUs and visible GPUs."""
+    import torch
+
+    return [{"CPU": float(len(os.sched_getaffinity(0))), "GPU": float(torch.cuda.device_count())}]
+
+
+def _packs(bundles: List[Dict[str, float]], nodes: List[Dict[str, float]]) -> bool:
+    """Whether the bundles fit the nodes at once (first fit, largest bundles first)."""
+    free = [dict(node) for node in nodes]
+    for bundle in sorted(bundles, key=lambda b: (-b.get("GPU", 0.0), -b.get("CPU", 0.0))):
+        for node in free:
+            if all(node.get(kind, 0.0) + 1e-9 >= amount for kind, amount in bundle.items()):
+                for kind, amount in bundle.items():
+                    node[kind] = node.get(kind, 0.0) - amount
+                break
+        else:
+            return False
+    return True
+
+
+def _unfit_message(resources: Resources, bundles: List[Dict[str, float]],
+                   nodes: List[Dict[str, float]], address: Optional[str],
+                   pending_timeout: Optional[float]) -> str:
+    short = [f"resources.{kind.lower()}" for kind in ("GPU", "CPU")
+             if not _packs([{kind: b.get(kind, 0.0)} for b in bundles], nodes)]
+    short = short or ["resources.gpu", "resources.cpu"]  # each fits alone, not both on one node
+    asked = ", ".join(f"{name}={getattr(resources, name.split('.')[1]):g}" for name in short)
+    if resources.workers > 1:
+        asked += f" (resources.workers={resources.workers})"
+    shapes = Counter(f"{node.get('CPU', 0.0):g} CPUs, {node.get('GPU', 0.0):g} GPUs" for node in nodes)
+    has = "; ".join(f"{count} x {shape}" if count > 1 else shape for shape, count in shapes.items())
+    where = f"the cluster at {address}" if address else "this machine"
+    waited = f" after waiting {pending_timeout:g} s (--pending-timeout)" if pending_timeout else ""
+    advice = (f"lower {' and '.join(short)}, or run on a cluster that has them (--address)"
+              if not address else f"lower {' and '.join(short)}, or pass --pending-timeout S to "
+              "wait up to S seconds for an autoscaling cluster to add a fitting node")
+    return (f"{asked}: a trial fits on no node of {where}{waited}, which has "
+            f"{has or 'no alive node'}; {advice}")
 
 
 def _on_shared_file_system(path: str) -> bool:

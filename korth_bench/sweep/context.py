@@ -4,7 +4,6 @@ It sits below the tuner, the callbacks and the cluster code, which all take it.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -42,12 +41,9 @@ class SweepContext:
 
 
 def sweep_context(space: Space, storage: Optional[str], endpoint: Optional[str]) -> SweepContext:
-    storage = storage or os.path.join(os.getcwd(), "results")
-    if "://" not in storage:
-        storage = os.path.abspath(os.path.expanduser(storage))
     metrics = tuple(dict.fromkeys([*space.search.metrics,
                                    *([space.scheduler.metric] if space.scheduler.metric else [])]))
-    return SweepContext(sweep=space.name, sweep_uri=f"{storage.rstrip('/')}/{space.name}",
+    return SweepContext(sweep=space.name, sweep_uri=results.sweep_location(storage, space.name),
                         endpoint=endpoint, base=space.base, metrics=metrics,
                         resources=space.resources, checkpoint_keep=space.checkpoint_keep)
 

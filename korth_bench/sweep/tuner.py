@@ -1,4 +1,4 @@
-"""Sweeps on Ray Tune: with ``sweep_callbacks.py`` and ``sweep_cluster.py``, the only Ray code.
+"""Sweeps on Ray Tune: the tuner, with ``sweep.callbacks`` and ``sweep.cluster`` the only Ray code.
 
 ``run(space)`` loads and validates a search space (``korth_bench.spaces``), connects to Ray (a local
 instance started and stopped here, or a running cluster at ``address``), and hands Tune a plain
@@ -14,10 +14,11 @@ configuration built from the YAML, never branches in the trainable:
   Train ``TorchTrainer`` from inside the Tune trial; every worker runs the same trial function
   under ``torch.distributed`` (DDP, each rank a slice of the global batch), rank 0 writes, and
   ``TuneReportCallback`` forwards rank 0's reports to Tune;
-* ``TableRecorder`` and ``Progress`` (``sweep_callbacks.py``), Tune callbacks, write the
+* ``TableRecorder`` and ``Progress`` (``sweep.callbacks``), Tune callbacks, write the
   ``trials`` row of a trial that ASHA stopped or that failed for good, and keep a live view of
   the sweep; Ray's own console output is switched off;
-* ``sweep_cluster.py`` connects to Ray and checks the address and the storage first.
+* ``sweep.cluster`` connects to Ray and checks the address, the resources and the storage first;
+  ``sweep.context.SweepContext`` is what every trial is shipped.
 
 Tune's experiment state and checkpoints live in ``<sweep>/tune`` (data-parallel trials' Ray Train
 runs in ``<sweep>/train``), beside the tables, on the same storage (a local path, or a URI such
@@ -43,6 +44,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from korth_bench import results
 from korth_bench.spaces.dryrun import dry_run_text
+from korth_bench.spaces.sections import Resources
 from korth_bench.spaces.space import Space, check_data, load
 from korth_bench.trial.loop import train_and_measure
 from korth_bench.config import TrialConfig
@@ -59,7 +61,8 @@ LAUNCHER_CPU = 0.01        # a data-parallel trial's own share; its workers hold
 # ---------------------------------------------------------------------- entry point
 def run(space_path: str, address: Optional[str] = None, storage: Optional[str] = None,
         storage_endpoint: Optional[str] = None, resume: bool = False, dry_run: bool = False,
-        quiet: Optional[bool] = None, max_concurrent: Optional[int] = None) -> int:
+        quiet: Optional[bool] = None, max_concurrent: Optional[int] = None,
+        pending_timeout: Optional[float] = None) -> int:
     """Run (or with ``dry_run`` only describe) the sweep of a search-space YAML.
 
     Args:
@@ -75,10 +78,13 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         quiet: no per-trial lines, only the summary; None: a live line on a terminal, plain
             lines elsewhere (CI).
         max_concurrent: overrides ``search.concurrency``.
+        pending_timeout: seconds to wait for a node that fits a trial (an autoscaling cluster
+            adding one); None refuses at once a sweep whose trial fits on no node.
     Returns:
         the exit code: 0 when no trial of this run ended with an error, 1 otherwise.
     Raises:
-        ConfigError / ValueError: a bad search space, address or storage, before anything runs.
+        ConfigError / ValueError: a bad search space, address, storage or resources (a trial that
+            fits on no node), before anything runs.
     """
     space = load(space_path)
     if max_concurrent is not None:
@@ -91,7 +97,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         return 0
     check_data(space)
     context = sweep_context(space, storage, storage_endpoint)
-    check_writable(context)
+    check_writable(context, storage)
     points = space.points
     if space.search.type == "grid" and not resume:
         points = _missing(space, context)
@@ -103,7 +109,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             print(f"sweep {space.name}: {len(space.points) - len(points)} of {len(space.points)} "
                   f"trials already have final rows in {context.sweep_uri}; running the other "
                   f"{len(points)}")
-    with ray_session(address, context):
+    with ray_session(address, context, trial_bundles(space.resources), pending_timeout):
         tuner = _tuner(space, context, points, resume, quiet)
         grid = tuner.fit()
     print(summary_text(space, context), file=sys.stderr)
@@ -287,6 +293,15 @@ class PrunedAwareOptunaSearch(OptunaSearch):
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def trial_bundles(resources: Resources) -> List[Dict[str, float]]:
+    """What one trial holds at once, as Ray resource bundles: its own share, or for a
+    data-parallel trial the launcher's share and one bundle per worker."""
+    if resources.workers == 1:
+        return [{"CPU": resources.cpu, "GPU": resources.gpu}]
+    worker = {"CPU": resources.per_worker["cpu"], "GPU": resources.per_worker["gpu"]}
+    return [{"CPU": LAUNCHER_CPU}] + [dict(worker) for _ in range(resources.workers)]
 
 
 def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
