@@ -82,10 +82,10 @@ class TrialConfig:
     threads: int = 0                   # CPU torch threads; 0 = leave torch's default
     eval_batch_size: int = 0           # evaluation/attack batch; 0 = auto per device (trial.EVAL_BATCH_AUTO)
     measure_every: int = 0             # layer measures every N epochs as well as at the end; 0 = end only
-    probe_size: int = 64               # test images in the fixed feature-map probe batch
+    probe_size: int = 64               # images in the fixed feature-map probe batch (the fixed subset's first ones)
     checkpoint_every: int = 1          # epochs between checkpoints handed to report(); 0 = never
     convergence_thresholds: Tuple[float, ...] = (0.5, 0.7, 0.9)  # fixed test accuracies for epochs_to_acc_*
-    # --- robustness (on a fixed, seeded test subset, the same for every trial) ---
+    # --- robustness (on a fixed subset of the whole test pool drawn by robustness_seed alone: the same for every trial) ---
     robustness: bool = True
     robustness_test_size: int = 1000
     robustness_seed: int = 0

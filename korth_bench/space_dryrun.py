@@ -37,7 +37,8 @@ def trial_flops(cfg: TrialConfig) -> float:
                      + len(cfg.robustness_pgd_eps) * sum(
                          3 * (cfg.robustness_pgd_steps if a == "pgd" else 1) + 1
                          for a in cfg.robustness_attacks))
-        images += per_image * min(cfg.robustness_test_size, test)
+        pool = test_full if cfg.dataset in _FULL_SIZES else test  # synthetic: the pool is test_size
+        images += per_image * min(cfg.robustness_test_size, pool)
     return forward * images
 
 

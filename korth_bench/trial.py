@@ -225,7 +225,9 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     splits = data.load(cfg.dataset, device=device, seed=cfg.seed, train_size=cfg.train_size,
                        val_size=cfg.val_size, test_size=cfg.test_size, data_path=cfg.data_path,
                        data_root=cfg.data_root, download=cfg.download,
-                       num_classes=cfg.num_classes, image_size=cfg.image_size)
+                       num_classes=cfg.num_classes, image_size=cfg.image_size,
+                       fixed_size=max(cfg.robustness_test_size, cfg.probe_size),
+                       fixed_seed=cfg.robustness_seed)
     model = models.build(cfg.model, cfg.depth, cfg.width, splits.num_classes,
                          **_model_options(cfg)).to(device)
     initialize(model, cfg)
@@ -253,9 +255,9 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     if cfg.compile:
         trained = torch.compile(trained)
 
-    subset = robustness.fixed_subset(len(splits.test_y), cfg.robustness_test_size,
-                                     cfg.robustness_seed).to(device)
-    probe = data.normalize(splits.test_x[subset[: cfg.probe_size]], splits.mean, splits.std)
+    # Robustness subset and probe batch: the fixed subset of the whole test pool, drawn
+    # independently of the trial seed and test_size, so every trial sees the same images.
+    probe = data.normalize(splits.fixed_x[: cfg.probe_size], splits.mean, splits.std)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     steps_per_epoch = max(1, math.ceil(len(splits.train_y) / cfg.batch_size))
     epoch_rows: List[Dict[str, Any]] = []
@@ -335,7 +337,8 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
         if cfg.robustness:
             classify = make_classifier(model, splits.mean, splits.std, device, autocast)
             robustness_rows = [{"trial_id": cfg.trial_id, **r} for r in robustness.evaluate_robustness(
-                classify, splits.test_x[subset], splits.test_y[subset],
+                classify, splits.fixed_x[: cfg.robustness_test_size],
+                splits.fixed_y[: cfg.robustness_test_size],
                 corruptions=cfg.robustness_corruptions, severities=cfg.robustness_severities,
                 attacks=cfg.robustness_attacks, eps_255=cfg.robustness_pgd_eps,
                 pgd_steps=cfg.robustness_pgd_steps, pgd_step_ratio=cfg.robustness_pgd_step_ratio,

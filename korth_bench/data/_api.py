@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
-from korth_bench.data.splits import split_train_val, subset_test
+from korth_bench.data.splits import fixed_subset, split_train_val, subset_test
 from korth_bench.registry import Registry
 
 
@@ -47,6 +47,8 @@ class DataSplits:
 
     ``val_x``/``val_y`` are empty when no validation split was asked for. ``mean``/``std`` are
     per-channel statistics of ``train_x`` on the 0..1 scale, for ``normalize`` and ``batches``.
+    ``fixed_x``/``fixed_y`` are the fixed evaluation subset of the whole test pool (robustness
+    and the feature-map probe): the same images for every trial seed and ``test_size``.
     """
 
     train_x: torch.Tensor
@@ -59,6 +61,8 @@ class DataSplits:
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
     name: str
+    fixed_x: torch.Tensor
+    fixed_y: torch.Tensor
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{split}={len(getattr(self, split + '_y'))}" for split in ("train", "val", "test"))
@@ -83,7 +87,7 @@ def names() -> List[str]:
 def load(dataset: str, *, device: Union[str, torch.device], seed: int, train_size: int = 0,
          val_size: int = 0, test_size: int = 0, data_path: Optional[str] = None,
          data_root: Optional[str] = None, download: bool = False, num_classes: Optional[int] = None,
-         image_size: int = 32) -> DataSplits:
+         image_size: int = 32, fixed_size: int = 0, fixed_seed: int = 0) -> DataSplits:
     """Load a data set's splits as uint8 tensors on ``device``.
 
     Args:
@@ -99,6 +103,8 @@ def load(dataset: str, *, device: Union[str, torch.device], seed: int, train_siz
         num_classes: ``synthetic``: number of classes (default 10); other data sets take it
             from the data and refuse a different value.
         image_size: ``synthetic`` only: side of the square images (files keep their stored size).
+        fixed_size, fixed_seed: the fixed evaluation subset, ``fixed_size`` images of the whole
+            test pool drawn by ``fixed_seed`` alone (``splits.fixed_subset``).
 
     Returns:
         ``DataSplits``.
@@ -118,6 +124,7 @@ def load(dataset: str, *, device: Union[str, torch.device], seed: int, train_siz
     if len(train) == 0:
         raise ValueError(f"{dataset} has no training images left (val_size={val_size})")
     test = subset_test(pool.test_y, test_size, seed)
+    fixed = fixed_subset(len(pool.test_y), fixed_size, fixed_seed)
     # Gather on the CPU (a memory-mapped pool reads only these rows), then one copy each.
     move = lambda tensor, index: tensor[index].to(device)  # noqa: E731
     train_x = move(pool.train_x, train)
@@ -127,6 +134,7 @@ def load(dataset: str, *, device: Union[str, torch.device], seed: int, train_siz
         val_x=move(pool.train_x, val), val_y=move(pool.train_y, val),
         test_x=move(pool.test_x, test), test_y=move(pool.test_y, test),
         num_classes=pool.num_classes, mean=mean, std=std, name=dataset,
+        fixed_x=move(pool.test_x, fixed), fixed_y=move(pool.test_y, fixed),
     )
 
 
