@@ -5,13 +5,17 @@ docs/internals.md). A *cell* is one model: (dataset, model, depth, width); a *fa
 (dataset, model). The independent unit is one training run (one seed of one configuration).
 
 Small-sample rules, because sweeps run 3-5 seeds per configuration:
-- gains use a Student-t interval (paired on matching seeds, Welch otherwise) and an exact
-  sign-flip (paired) or permutation (unpaired) p-value, never a bootstrap over the seeds of one
-  cell (3 seeds have 10 distinct resamples);
-- the capacity slope is tested by permuting per-seed gains across cells (the seeds are the
-  independent units) and gets a cell-stratified bootstrap-t interval (residuals inflated by
-  sqrt(n/(n-1)), studentized by the pooled within-cell spread), whose coverage stays near nominal
-  down to 3 seeds x 3 cells, where the percentile bootstrap covers about 85 %.
+- gains use a Student-t interval (paired on matching seeds, Welch otherwise) and the p-value of
+  that same t test, with the exact sign-flip (paired) or permutation (unpaired) p-value beside
+  it as the distribution-free check and its smallest attainable value (0.25 at 3 seeds), never a
+  bootstrap over the seeds of one cell (3 seeds have 10 distinct resamples);
+- the capacity slope is fitted to the cell means and t-tested on n_cells - 2 degrees of
+  freedom, so an effect specific to one cell widens the interval instead of reading as a trend
+  (permuting or resampling seeds across cells treats it as signal); a lack-of-fit F test of the
+  cell means about the line against the within-cell spread flags such offsets;
+- "no trend" is an equivalence decision: the (1 - alpha) interval of the drop over the
+  capacity range lies inside +-claimed_drop, and the slope test could have rejected at its Holm
+  threshold; otherwise a non-significant slope is "inconclusive".
 Every function takes its random state explicitly (`rng`, a numpy Generator) and returns numbers;
 nothing here formats, reads files, or imports ray or torch.
 
@@ -32,9 +36,9 @@ from korth_bench.entries import (
     CELL, FAMILY, SETTING_COLUMNS, STATUSES, entry_provenance, entry_runs, entry_scores, hardware,
     higher_is_better, metric_columns, select_entries, setting_labels, status_grid)
 from korth_bench.stats import (
-    compare_runs, correlation_interval, holm_adjust, minimum_detectable_slope, ols_slope,
-    permutation_p_value, pooled_within_sd, sign_flip_p_value, slope_bootstrap_ci,
-    slope_permutation_p, slope_power, t_interval, welch_interval)
+    compare_runs, correlation_interval, holm_adjust, lack_of_fit_p, ols_slope,
+    permutation_min_p, permutation_p_value, pooled_within_sd, sign_flip_min_p,
+    sign_flip_p_value, slope_t_test, t_interval, welch_interval)
 
 BASELINE = "none"
 ORTHO_MEASURES = ("gram_residual_fro", "diag_deviation", "cos_mean", "cos_max")
@@ -48,30 +52,37 @@ points ([SRIP]); a design that cannot detect a 1-point drop cannot support "no t
 COLLAPSE_METRICS = ("test_acc", "best_test_acc", "clean_acc", "corruption_acc_mean")
 """Columns the collapse test takes besides the attack accuracies (fgsm_acc_*, pgd_acc_*): gains
 in accuracy, a fraction, so that one claimed drop applies to each."""
-MIN_WITHIN_DF = 2
-"""Fewest within-cell degrees of freedom (units minus cells) from which the collapse test
-estimates the seed spread; below it, or with no spread, the verdict is 'inconclusive'."""
+PRIMARY_AXIS = "log2_params"
+"""The capacity axis whose slope carries the collapse verdict; depth and width are descriptive."""
 
 
 # ---------------------------------------------------------------- tables
 
-def collapse_verdict(slope: np.ndarray, p_adjusted: np.ndarray, detectable_drop: np.ndarray,
+def collapse_verdict(slope: np.ndarray, p_adjusted: np.ndarray, drop_low: np.ndarray,
+                     drop_high: np.ndarray, min_attainable_p: np.ndarray, level: np.ndarray,
                      claimed_drop: float = CLAIMED_DROP, alpha: float = 0.05) -> np.ndarray:
     """Verdict on how a gain changes with capacity (all array arguments of one shape).
 
-    'gains shrink with capacity' / 'gains grow' when the adjusted p-value is <= alpha (sign of the
-    slope); otherwise 'no trend' if the detectable drop over the capacity range is at most the
-    claimed drop, else 'inconclusive' (the design could not have seen the claimed effect).
+    'gains shrink with capacity' / 'gains grow' when the Holm-adjusted p-value is <= alpha (sign
+    of the slope); 'no trend' (of ``claimed_drop`` or more) only when, besides, the slope test
+    could have rejected (``min_attainable_p`` <= ``level``, its strictest Holm threshold
+    alpha / m) and the (1 - alpha) interval of the drop over the capacity range,
+    [drop_low, drop_high], lies inside (-claimed_drop, +claimed_drop): an equivalence (TOST)
+    decision; 'inconclusive' otherwise.
     """
-    significant = np.asarray(p_adjusted) <= alpha
+    slope, p_adjusted = np.asarray(slope, float), np.asarray(p_adjusted, float)
+    can_reject = np.asarray(min_attainable_p, float) <= np.asarray(level, float)
+    significant = can_reject & (p_adjusted <= alpha)
+    equivalent = (can_reject & (np.asarray(drop_low, float) > -claimed_drop)
+                  & (np.asarray(drop_high, float) < claimed_drop))
     return np.select(
-        [significant & (np.asarray(slope) < 0), significant & (np.asarray(slope) > 0),
-         ~(np.asarray(detectable_drop) <= claimed_drop)],
-        ["gains shrink with capacity", "gains grow", "inconclusive"], "no trend")
+        [significant & (slope < 0), significant & (slope > 0), equivalent],
+        ["gains shrink with capacity", "gains grow", "no trend"], "inconclusive")
 
 
 def _cell_key(frame: pd.DataFrame) -> pd.Series:
-    return frame[list(CELL)].astype(str).agg("/".join, axis=1)
+    """One integer label per distinct CELL of ``frame``'s rows."""
+    return frame.groupby(list(CELL), dropna=False, sort=False).ngroup()
 
 
 def gains(runs: pd.DataFrame, grid: pd.DataFrame, metrics: Sequence[str],
@@ -113,7 +124,7 @@ def gains(runs: pd.DataFrame, grid: pd.DataFrame, metrics: Sequence[str],
             rows.append(row)
     return pd.DataFrame(rows, columns=list(CELL) + [
         "regularizer", "metric", "num_params", "n_seeds_expected", "status", "mean", "sd", "low",
-        "high", "n", "p_value", "pairing", "n_treated", "n_control"])
+        "high", "n", "p_value", "p_exact", "min_attainable_p", "pairing", "n_treated", "n_control"])
 
 
 def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
@@ -127,24 +138,31 @@ def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
         one row per unit: CELL columns, num_params, seed (the regularizer's), gain, matching
         ('seed' or 'order').
     """
+    side = runs[runs["regularizer"].isin([regularizer, baseline])]
+    keys = list(CELL)
+    values = pd.to_numeric(side[metric], errors="coerce")
+    by_cell: Dict[tuple, Dict[str, Dict[object, List[float]]]] = {}
+    for *cell, name, seed, value in zip(*(side[k] for k in keys), side["regularizer"],
+                                        side["seed"], values):
+        if not pd.isna(value):
+            by_cell.setdefault(tuple(cell), {}).setdefault(name, {}).setdefault(
+                seed, []).append(value)
+    params = (side.groupby(keys, dropna=False)["num_params"].median().to_dict()
+              if "num_params" in side else {})
     rows = []
-    for key, group in runs[runs["regularizer"].isin([regularizer, baseline])].groupby(
-            list(CELL), dropna=False):
-        values = {name: pd.to_numeric(part[metric], errors="coerce").groupby(part["seed"])
-                  .mean().dropna() for name, part in group.groupby("regularizer")}
-        if set(values) != {regularizer, baseline}:
+    for cell, sides in by_cell.items():
+        if set(sides) != {regularizer, baseline}:
             continue
-        treated, control = values[regularizer], values[baseline]
-        common = treated.index.intersection(control.index)
-        rest_t, rest_c = treated.drop(common), control.drop(common)
-        matched = min(rest_t.size, rest_c.size)
-        params = group["num_params"].median() if "num_params" in group else math.nan
-        by_order = rest_t.to_numpy()[:matched] - rest_c.to_numpy()[:matched]
-        for seed, gain, how in itertools.chain(
-                ((s, treated[s] - control[s], "seed") for s in common),
-                zip(rest_t.index[:matched], by_order, itertools.repeat("order"))):
-            rows.append({**dict(zip(CELL, key)), "num_params": params, "seed": seed,
-                         "gain": gain, "matching": how})
+        treated, control = ({seed: float(np.mean(v)) for seed, v in sorted(sides[name].items())}
+                            for name in (regularizer, baseline))
+        common = [seed for seed in treated if seed in control]
+        rest_t = [seed for seed in treated if seed not in control]
+        rest_c = [seed for seed in control if seed not in treated]
+        pairs = [(seed, treated[seed] - control[seed], "seed") for seed in common]
+        pairs += [(t, treated[t] - control[c], "order") for t, c in zip(rest_t, rest_c)]
+        for seed, gain, how in pairs:
+            rows.append({**dict(zip(CELL, cell)), "num_params": params.get(cell, math.nan),
+                         "seed": seed, "gain": gain, "matching": how})
     return pd.DataFrame(rows, columns=list(CELL) + ["num_params", "seed", "gain", "matching"])
 
 
@@ -163,25 +181,28 @@ def collapse_metric_choices(trials: pd.DataFrame) -> List[str]:
             if c in COLLAPSE_METRICS or c.startswith(("fgsm_acc_", "pgd_acc_"))]
 
 
-def collapse_test(runs: pd.DataFrame, rng: np.random.Generator,
-                  metric: Union[str, Sequence[str]] = "test_acc",
+def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_acc",
                   baseline: str = BASELINE, alpha: float = 0.05,
-                  claimed_drop: float = CLAIMED_DROP, power: float = 0.8,
-                  n_permutations: int = 9999, n_bootstrap: int = 1999) -> pd.DataFrame:
+                  claimed_drop: float = CLAIMED_DROP) -> pd.DataFrame:
     """Do a regularizer's gains shrink as capacity grows? One row per metric x regularizer x
     family x axis.
 
     ``metric``: one accuracy column or several (COLLAPSE_METRICS: accuracies as fractions, so
-    that ``claimed_drop`` means the same on each). Regresses the per-seed gains (unit_gains) on
-    each capacity axis; slope per doubling of the parameter count, per unit of depth, per unit of
-    width. p-values come from permuting units across cells and are Holm-adjusted across all rows
-    (metrics x regularizers x families x axes); the
-    detectable drop is the minimum detectable slope (level alpha / number of tests, the strictest
-    Holm step, at the given power, from the pooled seed spread) times the capacity range.
+    that ``claimed_drop`` means the same on each). Per cell, the mean of the per-seed gains
+    (unit_gains); the cell means are regressed on each capacity axis (slope per doubling of the
+    parameter count, per unit of depth, per unit of width) and the slope is t-tested on
+    n_cells - 2 degrees of freedom (slope_t_test: a cell-level effect counts as noise, not as
+    trend). The primary axis, log2_params, carries the verdict: its p-values are Holm-adjusted
+    over metrics x regularizers x families, and collapse_verdict decides with the (1 - alpha)
+    interval of the drop over the capacity range against +-claimed_drop. Depth and width rows
+    are descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (lack_of_fit_p)
+    says whether the cell means scatter about the line by more than the seed noise.
     Returns:
         columns dataset, model, regularizer, metric, axis, n_units, n_cells, n_order_matched,
-        slope, low, high (bootstrap-t interval at 1 - alpha), p_value, p_holm, sd_within,
-        capacity_range, detectable_drop, claimed_drop, alpha, power, verdict, note.
+        slope, low, high (t interval at 1 - alpha), p_value, p_holm, min_attainable_p,
+        lack_of_fit_p, sd_within, capacity_range, drop, drop_low, drop_high (minus the slope
+        and its interval, times the range), claimed_drop (the equivalence bound), alpha,
+        verdict, note.
     """
     untestable, tests = [], []
     regularizers = sorted(set(runs["regularizer"]) - {baseline})
@@ -189,54 +210,49 @@ def collapse_test(runs: pd.DataFrame, rng: np.random.Generator,
     for metric, ((dataset, model), family), regularizer in itertools.product(
             metrics, runs.groupby(list(FAMILY), dropna=False), regularizers):
         units = unit_gains(family, regularizer, metric, baseline)
+        cells = _cell_key(units).to_numpy() if len(units) else np.zeros(0, int)
         row = {"dataset": dataset, "model": model, "regularizer": regularizer,
-               "metric": metric, "n_units": len(units),
-               "n_cells": units.groupby(list(CELL)).ngroups if len(units) else 0,
+               "metric": metric, "n_units": len(units), "n_cells": np.unique(cells).size,
                "n_order_matched": int((units["matching"] == "order").sum())}
-        axes = capacity_axes(units) if len(units) >= 3 else {}
+        axes = capacity_axes(units) if len(units) >= 2 else {}
         if not axes:
-            untestable.append({**row, "axis": "log2_params",
-                               "note": "needs 2 capacities and 3 matched seeds"})
+            untestable.append({**row, "axis": PRIMARY_AXIS, "min_attainable_p": 1.0,
+                               "note": "needs 2 capacities"})
         for axis, x in axes.items():
-            tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float),
-                          _cell_key(units).to_numpy()))
+            tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float), cells))
     tested = []
     for row, x, gain, cells in tests:
-        low, high = slope_bootstrap_ci(x, gain, cells, rng, 1 - alpha, n_bootstrap)
-        spread, df = pooled_within_sd(gain, cells)
-        detectable = minimum_detectable_slope(spread, x, alpha / len(tests), power)
-        note = _spread_guard(float(spread), df)
-        if note:  # no usable seed spread: neither the interval nor the power can be estimated
-            low, high, detectable = -math.inf, math.inf, math.inf
-        tested.append({**row, "slope": float(ols_slope(x, gain)), "low": float(low),
-                       "high": float(high),
-                       "p_value": float(slope_permutation_p(x, gain, rng, n_permutations)),
-                       "sd_within": float(spread), "capacity_range": float(np.ptp(x)),
-                       "detectable_drop": float(detectable) * float(np.ptp(x)), "note": note})
+        labels, index = np.unique(cells, return_inverse=True)
+        cell_x = np.array([x[index == i][0] for i in range(labels.size)])
+        cell_gain = np.array([gain[index == i].mean() for i in range(labels.size)])
+        fit = slope_t_test(cell_x, cell_gain, 1 - alpha)
+        spread, _ = pooled_within_sd(gain, cells)
+        capacity_range = float(np.ptp(x))
+        note = (None if fit["df"] >= 1 else
+                f"{labels.size} cells: a slope test on cell means needs 3")
+        tested.append({**row, "slope": fit["slope"], "low": fit["low"], "high": fit["high"],
+                       "p_value": fit["p_value"], "min_attainable_p": fit["min_attainable_p"],
+                       "lack_of_fit_p": lack_of_fit_p(x, gain, cells),
+                       "sd_within": float(spread), "capacity_range": capacity_range,
+                       "drop": -fit["slope"] * capacity_range,
+                       "drop_low": -fit["high"] * capacity_range,
+                       "drop_high": -fit["low"] * capacity_range, "note": note})
     columns = ["dataset", "model", "regularizer", "metric", "axis", "n_units", "n_cells",
-               "n_order_matched", "slope", "low", "high", "p_value", "sd_within",
-               "capacity_range", "detectable_drop", "note"]
+               "n_order_matched", "slope", "low", "high", "p_value", "min_attainable_p",
+               "lack_of_fit_p", "sd_within", "capacity_range", "drop", "drop_low", "drop_high",
+               "note"]
     table = pd.DataFrame(tested + untestable, columns=columns)
-    table["p_holm"] = holm_adjust(table["p_value"].to_numpy(float))
-    table["verdict"] = collapse_verdict(table["slope"].to_numpy(float),
-                                        table["p_holm"].to_numpy(float),
-                                        table["detectable_drop"].fillna(math.inf).to_numpy(float),
-                                        claimed_drop, alpha)
-    return table.assign(claimed_drop=claimed_drop, alpha=alpha, power=power)
-
-
-def _spread_guard(spread: float, df: int) -> Optional[str]:
-    """Why a tested row's seed spread cannot carry an interval or a power figure, or None.
-
-    The slope interval and the detectable drop scale with the pooled within-cell spread; with
-    fewer than MIN_WITHIN_DF degrees of freedom, or no spread at all (every seed of every cell
-    gave the same gain, e.g. all at chance), they would read as certainty the data do not give.
-    """
-    if df < MIN_WITHIN_DF:
-        return f"{df} within-cell degree(s) of freedom, {MIN_WITHIN_DF} needed for a seed spread"
-    if not spread > 0:
-        return "no seed spread within cells: interval and power undefined"
-    return None
+    primary = (table["axis"] == PRIMARY_AXIS).to_numpy()
+    table["p_holm"] = math.nan
+    table.loc[primary, "p_holm"] = holm_adjust(table.loc[primary, "p_value"].to_numpy(float))
+    family_size = max(int(primary.sum()), 1)
+    verdict = collapse_verdict(table["slope"].to_numpy(float), table["p_holm"].to_numpy(float),
+                               table["drop_low"].to_numpy(float),
+                               table["drop_high"].to_numpy(float),
+                               table["min_attainable_p"].fillna(1.0).to_numpy(float),
+                               np.full(len(table), alpha / family_size), claimed_drop, alpha)
+    table["verdict"] = np.where(primary, verdict, "descriptive")
+    return table.assign(claimed_drop=claimed_drop, alpha=alpha)
 
 
 def _largest_cells(runs: pd.DataFrame) -> pd.DataFrame:
@@ -404,8 +420,7 @@ def robustness_profile(robustness: pd.DataFrame, runs: pd.DataFrame,
 
 def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
-            alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP, power: float = 0.8,
-            n_permutations: int = 9999, n_bootstrap: int = 1999, seed: int = 0,
+            alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP, seed: int = 0,
             expected_seeds: Optional[int] = None, baseline: str = BASELINE,
             setting_columns: Sequence[str] = SETTING_COLUMNS,
             collapse_metrics: Sequence[str] = ("test_acc",)) -> Dict[str, object]:
@@ -450,8 +465,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "hardware": hardware(trials), "provenance": entry_provenance(runs),
         "scores": entry_scores(runs, metrics, confidence),
         "gains": gains(runs, grid, metrics, rng, baseline, confidence),
-        "collapse": collapse_test(runs, rng, list(collapse_metrics), baseline, alpha,
-                                  claimed_drop, power, n_permutations, n_bootstrap),
+        "collapse": collapse_test(runs, list(collapse_metrics), baseline, alpha, claimed_drop),
         "strict_vs_relaxed": strict_vs_relaxed(runs, rng, confidence=confidence),
         "similarity": similarity_correlation(trials, confidence=confidence),
         "ranking": orthogonality_ranking(runs, layers, confidence=confidence),
@@ -460,8 +474,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "robustness": robustness_profile(robustness, runs, confidence) if len(robustness)
         else empty,
         "settings": {"selection": selection, "metrics": metrics, "confidence": confidence,
-                     "alpha": alpha, "claimed_drop": claimed_drop, "power": power,
-                     "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed,
+                     "alpha": alpha, "claimed_drop": claimed_drop, "seed": seed,
                      "baseline": baseline, "setting_columns": list(setting_columns),
                      "collapse_metrics": list(collapse_metrics)},
     }

@@ -25,14 +25,15 @@ import pandas as pd
 from korth_bench import analysis
 # Re-exported, so that `report.X` keeps naming what was defined here before the split.
 from korth_bench.formatting import (
-    METRIC_NAMES, cell_name, gain_text, keyed_rows, level_text, metric_name, metric_units,
-    number_text, p_text, params_text)
+    METRIC_NAMES, cell_name, gain_p_text, gain_text, keyed_rows, level_text, metric_name,
+    metric_units, number_text, p_text, params_text)
 from korth_bench.plots import (
     curves_figure, figures, gain_figure, png_bytes, robustness_figure, similarity_figure)
 
 TABLES = ("trials", "epochs", "layers", "robustness")
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
+SCHEMA_VERSION = "2"  # 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
               "width": "per unit of width"}
@@ -119,15 +120,34 @@ def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
         f"Entries: per cell, each regularizer's configuration with the best mean "
         f"{'validation' if settings['selection'] == 'val' else 'test (optimistic)'} accuracy "
         f"(the column 'entry' names it and what selected it).",
-        f"Collapse test: alpha {settings['alpha']}, claimed drop "
-        f"{100 * settings['claimed_drop']:.1f} pp over the capacity range, power "
-        f"{settings['power']}, {settings['n_permutations']} permutations, "
-        f"{settings['n_bootstrap']} bootstrap resamples, seed {settings['seed']}; {confidence} % "
-        f"intervals.",
+        f"Collapse test: alpha {settings['alpha']}, equivalence bound (claimed drop) "
+        f"{100 * settings['claimed_drop']:.1f} pp over the capacity range; {confidence} % "
+        f"intervals for gains; seed {settings['seed']} for the exact tests' Monte Carlo draws.",
+        *rule_lines(settings),
     ]
     if sources:
         lines.append("Sources: " + ", ".join(sources) + ".")
     return lines
+
+
+def rule_lines(settings: dict) -> List[str]:
+    """The rule behind each verdict, one sentence each (the same text in Markdown and HTML)."""
+    alpha = settings["alpha"]
+    drop = f"{100 * settings['claimed_drop']:.1f} pp"
+    return [
+        "Rule, gain p: the two-sided t test that goes with the printed interval (it is below "
+        f"{alpha} exactly when the {round(100 * (1 - alpha))} % interval excludes 0), with the exact "
+        "sign-flip or permutation p beside it and that test's smallest attainable p wherever it "
+        f"exceeds {alpha}.",
+        "Rule, collapse slope: the mean gain of each cell regressed on log2 of the parameter count, "
+        f"t test on n_cells - 2 degrees of freedom, Holm over regularizers x metrics at alpha {alpha}"
+        "; depth and width rows are descriptive.",
+        f"Rule, 'no trend': only when the slope is not significant, its test could reach its Holm "
+        f"threshold, and the {round(100 * (1 - alpha))} % interval of the drop over the capacity "
+        f"range lies inside ±{drop} (an equivalence test); otherwise 'inconclusive'.",
+        "Rule, lack of fit: an F test of the cell means about the line against the within-cell "
+        "seed spread; a small p says the cells differ by more than a line and seed noise.",
+    ]
 
 
 def statistic_text(settings: dict) -> str:
@@ -135,7 +155,8 @@ def statistic_text(settings: dict) -> str:
     confidence = round(100 * settings["confidence"])
     return (f"gain = regularizer minus {settings['baseline']} in the same cell, paired by seed "
             f"where seeds match (else unpaired), mean over seeds with a {confidence} % Student-t "
-            f"interval; p = exact sign-flip test (paired) or permutation test (unpaired).")
+            f"interval; p = the t test of that interval, exact sign-flip (paired) or permutation "
+            f"(unpaired) p beside it.")
 
 
 def report_sections(result: dict) -> List[Section]:
@@ -149,15 +170,16 @@ def report_sections(result: dict) -> List[Section]:
                 f"with the pairing and n. p: two-sided, not adjusted for multiplicity.",
                 leaderboard_table(result)),
         Section("Do the gains shrink with capacity? ([DN] claim 2)",
-                f"Per-seed gains in {collapse_metric_names(settings)} regressed on capacity. "
-                "Slope and its "
-                f"bootstrap-t interval ({round(100 * (1 - settings['alpha']))} %, cell-stratified) "
-                "in pp per unit of the axis; p from permuting seeds across cells, Holm-adjusted "
-                "over every row; 'detectable drop': the drop over the capacity range the test "
-                f"finds with power {settings['power']} given the measured seed spread. A null "
-                "result is 'no trend' only when that is at most the claimed drop, else "
-                "'inconclusive'. Plot: gain vs parameters with t-interval bands; x marks a "
-                "missing cell.", collapse_table(result), ["gain_vs_capacity"]),
+                f"Cell means of the per-seed gains in {collapse_metric_names(settings)} regressed "
+                "on capacity. Slope and its t interval "
+                f"({round(100 * (1 - settings['alpha']))} %, n_cells - 2 df) in pp per unit of "
+                "the axis; p from the t test, Holm-adjusted over the log2-parameter rows "
+                "(regularizers x metrics); 'drop over range': minus the slope times the capacity "
+                "range, with its interval, against the equivalence bound. 'no trend' needs that "
+                "interval inside the bound, else a non-significant slope is 'inconclusive'. "
+                "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
+                "vs parameters with t-interval bands; x marks a missing cell.",
+                collapse_table(result), ["gain_vs_capacity"]),
         Section("Strict vs relaxed disentangled regularization at the largest capacity ([DN])",
                 f"dn_relaxed minus dn in final test accuracy, at each family's largest cell: "
                 f"mean [{confidence} t interval], pairing, n, p.", comparison_table(result)),
@@ -215,8 +237,8 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
             else "missing",
             "gain in final test accuracy": "baseline" if row["regularizer"] ==
             result["settings"]["baseline"] else gain_text(gain[key], "test_acc"),
-            "p (gain)": p_text(gain[key]["p_value"]) if key in gain and found and
-            gain[key]["status"] == "measured" else "n/a",
+            "p (gain)": gain_p_text(gain[key], result["settings"]["alpha"])
+            if key in gain and found and gain[key]["status"] == "measured" else "n/a",
             "gain in best test accuracy (secondary)": gain_text(best[key], "best_test_acc")
             if key in best else "n/a",
             "runs not completed": failed or "none"})
@@ -230,11 +252,17 @@ def collapse_metric_names(settings: dict) -> str:
 def collapse_table(result: dict) -> pd.DataFrame:
     collapse = result["collapse"]
     settings = result["settings"]
-    tests = int(collapse["p_value"].notna().sum()) if len(collapse) else 0
+    primary = collapse[collapse["axis"] == analysis.PRIMARY_AXIS] if len(collapse) else collapse
+    tests = int(primary["p_value"].notna().sum()) if len(primary) else 0
     rows = []
     several = len(collapse) and collapse["metric"].nunique() > 1
     for row in collapse.to_dict("records"):
         per = AXIS_UNITS[row["axis"]]
+        verdict = (row["verdict"] if row["verdict"] == "descriptive" else
+                   f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})")
+        floor = row.get("min_attainable_p", math.nan)
+        if np.isfinite(floor) and floor > settings["alpha"]:
+            verdict += f"; smallest attainable p {p_text(floor)}"
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
             **({"gain in": METRIC_NAMES.get(row["metric"], row["metric"])} if several else {}),
@@ -244,10 +272,12 @@ def collapse_table(result: dict) -> pd.DataFrame:
             f"{number_text(100 * row['high'], 3, True)}]",
             "n": f"{row['n_units']} seeds in {row['n_cells']} cells",
             "p / p Holm": f"{p_text(row['p_value'])} / {p_text(row['p_holm'])}",
-            "verdict": f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})"
-            + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
-            "detectable drop vs claimed": f"{number_text(100 * row['detectable_drop'])} pp vs "
-            f"{number_text(100 * row['claimed_drop'])} pp"})
+            "verdict": verdict + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
+            "drop over range [CI] vs bound": f"{number_text(100 * row['drop'], 2, True)} pp "
+            f"[{number_text(100 * row['drop_low'], 2, True)}, "
+            f"{number_text(100 * row['drop_high'], 2, True)}] vs ±"
+            f"{number_text(100 * row['claimed_drop'])} pp",
+            "lack-of-fit p": p_text(row["lack_of_fit_p"])})
     return pd.DataFrame(rows)
 
 
@@ -434,7 +464,8 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
             row, ("mean", "sd", "low", "high", "n"))
     for row in result["gains"].to_dict("records"):
         gains.setdefault(tuple(row[k] for k in keys), {})[row["metric"]] = {
-            **_record(row, ("status", "mean", "sd", "low", "high", "n", "pairing", "p_value")),
+            **_record(row, ("status", "mean", "sd", "low", "high", "n", "pairing", "p_value",
+                            "p_exact", "min_attainable_p")),
             "n_treated": int(row["n_treated"]), "n_control": int(row["n_control"])}
     documents = []
     for row in result["grid"].to_dict("records"):
@@ -454,7 +485,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
     provenance_frame = result["provenance"]
     settings = result["settings"]
     return {
-        "schema_version": "1", "title": TITLE, "synthetic": result["synthetic"],
+        "schema_version": SCHEMA_VERSION, "title": TITLE, "synthetic": result["synthetic"],
         "notice": NOTICE if result["synthetic"] else None,
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "statistic": statistic_text(settings),
@@ -466,9 +497,11 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
         "config_hashes": sorted({h for hashes in provenance_frame["config_hashes"]
                                  for h in hashes}),
         "entries": documents,
-        "collapse": [_record(row, ("dataset", "model", "regularizer", "metric", "axis", "n_units",
-                                   "n_cells", "slope", "low", "high", "p_value", "p_holm",
-                                   "detectable_drop", "claimed_drop", "alpha", "verdict"))
+        "collapse": [{**_record(row, ("dataset", "model", "regularizer", "metric", "axis",
+                                      "n_units", "n_cells", "slope", "low", "high", "p_value",
+                                      "p_holm", "min_attainable_p", "lack_of_fit_p", "drop",
+                                      "drop_low", "drop_high", "alpha", "verdict")),
+                      "equivalence_bound": _plain(row["claimed_drop"])}
                      for row in result["collapse"].to_dict("records")],
         "strict_vs_relaxed": [
             _record(row, ("dataset", "model", "depth", "width", "metric", "status", "mean",
