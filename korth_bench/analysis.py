@@ -38,7 +38,7 @@ from korth_bench.entries import (
 from korth_bench.stats import (
     compare_runs, correlation_interval, holm_adjust, lack_of_fit_p, ols_slope,
     permutation_min_p, permutation_p_value, pooled_within_sd, sign_flip_min_p,
-    sign_flip_p_value, slope_t_test, t_interval, welch_interval)
+    sign_flip_p_value, slope_t_test, t_interval, welch_greater_p, welch_interval)
 
 BASELINE = "none"
 ORTHO_MEASURES = ("gram_residual_fro", "diag_deviation", "cos_mean", "cos_max")
@@ -52,6 +52,9 @@ points ([SRIP]); a design that cannot detect a 1-point drop cannot support "no t
 COLLAPSE_METRICS = ("test_acc", "best_test_acc", "clean_acc", "corruption_acc_mean")
 """Columns the collapse test takes besides the attack accuracies (fgsm_acc_*, pgd_acc_*): gains
 in accuracy, a fraction, so that one claimed drop applies to each."""
+EFFICIENCY_MARGIN = 0.005
+"""Default margin M of the capacity-efficiency test (half a point, as a fraction): 'matches' means
+within M of the larger baseline, which itself beats the small baseline by more than M."""
 PRIMARY_AXIS = "log2_params"
 """The capacity axis whose slope carries the collapse verdict; depth and width are descriptive."""
 
@@ -350,49 +353,62 @@ def orthogonality_ranking(runs: pd.DataFrame, layers: pd.DataFrame,
 
 
 def capacity_efficiency(runs: pd.DataFrame, metric: str = "test_acc", baseline: str = BASELINE,
-                        confidence: float = 0.95) -> pd.DataFrame:
+                        margin: float = EFFICIENCY_MARGIN, alpha: float = 0.05) -> pd.DataFrame:
     """[CS]: the smallest model with each regularizer that matches the baseline at a larger one.
 
-    A regularized cell matches a larger baseline cell when its t interval reaches the baseline's
-    (its upper bound >= the baseline's lower bound): overlap, a weak criterion, not equivalence.
-    Only larger baseline cells that beat the baseline at the regularized cell's own size count
-    (matching a larger model that is no better is no saving).
+    An intersection-union test per pair (small cell s, larger cell L) of one family: the
+    regularized s matches the baseline L only when both one-sided Welch tests reject at alpha,
+    (a) non-inferiority, H0: mean reg(s) - mean base(L) <= -margin, and (b) a real gap to close,
+    H0: mean base(L) - mean base(s) <= margin; each test's error is at most alpha, so is the
+    pair's. Status 'matched' (the smallest s with a match, against its largest matched L),
+    'no match' (some pair has a gap (b) the regularizer did not close), 'inconclusive' (no pair
+    shows a gap, or too few seeds). Beside it, the control: of the pairs with a gap, how many
+    the baseline's own small cell passes (a) in place of the regularized one.
     Returns:
-        one row per family x regularizer: the smallest matching cell (depth, width, num_params,
-        mean, low, high), the largest baseline cell it matches (base_depth, base_width,
-        base_params, base_mean, base_low, base_high), params_ratio; NaN fields and
-        status 'no match' when no cell matches.
+        one row per family x regularizer: dataset, model, regularizer, metric, status, margin,
+        depth, width, num_params, mean, n (the matching small cell), base_depth, base_width,
+        base_params, base_mean, base_n (the larger baseline cell), p_noninferior, p_gap,
+        params_ratio, n_pairs, n_gap_pairs, n_control_passes.
     """
-    per_cell = pd.DataFrame([
-        {**dict(zip(CELL + ("regularizer",), key)), "num_params": part["num_params"].median(),
-         **t_interval(part[metric].to_numpy(float), confidence)}
-        for key, part in runs.groupby(list(CELL) + ["regularizer"], dropna=False)],
-        columns=list(CELL) + ["regularizer", "num_params", "mean", "sd", "low", "high", "n"])
+    values = {key: pd.to_numeric(part[metric], errors="coerce").dropna().to_numpy(float)
+              for key, part in runs.groupby(list(CELL) + ["regularizer"], dropna=False)}
+    params = runs.groupby(list(CELL), dropna=False)["num_params"].median()
     rows = []
-    for (dataset, model), family in per_cell.groupby(list(FAMILY), dropna=False):
-        base = family[family["regularizer"] == baseline]
-        for regularizer, cells in family[family["regularizer"] != baseline].groupby("regularizer"):
-            row = {"dataset": dataset, "model": model, "regularizer": regularizer, "metric": metric,
-                   "status": "no match"}
-            for cell in cells.sort_values("num_params").itertuples(index=False):
-                same_size = base.loc[base["num_params"] == cell.num_params, "mean"].max()
-                larger = base[(base["num_params"] > cell.num_params) & (base["low"] <= cell.high)
-                              & ~(base["mean"] <= same_size)]
-                if len(larger):
-                    match = larger.sort_values("num_params").iloc[-1]
-                    row.update(status="matched", depth=cell.depth, width=cell.width,
-                               num_params=cell.num_params, mean=cell.mean, low=cell.low,
-                               high=cell.high, n=cell.n, base_depth=match["depth"],
-                               base_width=match["width"], base_params=match["num_params"],
-                               base_mean=match["mean"], base_low=match["low"],
-                               base_high=match["high"], base_n=match["n"],
-                               params_ratio=match["num_params"] / cell.num_params)
-                    break
+    for (dataset, model), family in runs.groupby(list(FAMILY), dropna=False):
+        cells = sorted({tuple(c) for c in family[list(CELL)].itertuples(index=False)},
+                       key=lambda c: params[c])
+        base = {c: values.get(c + (baseline,), np.zeros(0)) for c in cells}
+        for regularizer in sorted(set(family["regularizer"]) - {baseline}):
+            row = {"dataset": dataset, "model": model, "regularizer": regularizer,
+                   "metric": metric, "status": "inconclusive", "margin": margin,
+                   "n_pairs": 0, "n_gap_pairs": 0, "n_control_passes": 0}
+            for small in cells:
+                treated = values.get(small + (regularizer,), np.zeros(0))
+                for large in reversed([c for c in cells if params[c] > params[small]]):
+                    if min(treated.size, base[small].size, base[large].size) < 2:
+                        continue
+                    p_noninferior = welch_greater_p(treated, base[large], -margin)
+                    p_gap = welch_greater_p(base[large], base[small], margin)
+                    row["n_pairs"] += 1
+                    if p_gap <= alpha:
+                        row["n_gap_pairs"] += 1
+                        row["n_control_passes"] += int(
+                            welch_greater_p(base[small], base[large], -margin) <= alpha)
+                    if row["status"] != "matched" and max(p_noninferior, p_gap) <= alpha:
+                        row.update(status="matched", depth=small[2], width=small[3],
+                                   num_params=params[small], mean=treated.mean(),
+                                   n=treated.size, base_depth=large[2], base_width=large[3],
+                                   base_params=params[large], base_mean=base[large].mean(),
+                                   base_n=base[large].size, p_noninferior=p_noninferior,
+                                   p_gap=p_gap, params_ratio=params[large] / params[small])
+            if row["status"] != "matched" and row["n_gap_pairs"]:
+                row["status"] = "no match"
             rows.append(row)
     return pd.DataFrame(rows, columns=[
-        "dataset", "model", "regularizer", "metric", "status", "depth", "width", "num_params",
-        "mean", "low", "high", "n", "base_depth", "base_width", "base_params", "base_mean",
-        "base_low", "base_high", "base_n", "params_ratio"])
+        "dataset", "model", "regularizer", "metric", "status", "margin", "depth", "width",
+        "num_params", "mean", "n", "base_depth", "base_width", "base_params", "base_mean",
+        "base_n", "p_noninferior", "p_gap", "params_ratio", "n_pairs", "n_gap_pairs",
+        "n_control_passes"])
 
 
 def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame, column: str = "test_acc",
@@ -420,7 +436,8 @@ def robustness_profile(robustness: pd.DataFrame, runs: pd.DataFrame,
 
 def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
-            alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP, seed: int = 0,
+            alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP,
+            efficiency_margin: float = EFFICIENCY_MARGIN, seed: int = 0,
             expected_seeds: Optional[int] = None, baseline: str = BASELINE,
             setting_columns: Sequence[str] = SETTING_COLUMNS,
             collapse_metrics: Sequence[str] = ("test_acc",)) -> Dict[str, object]:
@@ -431,8 +448,10 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             tables give empty results); only completed trials enter the statistics.
         selection: how a regularizer's entry is chosen per cell ('val' or 'test').
         setting_columns: the config columns whose combinations compete for an entry (by default
-            coefficient, relaxation and the regularizers' own parameters).
-        claimed_drop: the effect the collapse verdict must be able to see (CLAIMED_DROP).
+            every trial-config key except the seed, the cell, the device and the keys left out
+            of the trial identity; those varying within a cell and regularizer label a setting).
+        claimed_drop: the collapse verdict's equivalence bound (CLAIMED_DROP).
+        efficiency_margin: the capacity-efficiency test's margin M (EFFICIENCY_MARGIN).
         collapse_metrics: the accuracy columns whose gains the collapse test regresses on
             capacity, Holm-adjusted together (collapse_metric_choices).
         seed: seeds the one numpy Generator every resampling draws from.
@@ -469,12 +488,14 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "strict_vs_relaxed": strict_vs_relaxed(runs, rng, confidence=confidence),
         "similarity": similarity_correlation(trials, confidence=confidence),
         "ranking": orthogonality_ranking(runs, layers, confidence=confidence),
-        "efficiency": capacity_efficiency(runs, baseline=baseline, confidence=confidence),
+        "efficiency": capacity_efficiency(runs, baseline=baseline, margin=efficiency_margin,
+                                          alpha=alpha),
         "curves": learning_curves(epochs, runs, confidence=confidence) if len(epochs) else empty,
         "robustness": robustness_profile(robustness, runs, confidence) if len(robustness)
         else empty,
         "settings": {"selection": selection, "metrics": metrics, "confidence": confidence,
-                     "alpha": alpha, "claimed_drop": claimed_drop, "seed": seed,
+                     "alpha": alpha, "claimed_drop": claimed_drop,
+                     "efficiency_margin": efficiency_margin, "seed": seed,
                      "baseline": baseline, "setting_columns": list(setting_columns),
                      "collapse_metrics": list(collapse_metrics)},
     }

@@ -127,7 +127,7 @@ class TrialConfig:
 
     @property
     def config_hash(self) -> str:
-        identity = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
+        identity = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
         if identity.get("data_path"):
             identity["data_path"] = os.path.basename(str(identity["data_path"]).rstrip("/"))
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
@@ -157,7 +157,7 @@ class TrialConfig:
 
 
 # Settings that change how fast a trial runs or where its data lives, never what it computes.
-_NOT_IDENTITY = {"threads", "checkpoint_every", "data_root", "download", "eval_batch_size"}
+NOT_IDENTITY = {"threads", "checkpoint_every", "data_root", "download", "eval_batch_size"}
 REGULARIZER_PARAM_KEYS = ("relaxation", "power_iterations", "squared", "pairs", "diag_weight", "corr_weight")
 
 

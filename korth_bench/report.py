@@ -119,7 +119,12 @@ def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
         f"Statistic: {statistic_text(settings)}",
         f"Entries: per cell, each regularizer's configuration with the best mean "
         f"{'validation' if settings['selection'] == 'val' else 'test (optimistic)'} accuracy "
-        f"(the column 'entry' names it and what selected it).",
+        f"(the column 'entry' names it, what selected it and K, the settings compared).",
+        "Rule, selection: cross-fitted, each seed's run is the setting that scored best on the "
+        "other seeds, so no test accuracy chose its own entry; with one seed or settings on "
+        "different seeds the best mean over all seeds, marked 'not cross-fitted'; a diverged "
+        "run scores chance accuracy; a setting is every config key that varies within the "
+        "cell and regularizer.",
         f"Collapse test: alpha {settings['alpha']}, equivalence bound (claimed drop) "
         f"{100 * settings['claimed_drop']:.1f} pp over the capacity range; {confidence} % "
         f"intervals for gains; seed {settings['seed']} for the exact tests' Monte Carlo draws.",
@@ -147,6 +152,9 @@ def rule_lines(settings: dict) -> List[str]:
         f"range lies inside ±{drop} (an equivalence test); otherwise 'inconclusive'.",
         "Rule, lack of fit: an F test of the cell means about the line against the within-cell "
         "seed spread; a small p says the cells differ by more than a line and seed noise.",
+        "Rule, capacity efficiency: a small regularized model matches a larger baseline only "
+        "when it is shown no more than M below it and that baseline is shown more than M above "
+        f"the small baseline, both one-sided Welch tests at {alpha} (an intersection-union test).",
     ]
 
 
@@ -193,10 +201,14 @@ def report_sections(result: dict) -> List[Section]:
                 f"and coefficient) with a {confidence} Fisher-z interval (Bonett-Wright); n = "
                 f"trials.", similarity_table(result), ["orthogonality_vs_similarity"]),
         Section("Capacity efficiency ([CS])",
-                f"The smallest model with each regularizer whose final test accuracy interval "
-                f"({confidence} t) reaches the baseline's at a larger model that beats the "
-                f"baseline at the small size (interval overlap: a weak criterion, not "
-                f"equivalence).", efficiency_table(result)),
+                f"The smallest model with each regularizer that matches the baseline at a larger "
+                f"model in final test accuracy, by an intersection-union test at alpha "
+                f"{settings['alpha']} with margin M = "
+                f"{number_text(100 * settings['efficiency_margin'])} pp: (a) regularized small "
+                f"minus larger baseline > -M and (b) larger baseline minus small baseline > M, "
+                f"both one-sided Welch tests rejecting. 'no match': a gap (b) the regularizer did "
+                f"not close; 'inconclusive': no gap shown. The last column is the control: how "
+                f"often the baseline itself passes (a).", efficiency_table(result)),
         Section("Learning curves",
                 f"Mean test accuracy per epoch over each entry's seeds with {confidence} t bands.",
                 None, ["learning_curves"]),
@@ -231,8 +243,8 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
         rows.append({
             "model cell": cell_name(row), "params": params_text(row["num_params"]),
             "regularizer": row["regularizer"],
-            "entry (selected by)": f"{entry[key]['setting']} ({entry[key]['selected_by']})"
-            if found else "missing: no completed runs",
+            "entry (selected by)": entry_text(entry[key]) if found
+            else "missing: no completed runs",
             "final test accuracy": level_text({**level[key], **row}, "test_acc") if found
             else "missing",
             "gain in final test accuracy": "baseline" if row["regularizer"] ==
@@ -243,6 +255,14 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
             if key in best else "n/a",
             "runs not completed": failed or "none"})
     return pd.DataFrame(rows)
+
+
+def entry_text(entry: dict) -> str:
+    """'coefficient=0.01 (val_acc, K=4, cross-fitted, 0 diverged)' from an entries row."""
+    fitted = {True: "cross-fitted", False: "not cross-fitted", None: "single setting"}[
+        None if pd.isna(entry["cross_fitted"]) else bool(entry["cross_fitted"])]
+    return (f"{entry['setting']} ({entry['selected_by']}, K={int(entry['n_settings'])}, {fitted}, "
+            f"{int(entry['n_diverged'])} diverged)")
 
 
 def collapse_metric_names(settings: dict) -> str:
@@ -314,16 +334,18 @@ def efficiency_table(result: dict) -> pd.DataFrame:
         matched = row["status"] == "matched"
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+            "status": row["status"],
             "smallest matching model": f"depth {row['depth']} x{row['width']}, "
-            f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} % "
-            f"[{number_text(100 * row['low'])}, {number_text(100 * row['high'])}], "
-            f"n={int(row['n'])}"
-            if matched else "no model matches a larger baseline",
+            f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} %, "
+            f"n={int(row['n'])}" if matched else "",
             "matches baseline at": f"depth {row['base_depth']} x{row['base_width']}, "
-            f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} % "
-            f"[{number_text(100 * row['base_low'])}, {number_text(100 * row['base_high'])}], "
+            f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} %, "
             f"n={int(row['base_n'])}" if matched else "",
-            "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else ""})
+            "p (a) non-inferior / (b) gap": f"{p_text(row['p_noninferior'])} / "
+            f"{p_text(row['p_gap'])}" if matched else "",
+            "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else "",
+            "baseline's own small cell passes (a)": f"{int(row['n_control_passes'])} of "
+            f"{int(row['n_gap_pairs'])} pairs with a gap"})
     return pd.DataFrame(rows)
 
 
@@ -476,6 +498,8 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
             "status": "measured" if entry else "missing: no completed runs",
             "setting": entry.get("setting"), "selected_by": entry.get("selected_by"),
             "n_settings": int(entry.get("n_settings", 0)),
+            "cross_fitted": None if pd.isna(entry.get("cross_fitted")) else bool(entry["cross_fitted"]),
+            "n_diverged": int(entry.get("n_diverged", 0)),
             **{name: _plain(made_of.get(name, [])) for name in
                ("seeds", "epochs", "devices", "config_hashes", "sweeps", "trial_ids")},
             "n_seeds": len(made_of.get("seeds", [])),
@@ -507,4 +531,12 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
             _record(row, ("dataset", "model", "depth", "width", "metric", "status", "mean",
                           "low", "high", "p_value"))
             for row in result["strict_vs_relaxed"].to_dict("records")],
+        "efficiency": [
+            {**_record(row, ("dataset", "model", "regularizer", "metric", "status", "margin",
+                             "num_params", "mean", "base_params", "base_mean", "p_noninferior",
+                             "p_gap", "params_ratio")),
+             **{name: None if pd.isna(row[name]) else int(row[name]) for name in (
+                 "depth", "width", "n", "base_depth", "base_width", "base_n", "n_pairs",
+                 "n_gap_pairs", "n_control_passes")}}
+            for row in result["efficiency"].to_dict("records")],
     }

@@ -105,3 +105,70 @@ def collapse_verdicts(sweeps: Sequence[pd.DataFrame], alpha: float = 0.05,
             np.full(len(part), alpha / len(part)), claimed_drop, alpha)
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def selection_sweep(rng: np.random.Generator, *, settings: int = 10, better: float = 0.0,
+                    run_sd: float = RUN_SD, seeds: Sequence[int] = (0, 1, 2),
+                    diverging: int = 0, diverging_lift: float = 0.0,
+                    cell: Tuple[int, int] = (20, 1)) -> pd.DataFrame:
+    """One cell: ``none`` (one setting) and ``so`` with ``settings`` coefficients, all of true
+    accuracy 0.9 except coefficient index 0, which is ``better`` higher. The last ``diverging``
+    settings diverge on a random half of the seeds (test/val at chance, status 'diverged') and
+    are ``diverging_lift`` better where they survive."""
+    rows = [trial_row(*cell, "none", seed, 0.9 + rng.normal(0, run_sd),
+                      0.9 + rng.normal(0, run_sd)) for seed in seeds]
+    for k in range(settings):
+        is_diverging = k >= settings - diverging
+        lost = set(rng.choice(list(seeds), len(seeds) // 2, replace=False)) if is_diverging else set()
+        truth = 0.9 + (better if k == 0 else 0.0) + (diverging_lift if is_diverging else 0.0)
+        for seed in seeds:
+            row = trial_row(*cell, "so", seed, truth + rng.normal(0, run_sd),
+                            truth + rng.normal(0, run_sd), coefficient=10.0 ** -(k + 1))
+            if seed in lost:
+                row.update(status="diverged", test_acc=0.1, val_acc=0.1)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sampled_lr_sweep(rng: np.random.Generator, *, trials_per_regularizer: int = 12,
+                     run_sd: float = RUN_SD, cell: Tuple[int, int] = (20, 1)) -> pd.DataFrame:
+    """optuna_coefficient_asha.yaml's shape: every trial of ``none`` and ``so`` samples its own
+    lr (log-uniform 0.01-0.3; accuracy peaks at lr 0.1, 1 point lower per half decade away), no
+    regularizer effect, seeds 0, 1, 2 in turn."""
+    rows = []
+    for regularizer in ("none", "so"):
+        for i in range(trials_per_regularizer):
+            lr = 10 ** rng.uniform(-2, math.log10(0.3))
+            truth = 0.9 - 0.04 * (math.log10(lr) + 1) ** 2
+            rows.append(trial_row(*cell, regularizer, i % 3, truth + rng.normal(0, run_sd),
+                                  truth + rng.normal(0, run_sd), lr=lr))
+    return pd.DataFrame(rows)
+
+
+def entry_gains(sweeps: Sequence[pd.DataFrame], regularizer: str = "so"
+                ) -> Tuple[np.ndarray, pd.DataFrame]:
+    """Per sweep, the mean test-accuracy gain of ``regularizer``'s selected entry over ``none``
+    (the analysis's own selection and per-seed entry runs), and the entries of every sweep
+    (column ``sweep``). The sweeps go through one call, each as its own data set."""
+    from korth_bench import analysis
+
+    trials = pd.concat([t.assign(dataset=f"sweep{i}") for i, t in enumerate(sweeps)],
+                       ignore_index=True)
+    entries = analysis.select_entries(trials)
+    runs = analysis.entry_runs(trials, entries)
+    means = runs.groupby(["dataset", "regularizer"])["test_acc"].mean().unstack()
+    gains = (means[regularizer] - means["none"]).to_numpy()
+    order = np.argsort([int(d[5:]) for d in means.index])
+    return gains[order], entries.assign(sweep=entries["dataset"].str.slice(5).astype(int))
+
+
+def efficiency_sweep(rng: np.random.Generator, *, baseline_gap: float, lift: float = 0.0,
+                     run_sd: float = RUN_SD, seeds: Sequence[int] = (0, 1, 2)) -> pd.DataFrame:
+    """ResNet-20 and ResNet-56 (width 1): the baseline is ``baseline_gap`` better at 56; the
+    regularizer adds ``lift`` at both sizes."""
+    rows = []
+    for cell, base in (((20, 1), 0.9), ((56, 1), 0.9 + baseline_gap)):
+        for regularizer, truth in (("none", base), ("so", base + lift)):
+            rows += [trial_row(*cell, regularizer, seed, truth + rng.normal(0, run_sd),
+                               truth + rng.normal(0, run_sd)) for seed in seeds]
+    return pd.DataFrame(rows)

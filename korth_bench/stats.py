@@ -59,6 +59,25 @@ def welch_interval(treated: np.ndarray, control: np.ndarray,
             "low": mean - half, "high": mean + half, "df": df}
 
 
+def welch_greater_p(treated: np.ndarray, control: np.ndarray, shift: float) -> float:
+    """One-sided Welch t test of H0: mean(treated) - mean(control) <= shift against '>'.
+
+    Args:
+        treated: shape [n1]; control: shape [n2] (independent runs, finite values).
+    Returns:
+        P(T >= t), t = (difference - shift) / se on the Welch-Satterthwaite df; NaN unless
+        n1, n2 >= 2; with no spread at all, 0 or 1 by the sign of difference - shift.
+    """
+    estimate = welch_interval(treated, control)
+    if not np.isfinite(estimate["df"]):
+        return math.nan
+    se = math.sqrt(treated.var(ddof=1) / treated.size + control.var(ddof=1) / control.size)
+    excess = estimate["mean"] - shift
+    if se == 0:
+        return 0.0 if excess > 0 else 1.0
+    return float(stats.t.sf(excess / se, estimate["df"]))
+
+
 def sign_flip_min_p(n: int) -> float:
     """Smallest p the exact two-sided sign-flip test can give with n differences: 2 / 2^n."""
     return min(1.0, 2.0 / 2 ** n) if n else math.nan
