@@ -434,10 +434,56 @@ def robustness_profile(robustness: pd.DataFrame, runs: pd.DataFrame,
         for key, part in joined.groupby(keys, dropna=False)])
 
 
+def arm_labels(trials: pd.DataFrame, arms: Sequence[str], baseline: str = BASELINE) -> pd.Series:
+    """Each trial's regularizer with its arm, e.g. 'dn [penalty_reduction=mean]': the values of
+    the ``arms`` keys become part of the entry's identity (the baseline keeps its plain name, so
+    every arm is compared with the one baseline). Raises ValueError on a key not in the table."""
+    missing = [key for key in arms if key not in trials]
+    if missing:
+        raise ValueError(f"--arm {missing[0]!r} is not a column of the trials table")
+    if not arms:
+        return trials["regularizer"]
+    suffix = trials[list(arms)].astype(str).apply(
+        lambda row: " [" + ", ".join(f"{k}={v}" for k, v in row.items()) + "]", axis=1)
+    return trials["regularizer"].where(trials["regularizer"] == baseline,
+                                       trials["regularizer"] + suffix)
+
+
+def penalty_scale(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Regularization strength per entry: the selected coefficient(s) and the epoch-0 ratio
+    coefficient x reg_loss / train_loss (the penalty relative to the cross-entropy; the
+    ``epochs`` table's coefficient is the schedule's value at that epoch), mean over the runs.
+    Returns one row per cell x regularizer: CELL, regularizer, num_params, coefficients (sorted
+    list), ratio, n."""
+    columns = list(CELL) + ["regularizer", "num_params", "coefficients", "ratio", "n"]
+    if epochs is None or epochs.empty or not {"reg_loss", "train_loss"} <= set(epochs):
+        return pd.DataFrame(columns=columns)
+    first = epochs[epochs["epoch"] == 0].drop_duplicates("trial_id")
+    keep = ["trial_id", "reg_loss", "train_loss"] + (["coefficient"] if "coefficient" in first else [])
+    joined = runs.merge(first[keep], on="trial_id", suffixes=("", "_epoch"))
+    coefficient = joined.get("coefficient_epoch", joined.get("coefficient"))
+    joined = joined.assign(ratio=pd.to_numeric(coefficient, errors="coerce") * joined["reg_loss"]
+                           / joined["train_loss"])
+    rows = [{**dict(zip(CELL + ("regularizer",), key)), "num_params": part["num_params"].median(),
+             "coefficients": sorted(pd.to_numeric(part["coefficient"], errors="coerce")
+                                    .dropna().unique().tolist()) if "coefficient" in part else [],
+             "ratio": float(part["ratio"].mean()), "n": int(part["ratio"].notna().sum())}
+            for key, part in joined.groupby(list(CELL) + ["regularizer"], dropna=False)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _arm_suffixes(runs: pd.DataFrame, regularizer: str) -> List[str]:
+    """The arm suffixes (' [key=value]', or '' without arms) under which ``regularizer`` ran."""
+    names = [name for name in runs["regularizer"].unique()
+             if name == regularizer or name.startswith(regularizer + " [")]
+    return sorted({name[len(regularizer):] for name in names}) or [""]
+
+
 def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
             alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP,
-            efficiency_margin: float = EFFICIENCY_MARGIN, seed: int = 0,
+            efficiency_margin: float = EFFICIENCY_MARGIN, arms: Sequence[str] = (),
+            seed: int = 0,
             expected_seeds: Optional[int] = None, baseline: str = BASELINE,
             setting_columns: Sequence[str] = SETTING_COLUMNS,
             collapse_metrics: Sequence[str] = ("test_acc",)) -> Dict[str, object]:
@@ -452,6 +498,9 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             of the trial identity; those varying within a cell and regularizer label a setting).
         claimed_drop: the collapse verdict's equivalence bound (CLAIMED_DROP).
         efficiency_margin: the capacity-efficiency test's margin M (EFFICIENCY_MARGIN).
+        arms: trial keys whose values become part of an entry's identity (arm_labels): each
+            arm is compared with the one baseline and gets its own collapse and
+            strict-vs-relaxed rows, the collapse rows Holm-adjusted together.
         collapse_metrics: the accuracy columns whose gains the collapse test regresses on
             capacity, Holm-adjusted together (collapse_metric_choices).
         seed: seeds the one numpy Generator every resampling draws from.
@@ -474,6 +523,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         if name not in allowed:
             raise ValueError(f"collapse metric {name!r} is not an accuracy column of these trials; "
                              f"choose from: {', '.join(allowed)}")
+    trials = trials.assign(regularizer=arm_labels(trials, arms, baseline))
     grid = status_grid(trials, expected_seeds)
     entries = select_entries(trials, selection, setting_columns)
     runs = entry_runs(trials, entries, setting_columns)
@@ -485,7 +535,12 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "scores": entry_scores(runs, metrics, confidence),
         "gains": gains(runs, grid, metrics, rng, baseline, confidence),
         "collapse": collapse_test(runs, list(collapse_metrics), baseline, alpha, claimed_drop),
-        "strict_vs_relaxed": strict_vs_relaxed(runs, rng, confidence=confidence),
+        "strict_vs_relaxed": pd.concat(
+            [strict_vs_relaxed(runs, rng, strict=f"dn{arm}", relaxed=f"dn_relaxed{arm}",
+                              confidence=confidence).assign(arm=arm.strip(" []"))
+             for arm in _arm_suffixes(runs, "dn_relaxed")], ignore_index=True).pipe(
+                 lambda table: table.assign(p_holm=holm_adjust(table["p_value"].to_numpy(float)))),
+        "penalty_scale": penalty_scale(runs, epochs),
         "similarity": similarity_correlation(trials, confidence=confidence),
         "ranking": orthogonality_ranking(runs, layers, confidence=confidence),
         "efficiency": capacity_efficiency(runs, baseline=baseline, margin=efficiency_margin,
@@ -495,7 +550,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         else empty,
         "settings": {"selection": selection, "metrics": metrics, "confidence": confidence,
                      "alpha": alpha, "claimed_drop": claimed_drop,
-                     "efficiency_margin": efficiency_margin, "seed": seed,
+                     "efficiency_margin": efficiency_margin, "arms": list(arms), "seed": seed,
                      "baseline": baseline, "setting_columns": list(setting_columns),
                      "collapse_metrics": list(collapse_metrics)},
     }

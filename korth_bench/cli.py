@@ -144,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                "claimed_drop": None if args.claimed_drop is None else args.claimed_drop / 100,
                "efficiency_margin": None if args.efficiency_margin is None
                else args.efficiency_margin / 100,
-               "collapse_metrics": args.collapse_metric}
+               "collapse_metrics": args.collapse_metric, "arms": args.arm}
     written = report.build_report(args.results_dirs, out,
                                   **{k: v for k, v in options.items() if v is not None})
     for kind, path in written.items():
@@ -226,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "capacity; repeat for several, Holm-adjusted together (default "
                              "test_acc; also best_test_acc, clean_acc, corruption_acc_mean, "
                              "fgsm_acc_<k>_255, pgd_acc_<k>_255)")
+    report.add_argument("--arm", action="append", metavar="KEY",
+                        help="a trial key whose values become part of an entry's identity "
+                             "(dn [penalty_reduction=mean]); each arm is compared with the one "
+                             "baseline and gets its own collapse and strict-vs-relaxed rows, "
+                             "Holm-adjusted together; repeatable")
     report.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="data-set tools")

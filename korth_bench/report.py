@@ -188,6 +188,12 @@ def report_sections(result: dict) -> List[Section]:
                 "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
                 "vs parameters with t-interval bands; x marks a missing cell.",
                 collapse_table(result), ["gain_vs_capacity"]),
+        Section("Regularization strength per cell",
+                "Per entry, the selected coefficient(s) and the epoch-0 ratio coefficient x "
+                "reg_loss / train_loss (the penalty relative to the cross-entropy), mean over its "
+                "runs: a fixed coefficient whose ratio grows with capacity regularizes larger "
+                "models harder, which 'gains shrink' alone cannot tell apart.",
+                penalty_scale_table(result)),
         Section("Strict vs relaxed disentangled regularization at the largest capacity ([DN])",
                 f"dn_relaxed minus dn in final test accuracy, at each family's largest cell: "
                 f"mean [{confidence} t interval], pairing, n, p.", comparison_table(result)),
@@ -258,10 +264,11 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
 
 
 def entry_text(entry: dict) -> str:
-    """'coefficient=0.01 (val_acc, K=4, cross-fitted, 0 diverged)' from an entries row."""
-    fitted = {True: "cross-fitted", False: "not cross-fitted", None: "single setting"}[
-        None if pd.isna(entry["cross_fitted"]) else bool(entry["cross_fitted"])]
-    return (f"{entry['setting']} ({entry['selected_by']}, K={int(entry['n_settings'])}, {fitted}, "
+    """'coefficient=0.01 (val_acc, K=4, cross-fitted, 0 diverged)' from an entries row (a single
+    setting, K=1, has nothing to cross-fit and says only K)."""
+    fitted = ("" if pd.isna(entry["cross_fitted"]) else
+              "cross-fitted, " if entry["cross_fitted"] else "not cross-fitted, ")
+    return (f"{entry['setting']} ({entry['selected_by']}, K={int(entry['n_settings'])}, {fitted}"
             f"{int(entry['n_diverged'])} diverged)")
 
 
@@ -301,11 +308,22 @@ def collapse_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def penalty_scale_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "params": params_text(row["num_params"]),
+         "regularizer": row["regularizer"],
+         "coefficient": ", ".join(f"{c:g}" for c in row["coefficients"]) or "n/a",
+         "epoch-0 penalty / cross-entropy": number_text(row["ratio"], 4), "n runs": int(row["n"])}
+        for row in result["penalty_scale"].to_dict("records")])
+
+
 def comparison_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame([
         {"model cell (largest)": cell_name(row), "params": params_text(row["num_params"]),
+         **({"arm": row["arm"]} if row.get("arm") else {}),
          "dn_relaxed minus dn, final test accuracy": gain_text(row, row["metric"]),
-         "p": p_text(row.get("p_value", math.nan))}
+         "p / p Holm": f"{p_text(row.get('p_value', math.nan))} / "
+         f"{p_text(row.get('p_holm', math.nan))}"}
         for row in result["strict_vs_relaxed"].to_dict("records")])
 
 
@@ -528,8 +546,8 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
                       "equivalence_bound": _plain(row["claimed_drop"])}
                      for row in result["collapse"].to_dict("records")],
         "strict_vs_relaxed": [
-            _record(row, ("dataset", "model", "depth", "width", "metric", "status", "mean",
-                          "low", "high", "p_value"))
+            _record(row, ("dataset", "model", "depth", "width", "arm", "metric", "status", "mean",
+                          "low", "high", "p_value", "p_holm"))
             for row in result["strict_vs_relaxed"].to_dict("records")],
         "efficiency": [
             {**_record(row, ("dataset", "model", "regularizer", "metric", "status", "margin",

@@ -457,3 +457,30 @@ def test_every_varying_config_key_makes_a_setting():
     trials["data_path"] = np.where(trials["seed"] == 0, "s3://bucket/cifar.parquet",
                                    "/local/cifar.parquet")
     assert (analysis.setting_labels(trials) == "single setting").all()
+
+
+def test_arms_are_entries_against_the_one_baseline_with_their_penalty_scale():
+    frames = make_tables(depths=(8, 14, 20), seeds=(0, 1, 2))
+    trials = frames["trials"].assign(penalty_reduction="sum")
+    regularized = trials[trials["regularizer"] != "none"]
+    mean_arm = regularized.assign(penalty_reduction="mean",
+                                  trial_id=regularized["trial_id"] + "-mean")
+    frames["trials"] = pd.concat([trials, mean_arm], ignore_index=True)
+    frames["epochs"] = pd.concat([frames["epochs"], frames["epochs"].assign(
+        trial_id=frames["epochs"]["trial_id"] + "-mean")], ignore_index=True).assign(
+        reg_loss=2.0, train_loss=1.0)
+    result = run_analysis(frames, arms=["penalty_reduction"])
+    collapse = result["collapse"]
+    primary = collapse[collapse["axis"] == "log2_params"]
+    assert set(primary["regularizer"]) == {f"{r} [penalty_reduction={a}]" for r in
+                                           ("so", "dn", "dn_relaxed") for a in ("sum", "mean")}
+    assert primary["p_holm"].notna().all()  # one Holm family over both arms
+    assert set(result["entries"]["regularizer"]) >= {"none", "dn [penalty_reduction=mean]"}
+    comparison = result["strict_vs_relaxed"]
+    assert sorted(comparison["arm"]) == ["penalty_reduction=mean", "penalty_reduction=sum"]
+    assert (comparison["status"] == "measured").all() and comparison["p_holm"].notna().all()
+    scale = result["penalty_scale"].set_index(["depth", "regularizer"])
+    row = scale.loc[(8, "dn [penalty_reduction=mean]")]
+    assert row["coefficients"] == [0.01] and row["ratio"] == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="--arm 'nope'"):
+        run_analysis(frames, arms=["nope"])
