@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from korth_bench import data, models
 from korth_bench.trial import robustness
 from korth_bench.config import TrialConfig
+from korth_bench.data.splits import fixed_subset
 from korth_bench.trial.loop import (Execution, eval_batch_size, evaluate, make_classifier,
                                     measure_model, train_and_measure)
 
@@ -125,7 +126,7 @@ def evaluation_rows(args, loops: List[Dict], epochs: int = 30) -> List[Dict]:
     short = data.load(keys["dataset"], data.SourceOptions(seed=0, train_size=args.eval_train_size, test_size=256, data_path=keys.get("data_path")), device)
     _, model = plain_loop(family, depth, width, short, args.batch_size, device, args.eval_train_epochs)
     model.eval()
-    subset = robustness.fixed_subset(len(full.test_y), cfg.robustness_test_size, cfg.robustness_seed)
+    subset = fixed_subset(len(full.test_y), cfg.robustness_test_size, cfg.robustness_seed)
     test_x, test_y = full.test_x[subset], full.test_y[subset]
     probe = data.normalize(test_x[: cfg.probe_size], full.mean, full.std)
     execution = Execution(device)  # fp32, channels_last: as the trial evaluates by default

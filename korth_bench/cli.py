@@ -172,7 +172,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     # Flags not given are left out, so analysis.analyze's defaults stay the only defaults.
     options = {"selection": args.selection, "alpha": args.alpha,
                "claimed_drop": None if args.claimed_drop is None else args.claimed_drop / 100,
-               "collapse_metrics": args.collapse_metric}
+               "efficiency_margin": None if args.efficiency_margin is None
+               else args.efficiency_margin / 100,
+               "collapse_metrics": args.collapse_metric, "arms": args.arm}
     written = report.build_report(args.results_dirs, out, endpoint=args.storage_endpoint,
                                   **{k: v for k, v in options.items() if v is not None})
     for kind, path in written.items():
@@ -251,17 +253,28 @@ def build_parser() -> argparse.ArgumentParser:
                              "has no validation split) or test accuracy (test: optimistic)")
     report.add_argument("--claimed-drop", metavar="POINTS",
                         type=number_in(0, math.inf, "accuracy percentage points"),
-                        help="the drop in gain over the capacity range the collapse test must be "
-                             "able to detect, in accuracy percentage points: 1.0 = one point = "
-                             "0.01 as a fraction (default 1.0)")
+                        help="the collapse test's equivalence bound: 'no trend' only when the "
+                             "interval of the drop in gain over the capacity range lies inside "
+                             "+-POINTS accuracy percentage points: 1.0 = one point = 0.01 as a "
+                             "fraction (default 1.0)")
+    report.add_argument("--efficiency-margin", metavar="POINTS",
+                        type=number_in(0, math.inf, "accuracy percentage points"),
+                        help="capacity efficiency: a small regularized model matches a larger "
+                             "baseline when it is shown within POINTS of it and that baseline is "
+                             "shown more than POINTS above the small baseline (default 0.5)")
     report.add_argument("--alpha", type=number_in(0, 1, "significance level"),
-                        help="level of the collapse test (Holm-adjusted); its slope interval "
-                             "covers 1 - ALPHA (default 0.05)")
+                        help="level of the collapse test (Holm-adjusted) and of the efficiency "
+                             "tests; the slope interval covers 1 - ALPHA (default 0.05)")
     report.add_argument("--collapse-metric", action="append", metavar="METRIC",
                         help="an accuracy column whose gains the collapse test regresses on "
                              "capacity; repeat for several, Holm-adjusted together (default "
                              "test_acc; also best_test_acc, clean_acc, corruption_acc_mean, "
                              "fgsm_acc_<k>_255, pgd_acc_<k>_255)")
+    report.add_argument("--arm", action="append", metavar="KEY",
+                        help="a trial key whose values become part of an entry's identity "
+                             "(dn [penalty_reduction=mean]); each arm is compared with the one "
+                             "baseline and gets its own collapse and strict-vs-relaxed rows, "
+                             "Holm-adjusted together; repeatable")
     report.set_defaults(func=cmd_report)
 
     data = commands.add_parser("data", help="data-set tools")

@@ -79,10 +79,10 @@ class TrialConfig:
     threads: int = 0                   # CPU torch threads; 0 = leave torch's default
     eval_batch_size: int = 0           # evaluation/attack batch; 0 = auto per device (trial.EVAL_BATCH_AUTO)
     measure_every: int = 0             # layer measures every N epochs as well as at the end; 0 = end only
-    probe_size: int = 64               # test images in the fixed feature-map probe batch
+    probe_size: int = 64               # images in the fixed feature-map probe batch (the fixed subset's first ones)
     checkpoint_every: int = 1          # epochs between checkpoints handed to report(); 0 = never
     convergence_thresholds: Tuple[float, ...] = (0.5, 0.7, 0.9)  # fixed test accuracies for epochs_to_acc_*
-    # --- robustness (on a fixed, seeded test subset, the same for every trial) ---
+    # --- robustness (on a fixed subset of the whole test pool drawn by robustness_seed alone: the same for every trial) ---
     robustness: bool = True
     robustness_test_size: int = 1000
     robustness_seed: int = 0
@@ -128,7 +128,7 @@ class TrialConfig:
 
     @property
     def config_hash(self) -> str:
-        identity = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
+        identity = {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
         if identity.get("data_path"):
             identity["data_path"] = os.path.basename(str(identity["data_path"]).rstrip("/"))
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
@@ -160,7 +160,9 @@ class TrialConfig:
         return SourceOptions(seed=self.seed, train_size=self.train_size, val_size=self.val_size,
                              test_size=self.test_size, data_path=self.data_path,
                              data_root=self.data_root, download=self.download,
-                             num_classes=self.num_classes, image_size=self.image_size)
+                             num_classes=self.num_classes, image_size=self.image_size,
+                             fixed_size=max(self.robustness_test_size, self.probe_size),
+                             fixed_seed=self.robustness_seed)
 
     def robustness_options(self):
         """The ``trial.robustness.RobustnessOptions`` of this trial (the ``robustness_*`` keys)."""
@@ -178,7 +180,7 @@ class TrialConfig:
 
 
 # Settings that change how fast a trial runs or where its data lives, never what it computes.
-_NOT_IDENTITY = {"threads", "checkpoint_every", "data_root", "download", "eval_batch_size"}
+NOT_IDENTITY = {"threads", "checkpoint_every", "data_root", "download", "eval_batch_size"}
 REGULARIZER_PARAM_KEYS = ("relaxation", "power_iterations", "squared", "pairs", "diag_weight", "corr_weight")
 
 

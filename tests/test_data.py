@@ -166,6 +166,26 @@ def test_packed_cifar10_subset():
     assert np.allclose(splits.mean, (0.4914, 0.4822, 0.4465), atol=0.03)
 
 
+def test_fixed_subset_ignores_the_trial_seed_and_test_size():
+    # The robustness subset and the probe batch come from the whole test pool by their own seed,
+    # so seeded test subsets (and synthetic data) give every trial the same images.
+    loads = [data.load("synthetic", data.SourceOptions(seed=seed, train_size=100, test_size=200,
+                                                       fixed_size=64, fixed_seed=0), "cpu")
+             for seed in (3, 4)]
+    assert not torch.equal(loads[0].train_x, loads[1].train_x)
+    assert torch.equal(loads[0].fixed_x, loads[1].fixed_x) and torch.equal(loads[0].fixed_y, loads[1].fixed_y)
+    assert loads[0].fixed_x.shape == (64, 3, 32, 32)
+    other = data.load("synthetic", data.SourceOptions(seed=3, train_size=100, test_size=200,
+                                                      fixed_size=64, fixed_seed=1), "cpu")
+    assert not torch.equal(other.fixed_x, loads[0].fixed_x)
+    if CIFAR.exists():
+        cifar = [data.load("packed", data.SourceOptions(seed=seed, data_path=str(CIFAR), train_size=100,
+                                                        test_size=test_size, fixed_size=50), "cpu")
+                 for seed, test_size in ((0, 200), (1, 300))]
+        assert not torch.equal(cifar[0].test_y, cifar[1].test_y[:200])
+        assert torch.equal(cifar[0].fixed_x, cifar[1].fixed_x)
+
+
 def write_image_folder(root: Path, layout: dict) -> None:
     """``layout``: ``{"train/cat": [png, jpg, ...]}``; smooth images so JPEG keeps them close."""
     ramp = torch.linspace(0, 200, 16).round().to(torch.uint8)

@@ -13,7 +13,6 @@ from korth_bench.report import documents as report
 from korth_bench.report.formatting import gain_text
 from test_analysis import make_tables
 
-FAST = {"n_permutations": 199, "n_bootstrap": 199}
 PLOTS = ("gain_vs_capacity", "learning_curves", "robustness", "orthogonality_vs_similarity")
 
 
@@ -71,7 +70,7 @@ def synthetic_report(tmp_path_factory):
                | ((trials["depth"] == 20) & (trials["regularizer"] == "none")))
     frames["trials"] = trials[~missing]
     out = tmp_path_factory.mktemp("report")
-    return report.build_report_from_frames(frames, str(out), **FAST)
+    return report.build_report_from_frames(frames, str(out))
 
 
 def test_every_file_is_written(synthetic_report):
@@ -132,7 +131,7 @@ def test_synthetic_notice_on_every_header(synthetic_report):
 
 def test_headers_state_hardware_seeds_and_statistic_and_no_notice_for_real_data(tmp_path):
     written = report.build_report_from_frames(make_tables(depths=(8, 14), dataset="cifar10"),
-                                              str(tmp_path), selection="test", **FAST)
+                                              str(tmp_path), selection="test")
     with open(written["markdown"]) as handle:
         markdown = handle.read()
     assert report.NOTICE not in markdown
@@ -164,7 +163,7 @@ def test_build_report_merges_result_directories_by_trial_id(tmp_path):
             index >= len(trial_ids) // 4)
         for target in targets:
             results.write_trial(target, tables)
-    written = report.build_report([first, second], str(tmp_path / "out"), **FAST)
+    written = report.build_report([first, second], str(tmp_path / "out"))
     with open(written["json"]) as handle:
         document = json.load(handle)
     assert document["sources"] == [first, second]
@@ -189,7 +188,7 @@ def test_report_command_passes_selection_alpha_and_claimed_drop_in_points(tmp_pa
     assert settings["claimed_drop"] == pytest.approx(0.02)  # 2 percentage points as a fraction
     assert settings["alpha"] == 0.1 and settings["selection"] == "test"
     assert settings["collapse_metrics"] == ["test_acc", "corruption_acc_mean"]
-    assert document["collapse"] and all(row["claimed_drop"] == pytest.approx(0.02)
+    assert document["collapse"] and all(row["equivalence_bound"] == pytest.approx(0.02)
                                         for row in document["collapse"])
     assert {row["metric"] for row in document["collapse"]} == {"test_acc", "corruption_acc_mean"}
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()
@@ -236,7 +235,7 @@ def test_degenerate_results_still_give_a_report(case, tmp_path):
     else:
         frames = {name: frame.iloc[0:0] if name != "trials" else frame
                   for name, frame in frames.items()}
-    written = report.build_report_from_frames(frames, str(tmp_path), **FAST)
+    written = report.build_report_from_frames(frames, str(tmp_path))
     with open(written["markdown"]) as handle:
         markdown = handle.read()
     if case == "all diverged":

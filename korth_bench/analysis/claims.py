@@ -5,13 +5,17 @@ docs/internals.md). A *cell* is one model: (dataset, model, depth, width); a *fa
 (dataset, model). The independent unit is one training run (one seed of one configuration).
 
 Small-sample rules, because sweeps run 3-5 seeds per configuration:
-- gains use a Student-t interval (paired on matching seeds, Welch otherwise) and an exact
-  sign-flip (paired) or permutation (unpaired) p-value, never a bootstrap over the seeds of one
-  cell (3 seeds have 10 distinct resamples);
-- the capacity slope is tested by permuting per-seed gains across cells (the seeds are the
-  independent units) and gets a cell-stratified bootstrap-t interval (residuals inflated by
-  sqrt(n/(n-1)), studentized by the pooled within-cell spread), whose coverage stays near nominal
-  down to 3 seeds x 3 cells, where the percentile bootstrap covers about 85 %.
+- gains use a Student-t interval (paired on matching seeds, Welch otherwise) and the p-value of
+  that same t test, with the exact sign-flip (paired) or permutation (unpaired) p-value beside
+  it as the distribution-free check and its smallest attainable value (0.25 at 3 seeds), never a
+  bootstrap over the seeds of one cell (3 seeds have 10 distinct resamples);
+- the capacity slope is fitted to the cell means and t-tested on n_cells - 2 degrees of
+  freedom, so an effect specific to one cell widens the interval instead of reading as a trend
+  (permuting or resampling seeds across cells treats it as signal); a lack-of-fit F test of the
+  cell means about the line against the within-cell spread flags such offsets;
+- "no trend" is an equivalence decision: the (1 - alpha) interval of the drop over the
+  capacity range lies inside +-claimed_drop, and the slope test could have rejected at its Holm
+  threshold; otherwise a non-significant slope is "inconclusive".
 Every function takes its random state explicitly (`rng`, a numpy Generator) and returns numbers;
 nothing here formats, reads files, or imports ray or torch.
 
@@ -31,8 +35,8 @@ from korth_bench.analysis.entries import (
     CELL, FAMILY, SETTING_COLUMNS, entry_provenance, entry_runs, entry_scores, hardware,
     metric_columns, select_entries, status_grid)
 from korth_bench.analysis.stats import (
-    compare_runs, correlation_interval, holm_adjust, minimum_detectable_slope, ols_slope,
-    pooled_within_sd, slope_bootstrap_ci, slope_permutation_p, t_interval)
+    compare_runs, correlation_interval, holm_adjust, lack_of_fit_p, pooled_within_sd,
+    slope_t_test, t_interval, welch_greater_p)
 from korth_bench.errors import ConfigError
 
 BASELINE = "none"
@@ -47,30 +51,40 @@ points ([SRIP]); a design that cannot detect a 1-point drop cannot support "no t
 COLLAPSE_METRICS = ("test_acc", "best_test_acc", "clean_acc", "corruption_acc_mean")
 """Columns the collapse test takes besides the attack accuracies (fgsm_acc_*, pgd_acc_*): gains
 in accuracy, a fraction, so that one claimed drop applies to each."""
-MIN_WITHIN_DF = 2
-"""Fewest within-cell degrees of freedom (units minus cells) from which the collapse test
-estimates the seed spread; below it, or with no spread, the verdict is 'inconclusive'."""
+EFFICIENCY_MARGIN = 0.005
+"""Default margin M of the capacity-efficiency test (half a point, as a fraction): 'matches' means
+within M of the larger baseline, which itself beats the small baseline by more than M."""
+PRIMARY_AXIS = "log2_params"
+"""The capacity axis whose slope carries the collapse verdict; depth and width are descriptive."""
 
 
 # ---------------------------------------------------------------- tables
 
-def collapse_verdict(slope: np.ndarray, p_adjusted: np.ndarray, detectable_drop: np.ndarray,
+def collapse_verdict(slope: np.ndarray, p_adjusted: np.ndarray, drop_low: np.ndarray,
+                     drop_high: np.ndarray, min_attainable_p: np.ndarray, level: np.ndarray,
                      claimed_drop: float = CLAIMED_DROP, alpha: float = 0.05) -> np.ndarray:
     """Verdict on how a gain changes with capacity (all array arguments of one shape).
 
-    'gains shrink with capacity' / 'gains grow' when the adjusted p-value is <= alpha (sign of the
-    slope); otherwise 'no trend' if the detectable drop over the capacity range is at most the
-    claimed drop, else 'inconclusive' (the design could not have seen the claimed effect).
+    'gains shrink with capacity' / 'gains grow' when the Holm-adjusted p-value is <= alpha (sign
+    of the slope); 'no trend' (of ``claimed_drop`` or more) only when, besides, the slope test
+    could have rejected (``min_attainable_p`` <= ``level``, its strictest Holm threshold
+    alpha / m) and the (1 - alpha) interval of the drop over the capacity range,
+    [drop_low, drop_high], lies inside (-claimed_drop, +claimed_drop): an equivalence (TOST)
+    decision; 'inconclusive' otherwise.
     """
-    significant = np.asarray(p_adjusted) <= alpha
+    slope, p_adjusted = np.asarray(slope, float), np.asarray(p_adjusted, float)
+    can_reject = np.asarray(min_attainable_p, float) <= np.asarray(level, float)
+    significant = can_reject & (p_adjusted <= alpha)
+    equivalent = (can_reject & (np.asarray(drop_low, float) > -claimed_drop)
+                  & (np.asarray(drop_high, float) < claimed_drop))
     return np.select(
-        [significant & (np.asarray(slope) < 0), significant & (np.asarray(slope) > 0),
-         ~(np.asarray(detectable_drop) <= claimed_drop)],
-        ["gains shrink with capacity", "gains grow", "inconclusive"], "no trend")
+        [significant & (slope < 0), significant & (slope > 0), equivalent],
+        ["gains shrink with capacity", "gains grow", "no trend"], "inconclusive")
 
 
 def _cell_key(frame: pd.DataFrame) -> pd.Series:
-    return frame[list(CELL)].astype(str).agg("/".join, axis=1)
+    """One integer label per distinct CELL of ``frame``'s rows."""
+    return frame.groupby(list(CELL), dropna=False, sort=False).ngroup()
 
 
 def gains(runs: pd.DataFrame, grid: pd.DataFrame, metrics: Sequence[str],
@@ -112,7 +126,7 @@ def gains(runs: pd.DataFrame, grid: pd.DataFrame, metrics: Sequence[str],
             rows.append(row)
     return pd.DataFrame(rows, columns=list(CELL) + [
         "regularizer", "metric", "num_params", "n_seeds_expected", "status", "mean", "sd", "low",
-        "high", "n", "p_value", "pairing", "n_treated", "n_control"])
+        "high", "n", "p_value", "p_exact", "min_attainable_p", "pairing", "n_treated", "n_control"])
 
 
 def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
@@ -126,24 +140,31 @@ def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
         one row per unit: CELL columns, num_params, seed (the regularizer's), gain, matching
         ('seed' or 'order').
     """
+    side = runs[runs["regularizer"].isin([regularizer, baseline])]
+    keys = list(CELL)
+    values = pd.to_numeric(side[metric], errors="coerce")
+    by_cell: Dict[tuple, Dict[str, Dict[object, List[float]]]] = {}
+    for *cell, name, seed, value in zip(*(side[k] for k in keys), side["regularizer"],
+                                        side["seed"], values):
+        if not pd.isna(value):
+            by_cell.setdefault(tuple(cell), {}).setdefault(name, {}).setdefault(
+                seed, []).append(value)
+    params = (side.groupby(keys, dropna=False)["num_params"].median().to_dict()
+              if "num_params" in side else {})
     rows = []
-    for key, group in runs[runs["regularizer"].isin([regularizer, baseline])].groupby(
-            list(CELL), dropna=False):
-        values = {name: pd.to_numeric(part[metric], errors="coerce").groupby(part["seed"])
-                  .mean().dropna() for name, part in group.groupby("regularizer")}
-        if set(values) != {regularizer, baseline}:
+    for cell, sides in by_cell.items():
+        if set(sides) != {regularizer, baseline}:
             continue
-        treated, control = values[regularizer], values[baseline]
-        common = treated.index.intersection(control.index)
-        rest_t, rest_c = treated.drop(common), control.drop(common)
-        matched = min(rest_t.size, rest_c.size)
-        params = group["num_params"].median() if "num_params" in group else math.nan
-        by_order = rest_t.to_numpy()[:matched] - rest_c.to_numpy()[:matched]
-        for seed, gain, how in itertools.chain(
-                ((s, treated[s] - control[s], "seed") for s in common),
-                zip(rest_t.index[:matched], by_order, itertools.repeat("order"))):
-            rows.append({**dict(zip(CELL, key)), "num_params": params, "seed": seed,
-                         "gain": gain, "matching": how})
+        treated, control = ({seed: float(np.mean(v)) for seed, v in sorted(sides[name].items())}
+                            for name in (regularizer, baseline))
+        common = [seed for seed in treated if seed in control]
+        rest_t = [seed for seed in treated if seed not in control]
+        rest_c = [seed for seed in control if seed not in treated]
+        pairs = [(seed, treated[seed] - control[seed], "seed") for seed in common]
+        pairs += [(t, treated[t] - control[c], "order") for t, c in zip(rest_t, rest_c)]
+        for seed, gain, how in pairs:
+            rows.append({**dict(zip(CELL, cell)), "num_params": params.get(cell, math.nan),
+                         "seed": seed, "gain": gain, "matching": how})
     return pd.DataFrame(rows, columns=list(CELL) + ["num_params", "seed", "gain", "matching"])
 
 
@@ -162,25 +183,28 @@ def collapse_metric_choices(trials: pd.DataFrame) -> List[str]:
             if c in COLLAPSE_METRICS or c.startswith(("fgsm_acc_", "pgd_acc_"))]
 
 
-def collapse_test(runs: pd.DataFrame, rng: np.random.Generator,
-                  metric: Union[str, Sequence[str]] = "test_acc",
+def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_acc",
                   baseline: str = BASELINE, alpha: float = 0.05,
-                  claimed_drop: float = CLAIMED_DROP, power: float = 0.8,
-                  n_permutations: int = 9999, n_bootstrap: int = 1999) -> pd.DataFrame:
+                  claimed_drop: float = CLAIMED_DROP) -> pd.DataFrame:
     """Do a regularizer's gains shrink as capacity grows? One row per metric x regularizer x
     family x axis.
 
     ``metric``: one accuracy column or several (COLLAPSE_METRICS: accuracies as fractions, so
-    that ``claimed_drop`` means the same on each). Regresses the per-seed gains (unit_gains) on
-    each capacity axis; slope per doubling of the parameter count, per unit of depth, per unit of
-    width. p-values come from permuting units across cells and are Holm-adjusted across all rows
-    (metrics x regularizers x families x axes); the
-    detectable drop is the minimum detectable slope (level alpha / number of tests, the strictest
-    Holm step, at the given power, from the pooled seed spread) times the capacity range.
+    that ``claimed_drop`` means the same on each). Per cell, the mean of the per-seed gains
+    (unit_gains); the cell means are regressed on each capacity axis (slope per doubling of the
+    parameter count, per unit of depth, per unit of width) and the slope is t-tested on
+    n_cells - 2 degrees of freedom (slope_t_test: a cell-level effect counts as noise, not as
+    trend). The primary axis, log2_params, carries the verdict: its p-values are Holm-adjusted
+    over metrics x regularizers x families, and collapse_verdict decides with the (1 - alpha)
+    interval of the drop over the capacity range against +-claimed_drop. Depth and width rows
+    are descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (lack_of_fit_p)
+    says whether the cell means scatter about the line by more than the seed noise.
     Returns:
         columns dataset, model, regularizer, metric, axis, n_units, n_cells, n_order_matched,
-        slope, low, high (bootstrap-t interval at 1 - alpha), p_value, p_holm, sd_within,
-        capacity_range, detectable_drop, claimed_drop, alpha, power, verdict, note.
+        slope, low, high (t interval at 1 - alpha), p_value, p_holm, min_attainable_p,
+        lack_of_fit_p, sd_within, capacity_range, drop, drop_low, drop_high (minus the slope
+        and its interval, times the range), claimed_drop (the equivalence bound), alpha,
+        verdict, note.
     """
     untestable, tests = [], []
     regularizers = sorted(set(runs["regularizer"]) - {baseline})
@@ -188,54 +212,49 @@ def collapse_test(runs: pd.DataFrame, rng: np.random.Generator,
     for metric, ((dataset, model), family), regularizer in itertools.product(
             metrics, runs.groupby(list(FAMILY), dropna=False), regularizers):
         units = unit_gains(family, regularizer, metric, baseline)
+        cells = _cell_key(units).to_numpy() if len(units) else np.zeros(0, int)
         row = {"dataset": dataset, "model": model, "regularizer": regularizer,
-               "metric": metric, "n_units": len(units),
-               "n_cells": units.groupby(list(CELL)).ngroups if len(units) else 0,
+               "metric": metric, "n_units": len(units), "n_cells": np.unique(cells).size,
                "n_order_matched": int((units["matching"] == "order").sum())}
-        axes = capacity_axes(units) if len(units) >= 3 else {}
+        axes = capacity_axes(units) if len(units) >= 2 else {}
         if not axes:
-            untestable.append({**row, "axis": "log2_params",
-                               "note": "needs 2 capacities and 3 matched seeds"})
+            untestable.append({**row, "axis": PRIMARY_AXIS, "min_attainable_p": 1.0,
+                               "note": "needs 2 capacities"})
         for axis, x in axes.items():
-            tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float),
-                          _cell_key(units).to_numpy()))
+            tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float), cells))
     tested = []
     for row, x, gain, cells in tests:
-        low, high = slope_bootstrap_ci(x, gain, cells, rng, 1 - alpha, n_bootstrap)
-        spread, df = pooled_within_sd(gain, cells)
-        detectable = minimum_detectable_slope(spread, x, alpha / len(tests), power)
-        note = _spread_guard(float(spread), df)
-        if note:  # no usable seed spread: neither the interval nor the power can be estimated
-            low, high, detectable = -math.inf, math.inf, math.inf
-        tested.append({**row, "slope": float(ols_slope(x, gain)), "low": float(low),
-                       "high": float(high),
-                       "p_value": float(slope_permutation_p(x, gain, rng, n_permutations)),
-                       "sd_within": float(spread), "capacity_range": float(np.ptp(x)),
-                       "detectable_drop": float(detectable) * float(np.ptp(x)), "note": note})
+        labels, index = np.unique(cells, return_inverse=True)
+        cell_x = np.array([x[index == i][0] for i in range(labels.size)])
+        cell_gain = np.array([gain[index == i].mean() for i in range(labels.size)])
+        fit = slope_t_test(cell_x, cell_gain, 1 - alpha)
+        spread, _ = pooled_within_sd(gain, cells)
+        capacity_range = float(np.ptp(x))
+        note = (None if fit["df"] >= 1 else
+                f"{labels.size} cells: a slope test on cell means needs 3")
+        tested.append({**row, "slope": fit["slope"], "low": fit["low"], "high": fit["high"],
+                       "p_value": fit["p_value"], "min_attainable_p": fit["min_attainable_p"],
+                       "lack_of_fit_p": lack_of_fit_p(x, gain, cells),
+                       "sd_within": float(spread), "capacity_range": capacity_range,
+                       "drop": -fit["slope"] * capacity_range,
+                       "drop_low": -fit["high"] * capacity_range,
+                       "drop_high": -fit["low"] * capacity_range, "note": note})
     columns = ["dataset", "model", "regularizer", "metric", "axis", "n_units", "n_cells",
-               "n_order_matched", "slope", "low", "high", "p_value", "sd_within",
-               "capacity_range", "detectable_drop", "note"]
+               "n_order_matched", "slope", "low", "high", "p_value", "min_attainable_p",
+               "lack_of_fit_p", "sd_within", "capacity_range", "drop", "drop_low", "drop_high",
+               "note"]
     table = pd.DataFrame(tested + untestable, columns=columns)
-    table["p_holm"] = holm_adjust(table["p_value"].to_numpy(float))
-    table["verdict"] = collapse_verdict(table["slope"].to_numpy(float),
-                                        table["p_holm"].to_numpy(float),
-                                        table["detectable_drop"].fillna(math.inf).to_numpy(float),
-                                        claimed_drop, alpha)
-    return table.assign(claimed_drop=claimed_drop, alpha=alpha, power=power)
-
-
-def _spread_guard(spread: float, df: int) -> Optional[str]:
-    """Why a tested row's seed spread cannot carry an interval or a power figure, or None.
-
-    The slope interval and the detectable drop scale with the pooled within-cell spread; with
-    fewer than MIN_WITHIN_DF degrees of freedom, or no spread at all (every seed of every cell
-    gave the same gain, e.g. all at chance), they would read as certainty the data do not give.
-    """
-    if df < MIN_WITHIN_DF:
-        return f"{df} within-cell degree(s) of freedom, {MIN_WITHIN_DF} needed for a seed spread"
-    if not spread > 0:
-        return "no seed spread within cells: interval and power undefined"
-    return None
+    primary = (table["axis"] == PRIMARY_AXIS).to_numpy()
+    table["p_holm"] = math.nan
+    table.loc[primary, "p_holm"] = holm_adjust(table.loc[primary, "p_value"].to_numpy(float))
+    family_size = max(int(primary.sum()), 1)
+    verdict = collapse_verdict(table["slope"].to_numpy(float), table["p_holm"].to_numpy(float),
+                               table["drop_low"].to_numpy(float),
+                               table["drop_high"].to_numpy(float),
+                               table["min_attainable_p"].fillna(1.0).to_numpy(float),
+                               np.full(len(table), alpha / family_size), claimed_drop, alpha)
+    table["verdict"] = np.where(primary, verdict, "descriptive")
+    return table.assign(claimed_drop=claimed_drop, alpha=alpha)
 
 
 def _largest_cells(runs: pd.DataFrame) -> pd.DataFrame:
@@ -333,49 +352,62 @@ def orthogonality_ranking(runs: pd.DataFrame, layers: pd.DataFrame,
 
 
 def capacity_efficiency(runs: pd.DataFrame, metric: str = "test_acc", baseline: str = BASELINE,
-                        confidence: float = 0.95) -> pd.DataFrame:
+                        margin: float = EFFICIENCY_MARGIN, alpha: float = 0.05) -> pd.DataFrame:
     """[CS]: the smallest model with each regularizer that matches the baseline at a larger one.
 
-    A regularized cell matches a larger baseline cell when its t interval reaches the baseline's
-    (its upper bound >= the baseline's lower bound): overlap, a weak criterion, not equivalence.
-    Only larger baseline cells that beat the baseline at the regularized cell's own size count
-    (matching a larger model that is no better is no saving).
+    An intersection-union test per pair (small cell s, larger cell L) of one family: the
+    regularized s matches the baseline L only when both one-sided Welch tests reject at alpha,
+    (a) non-inferiority, H0: mean reg(s) - mean base(L) <= -margin, and (b) a real gap to close,
+    H0: mean base(L) - mean base(s) <= margin; each test's error is at most alpha, so is the
+    pair's. Status 'matched' (the smallest s with a match, against its largest matched L),
+    'no match' (some pair has a gap (b) the regularizer did not close), 'inconclusive' (no pair
+    shows a gap, or too few seeds). Beside it, the control: of the pairs with a gap, how many
+    the baseline's own small cell passes (a) in place of the regularized one.
     Returns:
-        one row per family x regularizer: the smallest matching cell (depth, width, num_params,
-        mean, low, high), the largest baseline cell it matches (base_depth, base_width,
-        base_params, base_mean, base_low, base_high), params_ratio; NaN fields and
-        status 'no match' when no cell matches.
+        one row per family x regularizer: dataset, model, regularizer, metric, status, margin,
+        depth, width, num_params, mean, n (the matching small cell), base_depth, base_width,
+        base_params, base_mean, base_n (the larger baseline cell), p_noninferior, p_gap,
+        params_ratio, n_pairs, n_gap_pairs, n_control_passes.
     """
-    per_cell = pd.DataFrame([
-        {**dict(zip(CELL + ("regularizer",), key)), "num_params": part["num_params"].median(),
-         **t_interval(part[metric].to_numpy(float), confidence)}
-        for key, part in runs.groupby(list(CELL) + ["regularizer"], dropna=False)],
-        columns=list(CELL) + ["regularizer", "num_params", "mean", "sd", "low", "high", "n"])
+    values = {key: pd.to_numeric(part[metric], errors="coerce").dropna().to_numpy(float)
+              for key, part in runs.groupby(list(CELL) + ["regularizer"], dropna=False)}
+    params = runs.groupby(list(CELL), dropna=False)["num_params"].median()
     rows = []
-    for (dataset, model), family in per_cell.groupby(list(FAMILY), dropna=False):
-        base = family[family["regularizer"] == baseline]
-        for regularizer, cells in family[family["regularizer"] != baseline].groupby("regularizer"):
-            row = {"dataset": dataset, "model": model, "regularizer": regularizer, "metric": metric,
-                   "status": "no match"}
-            for cell in cells.sort_values("num_params").itertuples(index=False):
-                same_size = base.loc[base["num_params"] == cell.num_params, "mean"].max()
-                larger = base[(base["num_params"] > cell.num_params) & (base["low"] <= cell.high)
-                              & ~(base["mean"] <= same_size)]
-                if len(larger):
-                    match = larger.sort_values("num_params").iloc[-1]
-                    row.update(status="matched", depth=cell.depth, width=cell.width,
-                               num_params=cell.num_params, mean=cell.mean, low=cell.low,
-                               high=cell.high, n=cell.n, base_depth=match["depth"],
-                               base_width=match["width"], base_params=match["num_params"],
-                               base_mean=match["mean"], base_low=match["low"],
-                               base_high=match["high"], base_n=match["n"],
-                               params_ratio=match["num_params"] / cell.num_params)
-                    break
+    for (dataset, model), family in runs.groupby(list(FAMILY), dropna=False):
+        cells = sorted({tuple(c) for c in family[list(CELL)].itertuples(index=False)},
+                       key=lambda c: params[c])
+        base = {c: values.get(c + (baseline,), np.zeros(0)) for c in cells}
+        for regularizer in sorted(set(family["regularizer"]) - {baseline}):
+            row = {"dataset": dataset, "model": model, "regularizer": regularizer,
+                   "metric": metric, "status": "inconclusive", "margin": margin,
+                   "n_pairs": 0, "n_gap_pairs": 0, "n_control_passes": 0}
+            for small in cells:
+                treated = values.get(small + (regularizer,), np.zeros(0))
+                for large in reversed([c for c in cells if params[c] > params[small]]):
+                    if min(treated.size, base[small].size, base[large].size) < 2:
+                        continue
+                    p_noninferior = welch_greater_p(treated, base[large], -margin)
+                    p_gap = welch_greater_p(base[large], base[small], margin)
+                    row["n_pairs"] += 1
+                    if p_gap <= alpha:
+                        row["n_gap_pairs"] += 1
+                        row["n_control_passes"] += int(
+                            welch_greater_p(base[small], base[large], -margin) <= alpha)
+                    if row["status"] != "matched" and max(p_noninferior, p_gap) <= alpha:
+                        row.update(status="matched", depth=small[2], width=small[3],
+                                   num_params=params[small], mean=treated.mean(),
+                                   n=treated.size, base_depth=large[2], base_width=large[3],
+                                   base_params=params[large], base_mean=base[large].mean(),
+                                   base_n=base[large].size, p_noninferior=p_noninferior,
+                                   p_gap=p_gap, params_ratio=params[large] / params[small])
+            if row["status"] != "matched" and row["n_gap_pairs"]:
+                row["status"] = "no match"
             rows.append(row)
     return pd.DataFrame(rows, columns=[
-        "dataset", "model", "regularizer", "metric", "status", "depth", "width", "num_params",
-        "mean", "low", "high", "n", "base_depth", "base_width", "base_params", "base_mean",
-        "base_low", "base_high", "base_n", "params_ratio"])
+        "dataset", "model", "regularizer", "metric", "status", "margin", "depth", "width",
+        "num_params", "mean", "n", "base_depth", "base_width", "base_params", "base_mean",
+        "base_n", "p_noninferior", "p_gap", "params_ratio", "n_pairs", "n_gap_pairs",
+        "n_control_passes"])
 
 
 def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame, column: str = "test_acc",
@@ -401,10 +433,56 @@ def robustness_profile(robustness: pd.DataFrame, runs: pd.DataFrame,
         for key, part in joined.groupby(keys, dropna=False)])
 
 
+def arm_labels(trials: pd.DataFrame, arms: Sequence[str], baseline: str = BASELINE) -> pd.Series:
+    """Each trial's regularizer with its arm, e.g. 'dn [penalty_reduction=mean]': the values of
+    the ``arms`` keys become part of the entry's identity (the baseline keeps its plain name, so
+    every arm is compared with the one baseline). Raises ValueError on a key not in the table."""
+    missing = [key for key in arms if key not in trials]
+    if missing:
+        raise ConfigError(f"--arm {missing[0]!r} is not a column of the trials table")
+    if not arms:
+        return trials["regularizer"]
+    suffix = trials[list(arms)].astype(str).apply(
+        lambda row: " [" + ", ".join(f"{k}={v}" for k, v in row.items()) + "]", axis=1)
+    return trials["regularizer"].where(trials["regularizer"] == baseline,
+                                       trials["regularizer"] + suffix)
+
+
+def penalty_scale(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Regularization strength per entry: the selected coefficient(s) and the epoch-0 ratio
+    coefficient x reg_loss / train_loss (the penalty relative to the cross-entropy; the
+    ``epochs`` table's coefficient is the schedule's value at that epoch), mean over the runs.
+    Returns one row per cell x regularizer: CELL, regularizer, num_params, coefficients (sorted
+    list), ratio, n."""
+    columns = list(CELL) + ["regularizer", "num_params", "coefficients", "ratio", "n"]
+    if epochs is None or epochs.empty or not {"reg_loss", "train_loss"} <= set(epochs):
+        return pd.DataFrame(columns=columns)
+    first = epochs[epochs["epoch"] == 0].drop_duplicates("trial_id")
+    keep = ["trial_id", "reg_loss", "train_loss"] + (["coefficient"] if "coefficient" in first else [])
+    joined = runs.merge(first[keep], on="trial_id", suffixes=("", "_epoch"))
+    coefficient = joined.get("coefficient_epoch", joined.get("coefficient"))
+    joined = joined.assign(ratio=pd.to_numeric(coefficient, errors="coerce") * joined["reg_loss"]
+                           / joined["train_loss"])
+    rows = [{**dict(zip(CELL + ("regularizer",), key)), "num_params": part["num_params"].median(),
+             "coefficients": sorted(pd.to_numeric(part["coefficient"], errors="coerce")
+                                    .dropna().unique().tolist()) if "coefficient" in part else [],
+             "ratio": float(part["ratio"].mean()), "n": int(part["ratio"].notna().sum())}
+            for key, part in joined.groupby(list(CELL) + ["regularizer"], dropna=False)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _arm_suffixes(runs: pd.DataFrame, regularizer: str) -> List[str]:
+    """The arm suffixes (' [key=value]', or '' without arms) under which ``regularizer`` ran."""
+    names = [name for name in runs["regularizer"].unique()
+             if name == regularizer or name.startswith(regularizer + " [")]
+    return sorted({name[len(regularizer):] for name in names}) or [""]
+
+
 def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
-            alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP, power: float = 0.8,
-            n_permutations: int = 9999, n_bootstrap: int = 1999, seed: int = 0,
+            alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP,
+            efficiency_margin: float = EFFICIENCY_MARGIN, arms: Sequence[str] = (),
+            seed: int = 0,
             expected_seeds: Optional[int] = None, baseline: str = BASELINE,
             setting_columns: Sequence[str] = SETTING_COLUMNS,
             collapse_metrics: Sequence[str] = ("test_acc",)) -> Dict[str, object]:
@@ -415,8 +493,13 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             tables give empty results); only completed trials enter the statistics.
         selection: how a regularizer's entry is chosen per cell ('val' or 'test').
         setting_columns: the config columns whose combinations compete for an entry (by default
-            coefficient, relaxation and the regularizers' own parameters).
-        claimed_drop: the effect the collapse verdict must be able to see (CLAIMED_DROP).
+            every trial-config key except the seed, the cell, the device and the keys left out
+            of the trial identity; those varying within a cell and regularizer label a setting).
+        claimed_drop: the collapse verdict's equivalence bound (CLAIMED_DROP).
+        efficiency_margin: the capacity-efficiency test's margin M (EFFICIENCY_MARGIN).
+        arms: trial keys whose values become part of an entry's identity (arm_labels): each
+            arm is compared with the one baseline and gets its own collapse and
+            strict-vs-relaxed rows, the collapse rows Holm-adjusted together.
         collapse_metrics: the accuracy columns whose gains the collapse test regresses on
             capacity, Holm-adjusted together (collapse_metric_choices).
         seed: seeds the one numpy Generator every resampling draws from.
@@ -439,6 +522,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         if name not in allowed:
             raise ConfigError(f"collapse metric {name!r} is not an accuracy column of these trials; "
                              f"choose from: {', '.join(allowed)}")
+    trials = trials.assign(regularizer=arm_labels(trials, arms, baseline))
     grid = status_grid(trials, expected_seeds)
     entries = select_entries(trials, selection, setting_columns)
     runs = entry_runs(trials, entries, setting_columns)
@@ -449,18 +533,23 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "hardware": hardware(trials), "provenance": entry_provenance(runs),
         "scores": entry_scores(runs, metrics, confidence),
         "gains": gains(runs, grid, metrics, rng, baseline, confidence),
-        "collapse": collapse_test(runs, rng, list(collapse_metrics), baseline, alpha,
-                                  claimed_drop, power, n_permutations, n_bootstrap),
-        "strict_vs_relaxed": strict_vs_relaxed(runs, rng, confidence=confidence),
+        "collapse": collapse_test(runs, list(collapse_metrics), baseline, alpha, claimed_drop),
+        "strict_vs_relaxed": pd.concat(
+            [strict_vs_relaxed(runs, rng, strict=f"dn{arm}", relaxed=f"dn_relaxed{arm}",
+                              confidence=confidence).assign(arm=arm.strip(" []"))
+             for arm in _arm_suffixes(runs, "dn_relaxed")], ignore_index=True).pipe(
+                 lambda table: table.assign(p_holm=holm_adjust(table["p_value"].to_numpy(float)))),
+        "penalty_scale": penalty_scale(runs, epochs),
         "similarity": similarity_correlation(trials, confidence=confidence),
         "ranking": orthogonality_ranking(runs, layers, confidence=confidence),
-        "efficiency": capacity_efficiency(runs, baseline=baseline, confidence=confidence),
+        "efficiency": capacity_efficiency(runs, baseline=baseline, margin=efficiency_margin,
+                                          alpha=alpha),
         "curves": learning_curves(epochs, runs, confidence=confidence) if len(epochs) else empty,
         "robustness": robustness_profile(robustness, runs, confidence) if len(robustness)
         else empty,
         "settings": {"selection": selection, "metrics": metrics, "confidence": confidence,
-                     "alpha": alpha, "claimed_drop": claimed_drop, "power": power,
-                     "n_permutations": n_permutations, "n_bootstrap": n_bootstrap, "seed": seed,
+                     "alpha": alpha, "claimed_drop": claimed_drop,
+                     "efficiency_margin": efficiency_margin, "arms": list(arms), "seed": seed,
                      "baseline": baseline, "setting_columns": list(setting_columns),
                      "collapse_metrics": list(collapse_metrics)},
     }

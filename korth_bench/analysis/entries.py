@@ -7,20 +7,28 @@ functions on pandas frames; `korth_bench.analysis` re-exports every name here.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import List, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
+from korth_bench.config import NOT_IDENTITY, TrialConfig
 from korth_bench.analysis.stats import t_interval
 from korth_bench.errors import ConfigError
 from korth_bench.results import STATUSES
 
 CELL = ("dataset", "model", "depth", "width")
 FAMILY = ("dataset", "model")
-# Trial-config columns that distinguish two configurations of one regularizer in one cell.
-SETTING_COLUMNS = ("coefficient", "coefficient_schedule", "relaxation", "power_iterations",
-                   "squared", "pairs", "diag_weight", "corr_weight", "regularize_linear",
-                   "penalty_reduction", "init", "init_steps")
+# Trial-config keys that never distinguish two settings of an entry: the seed (the unit), the
+# keys left out of the trial identity, the device (its column holds the device's name) and the
+# cell and regularizer themselves.
+NOT_SETTING = frozenset({"seed", "device", "regularizer", *CELL, *NOT_IDENTITY})
+SETTING_COLUMNS = tuple(f.name for f in dataclasses.fields(TrialConfig)
+                        if f.name not in NOT_SETTING)
+"""Every trial-config key that may tell two settings of one regularizer in one cell apart."""
+CHANCE_CLASSES = {"cifar100": 100}  # other data sets: num_classes, else 10
 
 
 def metric_columns(trials: pd.DataFrame) -> List[str]:
@@ -38,16 +46,32 @@ def higher_is_better(metric: str) -> bool:
 
 
 def setting_labels(trials: pd.DataFrame, columns: Sequence[str] = SETTING_COLUMNS) -> pd.Series:
-    """One readable label per trial for its configuration within its cell, e.g.
-    'coefficient=0.01, relaxation=0.3': the setting columns that take more than one value in
-    the frame, null values left out ('single setting' when none varies)."""
-    varying = [c for c in columns if c in trials and trials[c].nunique(dropna=False) > 1]
+    """One readable label per trial for its configuration within its (cell, regularizer), e.g.
+    'coefficient=0.01, lr=0.1': the ``columns`` that take more than one value among that
+    entry's trials, null values left out ('single setting' when none varies). ``data_path`` is
+    compared by file name, as ``config_hash`` does; list values as tuples."""
+    if not len(trials):
+        return pd.Series([], dtype=object)
+    present = [c for c in columns if c in trials]
+    values = trials[present].apply(lambda column: column.map(_comparable)) if present else trials[[]]
+    labels = pd.Series("single setting", index=trials.index, dtype=object)
+    for _, index in trials.groupby(list(CELL) + ["regularizer"], dropna=False).groups.items():
+        block = values.loc[index]
+        varying = [c for c in present if block[c].nunique(dropna=False) > 1]
+        if varying:
+            labels.loc[index] = [
+                ", ".join(f"{c}={v}" for c, v in zip(varying, row) if not _is_null(v))
+                or "single setting" for row in block[varying].itertuples(index=False)]
+    return labels
 
-    def label(row: pd.Series) -> str:
-        parts = [f"{c}={row[c]}" for c in varying if not _is_null(row[c])]
-        return ", ".join(parts) or "single setting"
 
-    return trials.apply(label, axis=1) if len(trials) else pd.Series([], dtype=object)
+def _comparable(value: object) -> object:
+    """A hashable stand-in of a config value: lists as tuples, paths by their file name."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_comparable(v) for v in value)
+    if isinstance(value, str) and ("/" in value or "://" in value):
+        return os.path.basename(value.rstrip("/"))
+    return value
 
 
 def _is_null(value: object) -> bool:
@@ -81,45 +105,105 @@ def status_grid(trials: pd.DataFrame, expected_seeds: Optional[int] = None) -> p
     return grid.sort_values(keys + ["regularizer"]).reset_index(drop=True)
 
 
+def chance_accuracy(trials: pd.DataFrame) -> pd.Series:
+    """1 / number of classes of each trial's data set (cifar100: 100, else num_classes or 10)."""
+    classes = trials["dataset"].map(CHANCE_CLASSES)
+    if "num_classes" in trials:
+        classes = classes.fillna(pd.to_numeric(trials["num_classes"], errors="coerce"))
+    return 1.0 / classes.fillna(10).astype(float)
+
+
 def select_entries(trials: pd.DataFrame, selection: str = "val",
                    setting_columns: Sequence[str] = SETTING_COLUMNS) -> pd.DataFrame:
-    """Pick each regularizer's entry in each cell: the configuration with the best mean score.
+    """Pick each regularizer's entry in each cell, cross-fitted over seeds where possible.
 
+    Scores: mean final ``val_acc`` over a setting's runs ('val'; ``test_acc`` where the cell
+    has no validation split, and says so) or ``test_acc`` ('test': optimistic, as the [SRIP]
+    code). Completed runs count with their accuracy and diverged runs at chance accuracy, so a
+    setting that diverges on some seeds cannot win on its survivors. Cross-fitting: when the
+    entry has K >= 2 settings, every setting was run on the same >= 2 seeds, each seed s gets
+    the setting with the best mean score over the *other* seeds, and the entry's run at s is
+    that setting's run at s; its test accuracy never chose it (no winner's curse). Otherwise
+    (one seed, settings on different seeds) the best mean over all seeds is the entry for every
+    seed, marked not cross-fitted.
     Args:
-        trials: the trials table (only completed trials are scored).
-        selection: 'val' (mean final val_acc; falls back to test_acc where a cell has no
-            validation split, and says so) or 'test' (mean final test_acc: optimistic, as the
-            [SRIP] code).
+        trials: the trials table (completed and diverged trials are scored).
     Returns:
         one row per (cell, regularizer) with completed trials: CELL columns, regularizer,
-        setting (label), selected_by ('val_acc' or 'test_acc'), selection_score,
-        n_settings (configurations tried).
+        setting (the label, or the per-seed choices when they differ), selected_by,
+        selection_score (mean over seeds of the chosen setting's out-of-seed score, or the best
+        mean), n_settings (K), cross_fitted (True, False, or None for a single setting),
+        n_diverged (diverged runs of the chosen settings at their seeds), seed_settings
+        ({seed: setting} when cross-fitted, else {}).
     """
     if selection not in ("val", "test"):
         raise ConfigError(f"selection must be 'val' or 'test', got {selection!r}")
-    done = trials[trials["status"] == "completed"].assign(
-        setting=lambda f: setting_labels(f, setting_columns))
+    scored = trials[trials["status"].isin(["completed", "diverged"])]
+    scored = scored.assign(setting=setting_labels(scored, setting_columns),
+                           chance=chance_accuracy(scored))
     rows = []
-    for key, group in done.groupby(list(CELL) + ["regularizer"], dropna=False):
-        has_val = "val_acc" in group and group["val_acc"].notna().any()
+    for key, group in scored.groupby(list(CELL) + ["regularizer"], dropna=False):
+        if not (group["status"] == "completed").any():
+            continue
+        done = group[group["status"] == "completed"]
+        has_val = "val_acc" in done and done["val_acc"].notna().any()
         scores_by = "val_acc" if selection == "val" and has_val else "test_acc"
-        scores = group.groupby("setting")[scores_by].mean().sort_index()
-        best = scores.idxmax() if scores.notna().any() else scores.index[0]
-        rows.append({**dict(zip(list(CELL) + ["regularizer"], key)), "setting": best,
-                     "selected_by": scores_by, "selection_score": scores[best],
-                     "n_settings": scores.size})
+        score = pd.to_numeric(group[scores_by], errors="coerce").where(
+            group["status"] == "completed", group["chance"])
+        table = score.groupby([group["setting"], group["seed"]]).mean().unstack("seed")
+        diverged = (group["status"] == "diverged").groupby(
+            [group["setting"], group["seed"]]).any().unstack("seed", fill_value=False)
+        row = {**dict(zip(list(CELL) + ["regularizer"], key)), "selected_by": scores_by,
+               "n_settings": len(table), "seed_settings": {}}
+        if len(table) >= 2 and table.shape[1] >= 2 and table.notna().all().all():
+            choices = {seed: (table.drop(columns=seed).mean(axis=1)).sort_index().idxmax()
+                       for seed in table.columns}
+            chosen = sorted(set(choices.values()))
+            row.update(setting=chosen[0] if len(chosen) == 1 else "per seed: " + "; ".join(
+                f"{name} (seeds {', '.join(str(s) for s, c in choices.items() if c == name)})"
+                for name in chosen),
+                selection_score=float(np.mean([table.drop(columns=s).loc[c].mean()
+                                               for s, c in choices.items()])),
+                cross_fitted=True, seed_settings=choices,
+                n_diverged=int(sum(diverged.loc[c, s] for s, c in choices.items())))
+        else:
+            means = table.mean(axis=1).sort_index()
+            best = means.idxmax() if means.notna().any() else means.index[0]
+            row.update(setting=best, selection_score=means[best],
+                       cross_fitted=None if len(table) == 1 else False,
+                       n_diverged=int(diverged.loc[best].sum()))
+        rows.append(row)
     columns = list(CELL) + ["regularizer", "setting", "selected_by", "selection_score",
-                            "n_settings"]
+                            "n_settings", "cross_fitted", "n_diverged", "seed_settings"]
     return pd.DataFrame(rows, columns=columns)
 
 
 def entry_runs(trials: pd.DataFrame, entries: pd.DataFrame,
                setting_columns: Sequence[str] = SETTING_COLUMNS) -> pd.DataFrame:
-    """The completed trials of each selected entry (one row per run, all trials columns kept)."""
-    done = trials[trials["status"] == "completed"].assign(
-        setting=lambda f: setting_labels(f, setting_columns))
-    keys = list(CELL) + ["regularizer", "setting"]
-    return done.merge(entries[keys + ["selected_by"]], on=keys, how="inner")
+    """The completed trials of each selected entry (one row per run, all trials columns kept):
+    a cross-fitted entry takes, at each seed, the run of the setting chosen for that seed."""
+    done = trials[trials["status"] == "completed"]
+    done = done.assign(choice=setting_labels(done, setting_columns))
+    keys = list(CELL) + ["regularizer"]
+    chosen = []
+    for entry in entries.to_dict("records"):
+        base = {k: entry[k] for k in keys}
+        if entry["seed_settings"]:
+            chosen += [{**base, "seed": seed, "choice": setting}
+                       for seed, setting in entry["seed_settings"].items()]
+        else:
+            chosen.append({**base, "choice": entry["setting"]})
+    picks = pd.DataFrame(chosen, columns=keys + ["seed", "choice"])
+    per_seed = picks[picks["seed"].notna()]
+    whole = picks[picks["seed"].isna()].drop(columns="seed")
+    parts = [done.merge(whole, on=keys + ["choice"], how="inner")]
+    if len(per_seed):
+        per_seed = per_seed.astype({"seed": done["seed"].dtype})
+        parts.append(done.merge(per_seed, on=keys + ["seed", "choice"], how="inner"))
+    runs = pd.concat(parts, ignore_index=True)
+    labels = entries.set_index(keys)["setting"]
+    runs["setting"] = [labels.get(tuple(r)) for r in runs[keys].itertuples(index=False)]
+    return runs.merge(entries[keys + ["selected_by"]], on=keys, how="inner").drop(columns="choice")
 
 
 def entry_scores(runs: pd.DataFrame, metrics: Sequence[str],

@@ -1,4 +1,4 @@
-"""Array statistics for small samples: intervals, exact tests, the capacity slope and its power.
+"""Array statistics for small samples: intervals, exact tests, the capacity slope and its fit.
 
 Pure functions on numpy arrays (and pandas Series indexed by seed, for compare_runs); every
 docstring gives the shapes. The rules they implement for 3-5 seeds per configuration are stated
@@ -59,6 +59,38 @@ def welch_interval(treated: np.ndarray, control: np.ndarray,
             "low": mean - half, "high": mean + half, "df": df}
 
 
+def welch_greater_p(treated: np.ndarray, control: np.ndarray, shift: float) -> float:
+    """One-sided Welch t test of H0: mean(treated) - mean(control) <= shift against '>'.
+
+    Args:
+        treated: shape [n1]; control: shape [n2] (independent runs, finite values).
+    Returns:
+        P(T >= t), t = (difference - shift) / se on the Welch-Satterthwaite df; NaN unless
+        n1, n2 >= 2; with no spread at all, 0 or 1 by the sign of difference - shift.
+    """
+    estimate = welch_interval(treated, control)
+    if not np.isfinite(estimate["df"]):
+        return math.nan
+    se = math.sqrt(treated.var(ddof=1) / treated.size + control.var(ddof=1) / control.size)
+    excess = estimate["mean"] - shift
+    if se == 0:
+        return 0.0 if excess > 0 else 1.0
+    return float(stats.t.sf(excess / se, estimate["df"]))
+
+
+def sign_flip_min_p(n: int) -> float:
+    """Smallest p the exact two-sided sign-flip test can give with n differences: 2 / 2^n."""
+    return min(1.0, 2.0 / 2 ** n) if n else math.nan
+
+
+def permutation_min_p(n1: int, n2: int) -> float:
+    """Smallest p the exact two-sided permutation test can give: the observed split and, when
+    n1 == n2, its mirror, among the C(n1 + n2, n1) relabellings."""
+    if not (n1 and n2):
+        return math.nan
+    return min(1.0, (2.0 if n1 == n2 else 1.0) / math.comb(n1 + n2, n1))
+
+
 def sign_flip_p_value(differences: np.ndarray, rng: np.random.Generator,
                       max_exact: int = 16, n_resamples: int = 9999) -> float:
     """Two-sided sign-flip test of a zero mean for paired differences.
@@ -117,8 +149,11 @@ def compare_runs(treated: pd.Series, control: pd.Series, rng: np.random.Generato
             averaged first).
     Returns:
         mean, sd, low, high (t interval: paired t on the matching seeds, else Welch on all runs),
-        p_value (exact sign-flip if paired, permutation otherwise), pairing ('paired',
-        'unpaired'), n (matched pairs, or n1 + n2 runs), n_treated, n_control.
+        p_value (the two-sided t test of that interval: they agree, p <= 1 - confidence exactly
+        when the interval excludes 0), p_exact (the distribution-free check: exact sign-flip if
+        paired, permutation otherwise) and min_attainable_p (the smallest p_exact these counts
+        allow: 0.25 with 3 paired seeds), pairing ('paired', 'unpaired'), n (matched pairs, or
+        n1 + n2 runs), n_treated, n_control.
     """
     treated = pd.to_numeric(treated, errors="coerce").dropna().groupby(level=0).mean()
     control = pd.to_numeric(control, errors="coerce").dropna().groupby(level=0).mean()
@@ -127,14 +162,32 @@ def compare_runs(treated: pd.Series, control: pd.Series, rng: np.random.Generato
     if common.size >= 2:
         differences = (treated[common] - control[common]).to_numpy(float)
         estimate = t_interval(differences, confidence)
-        return {**estimate, "p_value": sign_flip_p_value(differences, rng), "pairing": "paired",
+        se = estimate["sd"] / math.sqrt(differences.size)
+        return {**estimate, "p_value": _t_p(estimate["mean"], se, differences.size - 1),
+                "p_exact": sign_flip_p_value(differences, rng),
+                "min_attainable_p": sign_flip_min_p(differences.size), "pairing": "paired",
                 **counts}
     x, y = treated.to_numpy(float), control.to_numpy(float)
     estimate = welch_interval(x, y, confidence)
-    p_value = permutation_p_value(x, y, rng) if x.size and y.size else math.nan
+    if x.size >= 2 and y.size >= 2:
+        se = math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
+        p_value = _t_p(estimate["mean"], se, estimate["df"])
+    else:
+        p_value = math.nan
     return {"mean": estimate["mean"], "sd": estimate["sd"], "low": estimate["low"],
             "high": estimate["high"], "n": x.size + y.size, "p_value": p_value,
+            "p_exact": permutation_p_value(x, y, rng) if x.size and y.size else math.nan,
+            "min_attainable_p": permutation_min_p(x.size, y.size),
             "pairing": "unpaired", **counts}
+
+
+def _t_p(mean: float, se: float, df: float) -> float:
+    """Two-sided p of a zero mean from a t statistic mean / se on df degrees of freedom."""
+    if not (df >= 1 and np.isfinite(se)):
+        return math.nan
+    if se == 0:
+        return 1.0 if mean == 0 else 0.0
+    return float(2 * stats.t.sf(abs(mean) / se, df))
 
 
 def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
@@ -181,99 +234,57 @@ def pooled_within_sd(y: np.ndarray, cells: np.ndarray) -> Tuple[np.ndarray, int]
         return np.sqrt(squares / df) if df else np.full(y.shape[:-1], math.nan), df
 
 
-def slope_permutation_p(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-                        n_permutations: int = 9999) -> np.ndarray:
-    """Two-sided permutation p-value of a zero slope, permuting the independent units.
+def slope_t_test(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> Dict[str, float]:
+    """Least-squares slope of cell means on capacity with its t test and interval.
 
-    Under "no capacity effect" the per-seed gains of all cells are exchangeable, so whole units
-    are shuffled across capacities (seeds stay intact: a unit is one seed's gain).
+    Each cell is one observation: y_c = a + b x_c + e_c, e_c iid normal, so a per-cell offset
+    (an architecture-specific effect) is part of e_c and widens the interval instead of reading
+    as a trend. se(b) = s / sqrt(sum (x_c - mean x)^2), s^2 = residual sum of squares / (C - 2).
     Args:
-        x: shape [n] capacity of each unit's cell; y: shape [..., n] per-seed gains (leading
-           axes are independent data sets, all tested with the same permutations).
+        x: shape [C] capacity of each cell; y: shape [C] mean gain of each cell.
     Returns:
-        shape [...], (1 + #{|permuted slope| >= |observed|}) / (1 + n_permutations).
+        slope, se, df (C - 2), p_value (two-sided t), low, high (t interval at ``confidence``),
+        min_attainable_p (0 when df >= 1; 1 when there is no test: fewer than 3 cells or a
+        constant x). NaN fields where there is no test.
     """
-    observed = np.abs(ols_slope(x, y))
-    orders = rng.permuted(np.tile(np.arange(x.size), (n_permutations, 1)), axis=1)
-    permuted = np.abs(ols_slope(x, y[..., orders]))
-    extreme = (permuted >= observed[..., None] * (1 - 1e-12)).sum(-1)
-    return (1 + extreme) / (1 + n_permutations)
-
-
-def slope_bootstrap_ci(x: np.ndarray, y: np.ndarray, cells: np.ndarray,
-                       rng: np.random.Generator, confidence: float = 0.95,
-                       n_bootstrap: int = 1999) -> Tuple[np.ndarray, np.ndarray]:
-    """Cell-stratified bootstrap-t interval for the slope of y on x.
-
-    Each cell's centred residuals, inflated by sqrt(n_c / (n_c - 1)), are resampled within the
-    cell; each resample's slope is studentized by its own pooled within-cell spread.
-    Args:
-        x: shape [n]; y: shape [..., n]; cells: shape [n] (cells of one unit contribute no
-           residuals).
-    Returns:
-        (low, high), each of shape [...]; NaN when no cell has two units, infinite when too
-        many resamples have no within-cell spread (2 seeds per cell: say so, do not guess).
-    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
     centred = x - x.mean()
-    scale = math.sqrt(centred @ centred)
+    sxx = float(centred @ centred)
+    df = x.size - 2
+    slope = float(centred @ y / sxx) if sxx > 0 else math.nan
+    nan = {"slope": slope, "se": math.nan, "df": max(df, 0), "p_value": math.nan,
+           "low": math.nan, "high": math.nan, "min_attainable_p": 1.0}
+    if df < 1 or not sxx > 0:
+        return nan
+    residual = y - y.mean() - slope * centred
+    se = math.sqrt(float(residual @ residual) / df / sxx)
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    return {"slope": slope, "se": se, "df": df, "p_value": _t_p(slope, se, df),
+            "low": slope - half, "high": slope + half, "min_attainable_p": 0.0}
+
+
+def lack_of_fit_p(x: np.ndarray, y: np.ndarray, cells: np.ndarray) -> float:
+    """F test of the cell means about the fitted line against the within-cell spread.
+
+    F = [sum_c n_c (ybar_c - yhat_c)^2 / (C - 2)] / [sum within-cell squares / (N - C)], with
+    yhat the least-squares line of the units; a small p says the cells differ by more than a
+    line and seed noise explain (cell offsets), so the line's slope is not the whole story.
+    Args:
+        x: shape [N] capacity of each unit's cell; y: shape [N]; cells: shape [N] labels.
+    Returns:
+        the F p-value; NaN with fewer than 3 cells, no within-cell degrees of freedom or no
+        within-cell spread.
+    """
+    labels = np.unique(cells)
+    within, df_within = pooled_within_sd(y, cells)
+    df_lof = labels.size - 2
+    if df_lof < 1 or df_within < 1 or not within > 0:
+        return math.nan
     slope = ols_slope(x, y)
-    spread, df = pooled_within_sd(y, cells)
-    if df == 0:
-        nan = np.full(slope.shape, math.nan)
-        return nan, nan.copy()
-    resampled = np.empty(y.shape[:-1] + (n_bootstrap, x.size))
-    for cell in np.unique(cells):
-        index = np.flatnonzero(cells == cell)
-        values = y[..., index]
-        means = values.mean(-1, keepdims=True)
-        inflation = math.sqrt(index.size / (index.size - 1)) if index.size > 1 else 0.0
-        residuals = (values - means) * inflation
-        draws = rng.integers(0, index.size, size=(n_bootstrap, index.size))
-        resampled[..., index] = means[..., None, :] + residuals[..., draws]
-    boot_slope = ols_slope(x, resampled)
-    boot_spread, _ = pooled_within_sd(resampled, cells)
-    deviation = boot_slope - slope[..., None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        studentized = np.where(deviation == 0, 0.0, deviation / (boot_spread / scale))
-    tail = (1 - confidence) / 2
-    # order statistics, not interpolation: a resample with no spread studentizes to +-inf
-    q_low, q_high = np.quantile(studentized, [tail, 1 - tail], axis=-1, method="inverted_cdf")
-    standard_error = spread / scale
-    return slope - q_high * standard_error, slope - q_low * standard_error
-
-
-def slope_power(slope: float, sd: float, x: np.ndarray, alpha: float = 0.05) -> Dict[str, float]:
-    """Power of the two-sided level-alpha slope test (normal errors, noncentral t, n - 2 df).
-
-    Args:
-        slope: true slope; sd: per-seed spread of the gains; x: shape [n] units' capacities.
-    Returns:
-        two_sided (P(reject)), negative (P(reject with a negative estimate): the power of a
-        'gains shrink' verdict when slope < 0), positive.
-    """
-    centred = x - x.mean()
-    df = x.size - 2
-    noncentrality = slope * math.sqrt(centred @ centred) / sd
-    critical = stats.t.ppf(1 - alpha / 2, df)
-    negative = stats.nct.cdf(-critical, df, noncentrality)
-    positive = stats.nct.sf(critical, df, noncentrality)
-    return {"two_sided": negative + positive, "negative": negative, "positive": positive}
-
-
-def minimum_detectable_slope(sd: np.ndarray, x: np.ndarray, alpha: float = 0.05,
-                             power: float = 0.8) -> np.ndarray:
-    """Smallest |slope| the two-sided level-alpha test detects with the given power.
-
-    (t_{1-alpha/2, n-2} + t_{power, n-2}) * sd / sqrt(sum (x - mean x)^2); sd: the measured seed
-    spread (any shape); x: shape [n]. NaN spread gives an infinite effect (nothing detectable).
-    """
-    centred = x - x.mean()
-    df = x.size - 2
-    if df < 1:
-        return np.full(np.shape(sd), math.inf)
-    factor = stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)
-    return np.where(np.isfinite(sd), factor * np.asarray(sd) / math.sqrt(centred @ centred),
-                    math.inf)
+    fitted = y.mean() + slope * (x - x.mean())
+    lof = sum(np.sum(cells == c) * (y[cells == c].mean() - fitted[cells == c][0]) ** 2
+              for c in labels)
+    return float(stats.f.sf(lof / df_lof / within ** 2, df_lof, df_within))
 
 
 def correlation_interval(x: np.ndarray, y: np.ndarray,

@@ -13,7 +13,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
-from korth_bench.data.splits import split_train_val, subset_test
+from korth_bench.data.splits import fixed_subset, split_train_val, subset_test
 from korth_bench.registry import Registry
 from korth_bench.errors import ConfigError
 
@@ -31,6 +31,8 @@ class SourceOptions:
     download: bool = False             # cifar10/cifar100: let torchvision fetch missing files
     num_classes: Optional[int] = None  # synthetic: classes (default 10); others take the data's
     image_size: int = 32               # synthetic: side of the square images
+    fixed_size: int = 0                # the fixed evaluation subset: images of the whole test pool
+    fixed_seed: int = 0                #   drawn by this seed alone (splits.fixed_subset)
 
 
 @dataclass
@@ -50,6 +52,8 @@ class DataSplits:
 
     ``val_x``/``val_y`` are empty when no validation split was asked for. ``mean``/``std`` are
     per-channel statistics of ``train_x`` on the 0..1 scale, for ``normalize`` and ``batches``.
+    ``fixed_x``/``fixed_y`` are the fixed evaluation subset of the whole test pool (robustness
+    and the feature-map probe): the same images for every trial seed and ``test_size``.
     """
 
     train_x: torch.Tensor
@@ -62,6 +66,8 @@ class DataSplits:
     mean: Tuple[float, ...]
     std: Tuple[float, ...]
     name: str
+    fixed_x: torch.Tensor
+    fixed_y: torch.Tensor
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{split}={len(getattr(self, split + '_y'))}" for split in ("train", "val", "test"))
@@ -142,6 +148,7 @@ def load(dataset: str, options: SourceOptions, device: Union[str, torch.device])
     if len(train) == 0:
         raise ConfigError(f"{dataset} has no training images left (val_size={options.val_size})")
     test = subset_test(pool.test_y, options.test_size, options.seed)
+    fixed = fixed_subset(len(pool.test_y), options.fixed_size, options.fixed_seed)
     # Gather on the CPU (a memory-mapped pool reads only these rows), then one copy each.
     move = lambda tensor, index: tensor[index].to(device)  # noqa: E731
     train_x = move(pool.train_x, train)
@@ -151,6 +158,7 @@ def load(dataset: str, options: SourceOptions, device: Union[str, torch.device])
         val_x=move(pool.train_x, val), val_y=move(pool.train_y, val),
         test_x=move(pool.test_x, test), test_y=move(pool.test_y, test),
         num_classes=pool.num_classes, mean=mean, std=std, name=dataset,
+        fixed_x=move(pool.test_x, fixed), fixed_y=move(pool.test_y, fixed),
     )
 
 

@@ -4,6 +4,7 @@ Every class gets a share of a subset proportional to its share of the pool (larg
 rounding, so the subset has exactly the requested size); the members of each class are drawn
 with a generator seeded from the trial seed and the subset's role, so the validation split of a
 seed is the same whatever ``train_size`` is, and the test subset never depends on the others.
+The fixed evaluation subset is drawn from the whole test pool by a seed of its own.
 """
 from __future__ import annotations
 
@@ -81,6 +82,16 @@ def subset_test(labels: torch.Tensor, test_size: int, seed: int) -> torch.Tensor
     """A stratified test subset of ``test_size`` images (0 = all), ascending."""
     check_size("test_size", test_size, len(labels))
     return stratified_subset(labels, test_size or len(labels), role_generator(seed, "test"))
+
+
+def fixed_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
+    """Indices into the full test pool of the fixed evaluation subset (robustness, probe batch).
+
+    A permutation seeded by ``seed`` alone (not the trial seed, not ``test_size``): its first
+    ``size`` images, so every trial of a data set evaluates the very same images.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(num_test, generator=generator)[: min(size, num_test)]
 
 
 def check_size(name: str, size: int, available: int, context: str = "") -> None:

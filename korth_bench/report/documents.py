@@ -25,13 +25,14 @@ from korth_bench.analysis import claims
 from korth_bench.analysis.entries import CELL, higher_is_better
 from korth_bench.results import STATUSES, TABLES, plain
 from korth_bench.report.formatting import (
-    METRIC_NAMES, cell_name, gain_text, keyed_rows, level_text, metric_name, metric_units,
+    METRIC_NAMES, cell_name, gain_p_text, gain_text, keyed_rows, level_text, metric_name, metric_units,
     number_text, p_text, params_text)
 from korth_bench.report.plots import figures, png_bytes
 from korth_bench.errors import ConfigError
 
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
+SCHEMA_VERSION = "2"  # 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
               "width": "per unit of width"}
@@ -119,16 +120,43 @@ def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
         f"Statistic: {statistic_text(settings)}",
         f"Entries: per cell, each regularizer's configuration with the best mean "
         f"{'validation' if settings['selection'] == 'val' else 'test (optimistic)'} accuracy "
-        f"(the column 'entry' names it and what selected it).",
-        f"Collapse test: alpha {settings['alpha']}, claimed drop "
-        f"{100 * settings['claimed_drop']:.1f} pp over the capacity range, power "
-        f"{settings['power']}, {settings['n_permutations']} permutations, "
-        f"{settings['n_bootstrap']} bootstrap resamples, seed {settings['seed']}; {confidence} % "
-        f"intervals.",
+        f"(the column 'entry' names it, what selected it and K, the settings compared).",
+        "Rule, selection: cross-fitted, each seed's run is the setting that scored best on the "
+        "other seeds, so no test accuracy chose its own entry; with one seed or settings on "
+        "different seeds the best mean over all seeds, marked 'not cross-fitted'; a diverged "
+        "run scores chance accuracy; a setting is every config key that varies within the "
+        "cell and regularizer.",
+        f"Collapse test: alpha {settings['alpha']}, equivalence bound (claimed drop) "
+        f"{100 * settings['claimed_drop']:.1f} pp over the capacity range; {confidence} % "
+        f"intervals for gains; seed {settings['seed']} for the exact tests' Monte Carlo draws.",
+        *rule_lines(settings),
     ]
     if sources:
         lines.append("Sources: " + ", ".join(sources) + ".")
     return lines
+
+
+def rule_lines(settings: dict) -> List[str]:
+    """The rule behind each verdict, one sentence each (the same text in Markdown and HTML)."""
+    alpha = settings["alpha"]
+    drop = f"{100 * settings['claimed_drop']:.1f} pp"
+    return [
+        "Rule, gain p: the two-sided t test that goes with the printed interval (it is below "
+        f"{alpha} exactly when the {round(100 * (1 - alpha))} % interval excludes 0), with the exact "
+        "sign-flip or permutation p beside it and that test's smallest attainable p wherever it "
+        f"exceeds {alpha}.",
+        "Rule, collapse slope: the mean gain of each cell regressed on log2 of the parameter count, "
+        f"t test on n_cells - 2 degrees of freedom, Holm over regularizers x metrics at alpha {alpha}"
+        "; depth and width rows are descriptive.",
+        f"Rule, 'no trend': only when the slope is not significant, its test could reach its Holm "
+        f"threshold, and the {round(100 * (1 - alpha))} % interval of the drop over the capacity "
+        f"range lies inside ±{drop} (an equivalence test); otherwise 'inconclusive'.",
+        "Rule, lack of fit: an F test of the cell means about the line against the within-cell "
+        "seed spread; a small p says the cells differ by more than a line and seed noise.",
+        "Rule, capacity efficiency: a small regularized model matches a larger baseline only "
+        "when it is shown no more than M below it and that baseline is shown more than M above "
+        f"the small baseline, both one-sided Welch tests at {alpha} (an intersection-union test).",
+    ]
 
 
 def statistic_text(settings: dict) -> str:
@@ -136,7 +164,8 @@ def statistic_text(settings: dict) -> str:
     confidence = round(100 * settings["confidence"])
     return (f"gain = regularizer minus {settings['baseline']} in the same cell, paired by seed "
             f"where seeds match (else unpaired), mean over seeds with a {confidence} % Student-t "
-            f"interval; p = exact sign-flip test (paired) or permutation test (unpaired).")
+            f"interval; p = the t test of that interval, exact sign-flip (paired) or permutation "
+            f"(unpaired) p beside it.")
 
 
 def report_sections(result: dict) -> List[Section]:
@@ -150,15 +179,22 @@ def report_sections(result: dict) -> List[Section]:
                 f"with the pairing and n. p: two-sided, not adjusted for multiplicity.",
                 leaderboard_table(result)),
         Section("Do the gains shrink with capacity? ([DN] claim 2)",
-                f"Per-seed gains in {collapse_metric_names(settings)} regressed on capacity. "
-                "Slope and its "
-                f"bootstrap-t interval ({round(100 * (1 - settings['alpha']))} %, cell-stratified) "
-                "in pp per unit of the axis; p from permuting seeds across cells, Holm-adjusted "
-                "over every row; 'detectable drop': the drop over the capacity range the test "
-                f"finds with power {settings['power']} given the measured seed spread. A null "
-                "result is 'no trend' only when that is at most the claimed drop, else "
-                "'inconclusive'. Plot: gain vs parameters with t-interval bands; x marks a "
-                "missing cell.", collapse_table(result), ["gain_vs_capacity"]),
+                f"Cell means of the per-seed gains in {collapse_metric_names(settings)} regressed "
+                "on capacity. Slope and its t interval "
+                f"({round(100 * (1 - settings['alpha']))} %, n_cells - 2 df) in pp per unit of "
+                "the axis; p from the t test, Holm-adjusted over the log2-parameter rows "
+                "(regularizers x metrics); 'drop over range': minus the slope times the capacity "
+                "range, with its interval, against the equivalence bound. 'no trend' needs that "
+                "interval inside the bound, else a non-significant slope is 'inconclusive'. "
+                "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
+                "vs parameters with t-interval bands; x marks a missing cell.",
+                collapse_table(result), ["gain_vs_capacity"]),
+        Section("Regularization strength per cell",
+                "Per entry, the selected coefficient(s) and the epoch-0 ratio coefficient x "
+                "reg_loss / train_loss (the penalty relative to the cross-entropy), mean over its "
+                "runs: a fixed coefficient whose ratio grows with capacity regularizes larger "
+                "models harder, which 'gains shrink' alone cannot tell apart.",
+                penalty_scale_table(result)),
         Section("Strict vs relaxed disentangled regularization at the largest capacity ([DN])",
                 f"dn_relaxed minus dn in final test accuracy, at each family's largest cell: "
                 f"mean [{confidence} t interval], pairing, n, p.", comparison_table(result)),
@@ -172,10 +208,14 @@ def report_sections(result: dict) -> List[Section]:
                 f"and coefficient) with a {confidence} Fisher-z interval (Bonett-Wright); n = "
                 f"trials.", similarity_table(result), ["orthogonality_vs_similarity"]),
         Section("Capacity efficiency ([CS])",
-                f"The smallest model with each regularizer whose final test accuracy interval "
-                f"({confidence} t) reaches the baseline's at a larger model that beats the "
-                f"baseline at the small size (interval overlap: a weak criterion, not "
-                f"equivalence).", efficiency_table(result)),
+                f"The smallest model with each regularizer that matches the baseline at a larger "
+                f"model in final test accuracy, by an intersection-union test at alpha "
+                f"{settings['alpha']} with margin M = "
+                f"{number_text(100 * settings['efficiency_margin'])} pp: (a) regularized small "
+                f"minus larger baseline > -M and (b) larger baseline minus small baseline > M, "
+                f"both one-sided Welch tests rejecting. 'no match': a gap (b) the regularizer did "
+                f"not close; 'inconclusive': no gap shown. The last column is the control: how "
+                f"often the baseline itself passes (a).", efficiency_table(result)),
         Section("Learning curves",
                 f"Mean test accuracy per epoch over each entry's seeds with {confidence} t bands.",
                 None, ["learning_curves"]),
@@ -210,18 +250,27 @@ def leaderboard_table(result: dict) -> pd.DataFrame:
         rows.append({
             "model cell": cell_name(row), "params": params_text(row["num_params"]),
             "regularizer": row["regularizer"],
-            "entry (selected by)": f"{entry[key]['setting']} ({entry[key]['selected_by']})"
-            if found else "missing: no completed runs",
+            "entry (selected by)": entry_text(entry[key]) if found
+            else "missing: no completed runs",
             "final test accuracy": level_text({**level[key], **row}, "test_acc") if found
             else "missing",
             "gain in final test accuracy": "baseline" if row["regularizer"] ==
             result["settings"]["baseline"] else gain_text(gain[key], "test_acc"),
-            "p (gain)": p_text(gain[key]["p_value"]) if key in gain and found and
-            gain[key]["status"] == "measured" else "n/a",
+            "p (gain)": gain_p_text(gain[key], result["settings"]["alpha"])
+            if key in gain and found and gain[key]["status"] == "measured" else "n/a",
             "gain in best test accuracy (secondary)": gain_text(best[key], "best_test_acc")
             if key in best else "n/a",
             "runs not completed": failed or "none"})
     return pd.DataFrame(rows)
+
+
+def entry_text(entry: dict) -> str:
+    """'coefficient=0.01 (val_acc, K=4, cross-fitted, 0 diverged)' from an entries row (a single
+    setting, K=1, has nothing to cross-fit and says only K)."""
+    fitted = ("" if pd.isna(entry["cross_fitted"]) else
+              "cross-fitted, " if entry["cross_fitted"] else "not cross-fitted, ")
+    return (f"{entry['setting']} ({entry['selected_by']}, K={int(entry['n_settings'])}, {fitted}"
+            f"{int(entry['n_diverged'])} diverged)")
 
 
 def collapse_metric_names(settings: dict) -> str:
@@ -231,11 +280,17 @@ def collapse_metric_names(settings: dict) -> str:
 def collapse_table(result: dict) -> pd.DataFrame:
     collapse = result["collapse"]
     settings = result["settings"]
-    tests = int(collapse["p_value"].notna().sum()) if len(collapse) else 0
+    primary = collapse[collapse["axis"] == claims.PRIMARY_AXIS] if len(collapse) else collapse
+    tests = int(primary["p_value"].notna().sum()) if len(primary) else 0
     rows = []
     several = len(collapse) and collapse["metric"].nunique() > 1
     for row in collapse.to_dict("records"):
         per = AXIS_UNITS[row["axis"]]
+        verdict = (row["verdict"] if row["verdict"] == "descriptive" else
+                   f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})")
+        floor = row.get("min_attainable_p", math.nan)
+        if math.isfinite(floor) and floor > settings["alpha"]:
+            verdict += f"; smallest attainable p {p_text(floor)}"
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
             **({"gain in": METRIC_NAMES.get(row["metric"], row["metric"])} if several else {}),
@@ -245,18 +300,31 @@ def collapse_table(result: dict) -> pd.DataFrame:
             f"{number_text(100 * row['high'], 3, True)}]",
             "n": f"{row['n_units']} seeds in {row['n_cells']} cells",
             "p / p Holm": f"{p_text(row['p_value'])} / {p_text(row['p_holm'])}",
-            "verdict": f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})"
-            + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
-            "detectable drop vs claimed": f"{number_text(100 * row['detectable_drop'])} pp vs "
-            f"{number_text(100 * row['claimed_drop'])} pp"})
+            "verdict": verdict + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
+            "drop over range [CI] vs bound": f"{number_text(100 * row['drop'], 2, True)} pp "
+            f"[{number_text(100 * row['drop_low'], 2, True)}, "
+            f"{number_text(100 * row['drop_high'], 2, True)}] vs ±"
+            f"{number_text(100 * row['claimed_drop'])} pp",
+            "lack-of-fit p": p_text(row["lack_of_fit_p"])})
     return pd.DataFrame(rows)
+
+
+def penalty_scale_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "params": params_text(row["num_params"]),
+         "regularizer": row["regularizer"],
+         "coefficient": ", ".join(f"{c:g}" for c in row["coefficients"]) or "n/a",
+         "epoch-0 penalty / cross-entropy": number_text(row["ratio"], 4), "n runs": int(row["n"])}
+        for row in result["penalty_scale"].to_dict("records")])
 
 
 def comparison_table(result: dict) -> pd.DataFrame:
     return pd.DataFrame([
         {"model cell (largest)": cell_name(row), "params": params_text(row["num_params"]),
+         **({"arm": row["arm"]} if row.get("arm") else {}),
          "dn_relaxed minus dn, final test accuracy": gain_text(row, row["metric"]),
-         "p": p_text(row.get("p_value", math.nan))}
+         "p / p Holm": f"{p_text(row.get('p_value', math.nan))} / "
+         f"{p_text(row.get('p_holm', math.nan))}"}
         for row in result["strict_vs_relaxed"].to_dict("records")])
 
 
@@ -285,16 +353,18 @@ def efficiency_table(result: dict) -> pd.DataFrame:
         matched = row["status"] == "matched"
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+            "status": row["status"],
             "smallest matching model": f"depth {row['depth']} x{row['width']}, "
-            f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} % "
-            f"[{number_text(100 * row['low'])}, {number_text(100 * row['high'])}], "
-            f"n={int(row['n'])}"
-            if matched else "no model matches a larger baseline",
+            f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} %, "
+            f"n={int(row['n'])}" if matched else "",
             "matches baseline at": f"depth {row['base_depth']} x{row['base_width']}, "
-            f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} % "
-            f"[{number_text(100 * row['base_low'])}, {number_text(100 * row['base_high'])}], "
+            f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} %, "
             f"n={int(row['base_n'])}" if matched else "",
-            "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else ""})
+            "p (a) non-inferior / (b) gap": f"{p_text(row['p_noninferior'])} / "
+            f"{p_text(row['p_gap'])}" if matched else "",
+            "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else "",
+            "baseline's own small cell passes (a)": f"{int(row['n_control_passes'])} of "
+            f"{int(row['n_gap_pairs'])} pairs with a gap"})
     return pd.DataFrame(rows)
 
 
@@ -434,7 +504,8 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
             row, ("mean", "sd", "low", "high", "n"))
     for row in result["gains"].to_dict("records"):
         gains.setdefault(tuple(row[k] for k in keys), {})[row["metric"]] = {
-            **_record(row, ("status", "mean", "sd", "low", "high", "n", "pairing", "p_value")),
+            **_record(row, ("status", "mean", "sd", "low", "high", "n", "pairing", "p_value",
+                            "p_exact", "min_attainable_p")),
             "n_treated": int(row["n_treated"]), "n_control": int(row["n_control"])}
     documents = []
     for row in result["grid"].to_dict("records"):
@@ -445,6 +516,8 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
             "status": "measured" if entry else "missing: no completed runs",
             "setting": entry.get("setting"), "selected_by": entry.get("selected_by"),
             "n_settings": int(entry.get("n_settings", 0)),
+            "cross_fitted": None if pd.isna(entry.get("cross_fitted")) else bool(entry["cross_fitted"]),
+            "n_diverged": int(entry.get("n_diverged", 0)),
             **{name: _json_value(made_of.get(name, [])) for name in
                ("seeds", "epochs", "devices", "config_hashes", "sweeps", "trial_ids")},
             "n_seeds": len(made_of.get("seeds", [])),
@@ -454,7 +527,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
     provenance_frame = result["provenance"]
     settings = result["settings"]
     return {
-        "schema_version": "1", "title": TITLE, "synthetic": result["synthetic"],
+        "schema_version": SCHEMA_VERSION, "title": TITLE, "synthetic": result["synthetic"],
         "notice": NOTICE if result["synthetic"] else None,
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "statistic": statistic_text(settings),
@@ -466,12 +539,22 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
         "config_hashes": sorted({h for hashes in provenance_frame["config_hashes"]
                                  for h in hashes}),
         "entries": documents,
-        "collapse": [_record(row, ("dataset", "model", "regularizer", "metric", "axis", "n_units",
-                                   "n_cells", "slope", "low", "high", "p_value", "p_holm",
-                                   "detectable_drop", "claimed_drop", "alpha", "verdict"))
+        "collapse": [{**_record(row, ("dataset", "model", "regularizer", "metric", "axis",
+                                      "n_units", "n_cells", "slope", "low", "high", "p_value",
+                                      "p_holm", "min_attainable_p", "lack_of_fit_p", "drop",
+                                      "drop_low", "drop_high", "alpha", "verdict")),
+                      "equivalence_bound": _json_value(row["claimed_drop"])}
                      for row in result["collapse"].to_dict("records")],
         "strict_vs_relaxed": [
-            _record(row, ("dataset", "model", "depth", "width", "metric", "status", "mean",
-                          "low", "high", "p_value"))
+            _record(row, ("dataset", "model", "depth", "width", "arm", "metric", "status", "mean",
+                          "low", "high", "p_value", "p_holm"))
             for row in result["strict_vs_relaxed"].to_dict("records")],
+        "efficiency": [
+            {**_record(row, ("dataset", "model", "regularizer", "metric", "status", "margin",
+                             "num_params", "mean", "base_params", "base_mean", "p_noninferior",
+                             "p_gap", "params_ratio")),
+             **{name: None if pd.isna(row[name]) else int(row[name]) for name in (
+                 "depth", "width", "n", "base_depth", "base_width", "base_n", "n_pairs",
+                 "n_gap_pairs", "n_control_passes")}}
+            for row in result["efficiency"].to_dict("records")],
     }

@@ -5,6 +5,7 @@ so that a number prints the same way in every file of the report; missing values
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Dict, Sequence
 
@@ -49,6 +50,16 @@ def number_text(value: float, digits: int = 2, signed: bool = False) -> str:
 def p_text(value: float) -> str:
     """A p-value to three decimals, '<0.001' below that, 'n/a' when not finite."""
     return "n/a" if not np.isfinite(value) else "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def gain_p_text(row, alpha: float) -> str:
+    """'0.012 (t); exact 0.250, smallest attainable 0.250' from a gains row: the t p that goes
+    with the interval, the distribution-free one beside it, and its floor when above alpha."""
+    text = f"{p_text(row.get('p_value', math.nan))} (t); exact {p_text(row.get('p_exact', math.nan))}"
+    floor = row.get("min_attainable_p", math.nan)
+    if np.isfinite(floor) and floor > alpha:
+        text += f", smallest attainable {p_text(floor)}"
+    return text
 
 
 def level_text(row, metric: str) -> str:

@@ -36,7 +36,8 @@ def trial_flops(cfg: TrialConfig) -> float:
                      + len(cfg.robustness_pgd_eps) * sum(
                          3 * (cfg.robustness_pgd_steps if a == "pgd" else 1) + 1
                          for a in cfg.robustness_attacks))
-        images += per_image * min(cfg.robustness_test_size, test)
+        pool = test if cfg.dataset == "synthetic" else test_full  # synthetic: the pool is test_size
+        images += per_image * min(cfg.robustness_test_size, pool)
     return forward * images
 
 

@@ -259,9 +259,9 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     if cfg.compile:
         trained = torch.compile(trained)
 
-    subset = robustness.fixed_subset(len(splits.test_y), cfg.robustness_test_size,
-                                     cfg.robustness_seed).to(device)
-    probe = data.normalize(splits.test_x[subset[: cfg.probe_size]], splits.mean, splits.std)
+    # Robustness subset and probe batch: the fixed subset of the whole test pool, drawn
+    # independently of the trial seed and test_size, so every trial sees the same images.
+    probe = data.normalize(splits.fixed_x[: cfg.probe_size], splits.mean, splits.std)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     objects = checkpoint.TrainingObjects(model, optimizer, reg, generator)
     progress = checkpoint.Progress(epoch=-1, step=0, epochs=[], layers=[], train_time_s=0.0)
@@ -318,8 +318,8 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
         if cfg.robustness:
             classify = make_classifier(model, splits.mean, splits.std, execution)
             robustness_rows = [{"trial_id": cfg.trial_id, **r} for r in robustness.evaluate_robustness(
-                classify, splits.test_x[subset], splits.test_y[subset], cfg.robustness_options(),
-                eval_batch)]
+                classify, splits.fixed_x[: cfg.robustness_test_size],
+                splits.fixed_y[: cfg.robustness_test_size], cfg.robustness_options(), eval_batch)]
             measured.update(robustness.summarize(robustness_rows))
 
     summary = trial_row(cfg, status, error, progress.epochs, measured=measured,

@@ -1,4 +1,4 @@
-"""Robustness on a fixed, seeded test subset: CIFAR-10-C-style corruptions and white-box attacks.
+"""Robustness on the fixed evaluation subset (``DataSplits.fixed_x``): CIFAR-10-C-style corruptions and white-box attacks.
 
 Corruptions follow the recipe of Hendrycks & Dietterich's CIFAR-10-C (their severity parameters
 for 32x32 images), generated on the CPU from a fixed seed per (corruption, severity) and quantized
@@ -39,8 +39,11 @@ SEVERITY_PARAMS: Dict[str, Sequence[float]] = {
 
 
 # ---------------------------------------------------------------------- corruptions
-# Each takes float images in [0, 1], shape [N, 3, H, W] on the CPU, the severity parameter and a
-# torch.Generator, and returns float images (clipped to [0, 1] by ``corrupt``).
+# Each takes float64 images in [0, 1], shape [N, 3, H, W] on the CPU, the severity parameter and a
+# torch.Generator, and returns float64 images (clipped and quantized by ``corrupt``) or, for the
+# ones defined on PIL images, uint8 images. The deterministic ones (blur, contrast, brightness,
+# jpeg, pixelate) evaluate make_cifar_c.py's formulas in the same float64 operation order, so after
+# the truncating quantization they are bit-identical to the published generator.
 def _gaussian_noise(x, std, gen):
     return x + std * torch.randn(x.shape, generator=gen)
 
@@ -57,43 +60,78 @@ def _impulse_noise(x, amount, gen):
     return torch.where(hit, salt.to(x.dtype), x)
 
 
-def gaussian_kernel(sigma: float) -> torch.Tensor:
-    """1D Gaussian kernel truncated at 4 sigma (skimage's default), normalized to sum 1."""
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """1D Gaussian kernel truncated at 4 sigma (skimage's default), normalized to sum 1 (float64).
+
+    w_t = exp(-0.5 / sigma^2 * t^2) / sum_t(...), t = -r..r, r = int(4 sigma + 0.5), evaluated in
+    scipy.ndimage's order so the weights are the very same floats.
+    """
     radius = int(4.0 * sigma + 0.5)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    return (kernel / kernel.sum()).float()
+    t = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 / (sigma * sigma) * t ** 2)
+    return kernel / kernel.sum()
+
+
+def _blur_axis(x: torch.Tensor, kernel: np.ndarray, dim: int) -> torch.Tensor:
+    """Correlate along ``dim`` with a symmetric kernel, edges replicated ('nearest').
+
+    Summed as w_0 x_i + sum_{j=1..r} w_j (x_{i+j} + x_{i-j}), j ascending: scipy.ndimage's
+    order for a symmetric kernel, hence its rounding.
+    """
+    radius = len(kernel) // 2
+    size = x.shape[dim]
+    index = torch.arange(size)
+    out = x * float(kernel[radius])
+    for j in range(1, radius + 1):
+        ahead = x.index_select(dim, (index + j).clamp(max=size - 1))
+        behind = x.index_select(dim, (index - j).clamp(min=0))
+        out = out + (ahead + behind) * float(kernel[radius + j])
+    return out
 
 
 def _gaussian_blur(x, sigma, gen):
+    # Rows (height) first, then columns, as gaussian_filter walks the axes of an HWC image.
     kernel = gaussian_kernel(sigma)
-    radius = kernel.numel() // 2
-    channels = x.shape[1]
-    # Separable blur with edge replication ('nearest' boundary).
-    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
-    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), horizontal, groups=channels)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), vertical, groups=channels)
+    return _blur_axis(_blur_axis(x, kernel, 2), kernel, 3)
 
 
 def _contrast(x, factor, gen):
-    means = x.mean(dim=(2, 3), keepdim=True)  # per image and channel
+    # Per image and channel mean, summed as numpy sums an HWC image over (H, W).
+    hwc = x.permute(0, 2, 3, 1).numpy()
+    means = np.stack([image.mean(axis=(0, 1)) for image in hwc])
+    means = torch.from_numpy(means)[:, :, None, None]
     return (x - means) * factor + means
 
 
 def _brightness(x, shift, gen):
-    # Add ``shift`` to the HSV value V = max(r, g, b), keeping hue and saturation: RGB scales by
-    # V'/V; a black pixel (V = 0, saturation 0) becomes grey V'.
-    value = x.amax(dim=1, keepdim=True)
-    new_value = (value + shift).clamp(max=1.0)
-    scale = new_value / value.clamp(min=1e-12)
-    return torch.where(value > 0, x * scale, new_value.expand_as(x))
+    # Add ``shift`` to the HSV value V = max(r, g, b), keeping hue H and saturation S: RGB -> HSV
+    # (H in [0, 1), S = (max - min) / max) -> V' = min(V + shift, 1) -> RGB (hexcone sectors).
+    r, g, b = x.unbind(1)
+    value = x.amax(dim=1)
+    delta = value - x.amin(dim=1)
+    grey = delta == 0
+    saturation = torch.where(grey, 0.0, delta / torch.where(value == 0, 1.0, value))
+    safe = torch.where(grey, 1.0, delta)
+    hue = torch.where(r == value, (g - b) / safe, 0.0)
+    hue = torch.where(g == value, 2.0 + (b - r) / safe, hue)
+    hue = torch.where(b == value, 4.0 + (r - g) / safe, hue)
+    hue = torch.where(grey, 0.0, torch.remainder(hue / 6.0, 1.0))
+    value = (value + shift).clamp(0, 1)
+    sector = torch.floor(hue * 6)
+    f = hue * 6 - sector
+    p = value * (1 - saturation)
+    q = value * (1 - f * saturation)
+    t = value * (1 - (1 - f) * saturation)
+    sector = sector.to(torch.int64) % 6
+    table = torch.stack([torch.stack(c, 1) for c in ((value, t, p), (q, value, p), (p, value, t),
+                                                     (p, q, value), (t, p, value), (value, p, q))])
+    return table.gather(0, sector[None, :, None].expand(1, *x.shape))[0]
 
 
 def _per_image_pil(x, transform: Callable[[Image.Image], Image.Image]):
     arrays = (x * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     out = [np.asarray(transform(Image.fromarray(a))) for a in arrays]
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
 def _jpeg(x, quality, gen):
@@ -167,25 +205,22 @@ def corruption_seed(name: str, severity: int, base_seed: int = 0) -> int:
 def corrupt(images: torch.Tensor, name: str, severity: int, base_seed: int = 0) -> torch.Tensor:
     """Apply corruption ``name`` at ``severity`` (1-5) to uint8 images ``[N, 3, H, W]``.
 
-    Returns uint8 images on the CPU, quantized as the published CIFAR-10-C files are.
+    Returns uint8 images on the CPU, quantized as make_cifar_c.py stores CIFAR-10-C:
+    ``uint8(clip(x, 0, 1) * 255)``, which truncates (a float result in [k, k+1) stores k).
     """
     if name not in _CORRUPTIONS:
         raise ConfigError(f"unknown corruption {name!r}; choose from: {', '.join(_CORRUPTIONS)}")
     if severity not in range(1, 6):
         raise ConfigError(f"corruption severity={severity!r} must be one of 1, 2, 3, 4, 5")
     generator = torch.Generator().manual_seed(corruption_seed(name, severity, base_seed))
-    x = images.detach().cpu().float() / 255
+    x = images.detach().cpu().double() / 255
     out = _CORRUPTIONS[name](x, SEVERITY_PARAMS[name][severity - 1], generator)
-    return (out.clamp(0, 1) * 255).round().to(torch.uint8)
+    if out.dtype == torch.uint8:
+        return out
+    return (out.clamp(0, 1) * 255).to(torch.uint8)  # float -> uint8 truncates toward zero
 
 
 # ---------------------------------------------------------------------- evaluation
-def fixed_subset(num_test: int, size: int, seed: int) -> torch.Tensor:
-    """Indices of the robustness subset: a seeded permutation's first ``size`` test images."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(num_test, generator=generator)[: min(size, num_test)]
-
-
 @torch.no_grad()
 def correct_mask(classify: Callable[[torch.Tensor], torch.Tensor], images01: torch.Tensor,
                  labels: torch.Tensor, batch_size: int) -> torch.Tensor:
