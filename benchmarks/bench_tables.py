@@ -30,6 +30,7 @@ import pyarrow.fs as pafs
 
 from korth_bench import report, results
 from korth_bench.config import TrialConfig
+from korth_bench.trial.summary import trial_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import seaweedfs  # noqa: E402  (the tests' SeaweedFS starter)
@@ -86,16 +87,13 @@ def trial_tables(cfg: TrialConfig, rng: random.Random) -> Dict[str, List[Dict[st
     robustness += [{"trial_id": cfg.trial_id, "kind": "attack", "name": attack, "severity": 0,
                     "eps": k / 255, "accuracy": final * 0.5 / k, "num_examples": 1000}
                    for attack in cfg.robustness_attacks for k in cfg.robustness_pgd_eps]
-    summary = {**cfg.to_row(), "trial_id": cfg.trial_id, "status": "completed",
-               "test_acc": epochs[-1]["test_acc"], "val_acc": epochs[-1]["val_acc"],
-               "best_test_acc": max(r["test_acc"] for r in epochs), "epochs_completed": EPOCHS,
-               "accuracy_auc": sum(r["test_acc"] for r in epochs) / EPOCHS, "clean_acc": final,
-               "corruption_acc_mean": final * 0.76, "wall_time_s": 3300.0, "train_time_s": 3100.0,
-               "num_params": 270_000 * cfg.width ** 2, "device": "NVIDIA H100", "config_hash": cfg.config_hash,
-               "started_at": "2026-01-01T00:00:00", "finished_at": "2026-01-01T01:00:00",
-               **{f"{a}_acc_{k}_255": final * 0.5 / k for a in cfg.robustness_attacks
-                  for k in cfg.robustness_pgd_eps},
-               **{f"epochs_to_acc_{round(100 * t)}": 10 for t in cfg.convergence_thresholds}}
+    measured = {"num_params": 270_000 * cfg.width ** 2, "clean_acc": final,
+                "corruption_acc_mean": final * 0.76,
+                **{f"{a}_acc_{k}_255": final * 0.5 / k for a in cfg.robustness_attacks
+                   for k in cfg.robustness_pgd_eps}}
+    summary = trial_row(cfg, "completed", None, epochs, measured=measured,
+                        run={"wall_time_s": 3300.0, "device": "NVIDIA H100",
+                             "started_at": "2026-01-01T00:00:00"})
     return {"trials": [summary], "epochs": epochs, "layers": layers, "robustness": robustness}
 
 

@@ -190,7 +190,7 @@ def test_status_of_a_sweep_on_s3_counts_trials_and_estimates_time_left(s3_server
                  "elapsed_s": 8.0 * (e + 1)} for e in range(count)]
 
     def row(cfg, status, **values):
-        return {**cfg.to_row(), "trial_id": cfg.trial_id, "status": status, **values}
+        return {**cfg.to_dict(), "trial_id": cfg.trial_id, "status": status, **values}
 
     results.write_trial(uri, {"trials": [row(done, "completed", wall_time_s=20.0, epochs_completed=2,
                                              finished_at="2026-01-01T00:00:00")],
