@@ -403,9 +403,9 @@ def test_a_regularizer_lifting_resnet20_to_resnet56_matches():
 @pytest.mark.parametrize("run_sd", [0.002, 0.004])
 def test_cross_fitted_selection_has_no_winners_curse(run_sd):
     rng = np.random.default_rng(43)
-    gains, entries = sim.entry_gains([sim.selection_sweep(rng, run_sd=run_sd)
+    gains, chosen = sim.entry_gains([sim.selection_sweep(rng, run_sd=run_sd)
                                       for _ in range(SWEEPS)])
-    so = entries[entries["regularizer"] == "so"]
+    so = chosen[chosen["regularizer"] == "so"]
     assert (so["cross_fitted"] == True).all() and (so["n_settings"] == 10).all()  # noqa: E712
     standard_error = gains.std() / math.sqrt(SWEEPS)
     print(f"K = 10 null settings, run sd {run_sd}: mean gain {100 * gains.mean():+.3f} pt "
@@ -415,18 +415,18 @@ def test_cross_fitted_selection_has_no_winners_curse(run_sd):
 
 def test_cross_fitting_finds_the_truly_better_setting():
     rng = np.random.default_rng(44)
-    _, entries = sim.entry_gains([sim.selection_sweep(rng, better=0.01) for _ in range(SWEEPS)])
+    _, chosen = sim.entry_gains([sim.selection_sweep(rng, better=0.01) for _ in range(SWEEPS)])
     picks = [setting == "coefficient=0.1" for choice in
-             entries.loc[entries["regularizer"] == "so", "seed_settings"] for setting in choice.values()]
+             chosen.loc[chosen["regularizer"] == "so", "seed_settings"] for setting in choice.values()]
     assert np.mean(picks) >= sim.floor_with_error(0.85, len(picks))
 
 
 def test_a_setting_that_diverges_on_half_its_seeds_is_not_selected():
     rng = np.random.default_rng(45)
-    _, entries = sim.entry_gains([
+    _, chosen = sim.entry_gains([
         sim.selection_sweep(rng, settings=2, diverging=1, diverging_lift=0.003, seeds=(0, 1, 2, 3))
         for _ in range(SWEEPS)])
-    so = entries[entries["regularizer"] == "so"]
+    so = chosen[chosen["regularizer"] == "so"]
     picks = [setting == "coefficient=0.01" for choice in so["seed_settings"]
              for setting in choice.values()]
     print(f"diverging setting chosen for {np.mean(picks):.3f} of seeds")
@@ -446,8 +446,8 @@ def test_every_varying_config_key_makes_a_setting():
     # optuna_coefficient_asha.yaml's shape: lr sampled per trial, no regularizer effect; the old
     # entry averaged every 'none' trial against the best regularizer trial (+0.58 pt)
     rng = np.random.default_rng(47)
-    gains, entries = sim.entry_gains([sim.sampled_lr_sweep(rng) for _ in range(SWEEPS)])
-    none = entries[entries["regularizer"] == "none"]
+    gains, chosen = sim.entry_gains([sim.sampled_lr_sweep(rng) for _ in range(SWEEPS)])
+    none = chosen[chosen["regularizer"] == "none"]
     assert none["setting"].str.startswith("lr=").all() and (none["n_settings"] == 12).all()
     standard_error = gains.std() / math.sqrt(SWEEPS)
     print(f"sampled lr, null: mean gain {100 * gains.mean():+.3f} pt (se {100 * standard_error:.3f})")
