@@ -22,6 +22,7 @@ import yaml
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "contrast",
                "brightness", "jpeg", "pixelate")
 ATTACKS = ("fgsm", "pgd")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: korth_bench.precision.resolve_precision
 
 
 class ConfigError(ValueError):
@@ -77,7 +78,7 @@ class TrialConfig:
     # --- run ---
     seed: int = 0
     device: str = "auto"               # auto (cuda when available), cpu, cuda
-    precision: str = "fp32"            # fp32, bf16 (autocast; the penalty stays in float32)
+    precision: str = "auto"            # auto (bf16 where native, else fp32), fp32, bf16 (autocast; the penalty stays in float32)
     compile: bool = False              # torch.compile the model (CUDA)
     threads: int = 0                   # CPU torch threads; 0 = leave torch's default
     eval_batch_size: int = 0           # evaluation/attack batch; 0 = auto per device (trial.EVAL_BATCH_AUTO)
@@ -308,7 +309,7 @@ def _resolve(cfg: TrialConfig) -> TrialConfig:
         raise ConfigError("init=cs_iterative needs init_steps > 0")
     _at_least("init_lr", cfg.init_lr, 0.0, strict=True)
     _choice("device", cfg.device, ("auto", "cpu", "cuda"))
-    _choice("precision", cfg.precision, ("fp32", "bf16"))
+    _choice("precision", cfg.precision, PRECISIONS)
     for key in ("threads", "measure_every", "checkpoint_every", "seed", "robustness_seed",
                 "eval_batch_size"):
         _at_least(key, getattr(cfg, key), 0)

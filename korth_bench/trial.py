@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from korth_bench import data, measures, models, regularizers, robustness
 from korth_bench.config import TrialConfig
 from korth_bench.convergence import convergence_summary
+from korth_bench.precision import resolve_precision
 from korth_bench.provenance import provenance
 from korth_bench.schedules import coefficient_at, lr_at
 
@@ -239,7 +240,8 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     # training 575 vs 459 img/s on 2 cores, interleaved runs).
     memory_format = torch.channels_last
     model = model.to(memory_format=memory_format)
-    bf16 = cfg.precision == "bf16"
+    precision = resolve_precision(cfg.precision, device)
+    bf16 = precision == "bf16"
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     eval_batch = eval_batch_size(cfg.eval_batch_size, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -353,7 +355,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                               cfg.convergence_thresholds),
         **final_measures,
         "wall_time_s": time.perf_counter() - wall_start, "train_time_s": train_time_s,
-        **provenance(device), "config_hash": cfg.config_hash,
+        "precision_resolved": precision, **provenance(device), "config_hash": cfg.config_hash,
         "started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
     }
     return TrialRecord(cfg, summary, epoch_rows, layer_rows, robustness_rows)
