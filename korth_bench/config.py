@@ -79,7 +79,7 @@ class TrialConfig:
     seed: int = 0
     device: str = "auto"               # auto (cuda when available), cpu, cuda
     precision: str = "auto"            # auto (bf16 where native, else fp32), fp32, bf16 (autocast; the penalty stays in float32)
-    compile: bool = False              # torch.compile the model (CUDA)
+    compile: bool = False              # torch.compile the training forward/backward; compile time -> compile_time_s, not epoch 0
     threads: int = 0                   # CPU torch threads; 0 = leave torch's default
     eval_batch_size: int = 0           # evaluation/attack batch; 0 = auto per device (trial.EVAL_BATCH_AUTO)
     measure_every: int = 0             # layer measures every N epochs as well as at the end; 0 = end only

@@ -41,8 +41,9 @@ def native_bf16(device: torch.device, flags: Optional[FrozenSet[str]] = None,
     """Whether ``device`` computes bf16 natively. ``flags`` (CPU) and ``capability`` (CUDA)
     default to the machine's own; tests pass them to cover both branches."""
     if device.type == "cuda":
-        major_minor = capability if capability is not None else torch.cuda.get_device_capability(device)
-        return tuple(major_minor) >= CUDA_BF16_CAPABILITY
+        if capability is None:
+            capability = torch.cuda.get_device_capability(device)
+        return tuple(capability) >= CUDA_BF16_CAPABILITY
     if device.type == "cpu":
         return bool(CPU_BF16_FLAGS & (cpu_flags() if flags is None else flags))
     return False

@@ -149,6 +149,51 @@ def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, *, e
             "train_acc": correct / seen, "step": step, "finite": math.isfinite(ce_sum + penalty_sum)}
 
 
+def warm_up_compiled(trained, model, splits, cfg: TrialConfig, *, autocast, rank: int, world: int,
+                     memory_format) -> float:
+    """Compile ``trained`` before the first timed epoch; returns the seconds it took.
+
+    ``torch.compile`` compiles on the first forward and backward of each new input shape, so an
+    untreated epoch 0 would count the compilation in its ``epoch_time_s`` and ``images_per_s``.
+    Here one forward and cross-entropy backward runs per batch shape an epoch sees (the full batch
+    and a smaller last one), on the first training images. These passes change nothing that
+    training uses afterwards once undone: no optimizer step runs, so the weights are untouched;
+    the batch-norm statistics (all buffers) are restored, the gradients dropped, and the random
+    streams dropout draws from reset; the data generator is not used. So the trial computes what
+    it would without the warm-up, and the returned time is the compilation (plus a step or two of
+    ordinary work, which is small beside it).
+    """
+    device = splits.train_x.device
+    count = len(splits.train_y)
+    sizes = sorted({min(cfg.batch_size, count), count % cfg.batch_size} - {0}, reverse=True)
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    _synchronize(device)
+    start = time.perf_counter()
+    trained.train()
+    for size in sizes:
+        images = data.normalize(splits.train_x[:size], splits.mean, splits.std)
+        labels = splits.train_y[:size]
+        if world > 1:  # the slice this rank trains on, as in train_one_epoch
+            images, labels = images.tensor_split(world)[rank], labels.tensor_split(world)[rank]
+        with autocast():
+            logits = trained(images.contiguous(memory_format=memory_format))
+            ce = F.cross_entropy(logits.float(), labels)
+        ce.backward()
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for name, value in model.named_buffers():
+            value.copy_(buffers[name])
+    for parameter in model.parameters():
+        parameter.grad = None
+    torch.set_rng_state(cpu_rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng, device)
+    return seconds
+
+
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, mean, std, batch_size: int,
              autocast, memory_format) -> Dict[str, Optional[float]]:
@@ -253,6 +298,9 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
             trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
         trained = nn.parallel.DistributedDataParallel(trained)
     if cfg.compile:
+        # A fresh start per trial: a process running many trials would otherwise meet dynamo's
+        # recompile limit and silently train eagerly, and compile_time_s would depend on history.
+        torch._dynamo.reset()
         trained = torch.compile(trained)
 
     subset = robustness.fixed_subset(len(splits.test_y), cfg.robustness_test_size,
@@ -262,7 +310,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     steps_per_epoch = max(1, math.ceil(len(splits.train_y) / cfg.batch_size))
     epoch_rows: List[Dict[str, Any]] = []
     layer_rows: List[Dict[str, Any]] = []
-    start_epoch, step, train_time_s = 0, 0, 0.0
+    start_epoch, step, train_time_s, compile_time_s = 0, 0, 0.0, None
     if resume_from is not None:
         state = load_checkpoint(resume_from)
         model.load_state_dict(state["model"])
@@ -274,7 +322,12 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
             torch.cuda.set_rng_state(state["cuda_rng"])
         epoch_rows, layer_rows = state["epochs"], state["layers"]
         step, train_time_s = state["step"], state["train_time_s"]
+        compile_time_s = state.get("compile_time_s")
         start_epoch = state["epoch"] + 1
+    if cfg.compile and start_epoch < cfg.epochs:  # every process compiles anew: the times add up
+        compile_time_s = (compile_time_s or 0.0) + warm_up_compiled(
+            trained, model, splits, cfg, autocast=autocast, rank=rank, world=world,
+            memory_format=memory_format)
 
     status, error = "completed", None
     for epoch in range(start_epoch, cfg.epochs):
@@ -324,7 +377,8 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                         "regularizer": reg.state_dict(),
                         "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
                         "epoch": epoch, "step": step, "epochs": epoch_rows, "layers": layer_rows,
-                        "train_time_s": train_time_s, "config": cfg.to_dict()})
+                        "train_time_s": train_time_s, "compile_time_s": compile_time_s,
+                        "config": cfg.to_dict()})
                     report(row, directory)
             else:
                 report(row, None)
@@ -355,7 +409,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                               cfg.convergence_thresholds),
         **final_measures,
         "wall_time_s": time.perf_counter() - wall_start, "train_time_s": train_time_s,
-        "precision_resolved": precision, **provenance(device), "config_hash": cfg.config_hash,
+        "compile_time_s": compile_time_s, "precision_resolved": precision, **provenance(device), "config_hash": cfg.config_hash,
         "started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
     }
     return TrialRecord(cfg, summary, epoch_rows, layer_rows, robustness_rows)
