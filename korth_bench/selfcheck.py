@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from korth_bench import regularizers
+from korth_bench.config import TrialConfig
 from korth_bench.trial import resolve_device, train_and_measure
 
 SHORT = {"model": "resnet", "depth": 8, "epochs": 2, "batch_size": 128, "train_size": 2048,
@@ -41,8 +42,13 @@ def checks(device: str) -> List[Dict[str, Any]]:
     return runs
 
 
-def main(device: str = "auto", data_path: Optional[str] = None) -> int:
+def main(device: str = "auto", data_path: Optional[str] = None,
+         overrides: Optional[Dict[str, Any]] = None) -> int:
+    """Run every check; ``overrides`` (``--set``) replace keys of every check's configuration
+    (smaller sizes for a dry run, say). Returns the exit code: 1 if any check failed."""
     resolved = resolve_device(device)
+    if overrides:  # a bad key or value fails once, here, as a ConfigError
+        TrialConfig.from_dict({**SHORT, **overrides})
     data = {"dataset": "packed", "data_path": data_path} if data_path else {"dataset": "synthetic"}
     name = torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else "cpu"
     print(f"korth-bench selfcheck on {name} (torch {torch.__version__}, data {data['dataset']})")
@@ -55,7 +61,8 @@ def main(device: str = "auto", data_path: Optional[str] = None) -> int:
         label = run.pop("check")
         start = time.perf_counter()
         try:
-            record = train_and_measure({**SHORT, **data, "device": resolved.type, **run})
+            record = train_and_measure({**SHORT, **data, "device": resolved.type, **run,
+                                        **(overrides or {})})
             summary = record.summary
             images_per_s = max(r["images_per_s"] for r in record.epochs)
             pgd = summary.get("pgd_acc_2_255")
