@@ -196,7 +196,8 @@ def cmd_data_pack(args: argparse.Namespace) -> int:
 def cmd_selfcheck(args: argparse.Namespace) -> int:
     from korth_bench import selfcheck
 
-    return selfcheck.main(device=args.device, data_path=args.data_path)
+    return selfcheck.main(device=args.device, data_path=args.data_path,
+                          overrides=parse_assignments(args.set))
 
 
 # ---------------------------------------------------------------------- parser
@@ -287,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     selfcheck = commands.add_parser("selfcheck", help="exercise the trial's device path, no Ray")
     selfcheck.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     selfcheck.add_argument("--data-path", help="a packed Parquet file (default: synthetic data)")
+    selfcheck.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a key in every check (e.g. train_size=256); repeatable")
     selfcheck.set_defaults(func=cmd_selfcheck)
     return parser
 

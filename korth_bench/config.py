@@ -74,8 +74,8 @@ class TrialConfig:
     # --- run ---
     seed: int = 0
     device: str = "auto"               # auto (cuda when available), cpu, cuda
-    precision: str = "fp32"            # fp32, bf16 (autocast; the penalty stays in float32)
-    compile: bool = False              # torch.compile the model (CUDA)
+    precision: str = "auto"            # auto (bf16 where native, else fp32), fp32, bf16 (autocast; the penalty stays in float32)
+    compile: bool = False              # torch.compile the training forward/backward; compile time -> compile_time_s, not epoch 0
     threads: int = 0                   # CPU torch threads; 0 = leave torch's default
     eval_batch_size: int = 0           # evaluation/attack batch; 0 = auto per device (trial.EVAL_BATCH_AUTO)
     measure_every: int = 0             # layer measures every N epochs as well as at the end; 0 = end only
@@ -278,7 +278,7 @@ def _at_least(key: str, value: float, low: float, strict: bool = False) -> None:
 def _resolve(cfg: TrialConfig) -> TrialConfig:
     """Check every field (each part checks its own) and fill in the resolved defaults."""
     from korth_bench import data, models, regularizers  # imported here to keep config light
-    from korth_bench.trial import robustness, schedules
+    from korth_bench.trial import precision, robustness, schedules
 
     changes: Dict[str, Any] = {}
     models.check(cfg.model, cfg.depth, cfg.width, dropout=cfg.dropout, shortcut=cfg.shortcut)
@@ -315,7 +315,7 @@ def _resolve(cfg: TrialConfig) -> TrialConfig:
         raise ConfigError("init=cs_iterative needs init_steps > 0")
     _at_least("init_lr", cfg.init_lr, 0.0, strict=True)
     _choice("device", cfg.device, ("auto", "cpu", "cuda"))
-    _choice("precision", cfg.precision, ("fp32", "bf16"))
+    _choice("precision", cfg.precision, precision.PRECISIONS)
     for key in ("threads", "measure_every", "checkpoint_every", "seed", "eval_batch_size"):
         _at_least(key, getattr(cfg, key), 0)
     for key in ("probe_size", "robustness_test_size"):

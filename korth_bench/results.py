@@ -62,9 +62,9 @@ _TRIAL_OUTCOMES = {
     "ortho_gram_residual_mean": F64, "ortho_diag_deviation_mean": F64, "ortho_cos_mean": F64,
     "ortho_cos_max": F64, "ortho_spectral_mean": F64, "cs_mean": F64, "cs_normalized_mean": F64,
     "fm_sim_mean": F64, "fm_sim_post_mean": F64, "dead_channels": I64, "wall_time_s": F64,
-    "train_time_s": F64, "device": STR, "torch_version": STR, "cuda_version": STR,
-    "ray_version": STR, "korth_bench_version": STR, "git_commit": STR, "git_dirty": BOOL,
-    "config_hash": STR, "started_at": STR, "finished_at": STR,
+    "train_time_s": F64, "compile_time_s": F64, "precision_resolved": STR, "device": STR,
+    "torch_version": STR, "cuda_version": STR, "ray_version": STR, "korth_bench_version": STR,
+    "git_commit": STR, "git_dirty": BOOL, "config_hash": STR, "started_at": STR, "finished_at": STR,
 }
 _EPOCHS = {
     "trial_id": STR, "epoch": I64, "train_loss": F64, "reg_loss": F64, "train_acc": F64,

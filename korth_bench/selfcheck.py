@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from korth_bench import regularizers
+from korth_bench.config import TrialConfig
 from korth_bench.trial.loop import resolve_device, train_and_measure
 
 SHORT = {"model": "resnet", "depth": 8, "epochs": 2, "batch_size": 128, "train_size": 2048,
@@ -25,29 +26,34 @@ def checks(device: str) -> List[Dict[str, Any]]:
     """The configurations to run: precision/compile variants, then every regularizer."""
     variants = [{"precision": "fp32"}, {"precision": "bf16"},
                 {"precision": "bf16", "compile": True}]
-    if device == "cpu":  # compile and bf16 are GPU features; keep the CPU run short
+    if device == "cpu":  # keep the CPU run short; the checks below run the default, auto
         variants = variants[:1]
     runs = [{"check": f"{v['precision']}{' + compile' if v.get('compile') else ''}", **v}
             for v in variants]
-    precision = "bf16" if device != "cpu" else "fp32"
     for name in regularizers.names():
         if name == "none":
             continue
         params = {"relaxation": 0.3} if name == "dn_relaxed" else {}
         runs.append({"check": f"penalty {name}", "regularizer": name, "coefficient": 1e-3,
-                     "precision": precision, "robustness": False, "epochs": 1, **params})
+                     "precision": "auto", "robustness": False, "epochs": 1, **params})
     runs.append({"check": "init cs_iterative", "init": "cs_iterative", "init_steps": 5,
                  "regularizer": "cs", "coefficient": 1e-3, "robustness": False, "epochs": 1,
-                 "precision": precision})
+                 "precision": "auto"})
     return runs
 
 
-def main(device: str = "auto", data_path: Optional[str] = None) -> int:
+def main(device: str = "auto", data_path: Optional[str] = None,
+         overrides: Optional[Dict[str, Any]] = None) -> int:
+    """Run every check; ``overrides`` (``--set``) replace keys of every check's configuration
+    (smaller sizes for a dry run, say). Returns the exit code: 1 if any check failed."""
     resolved = resolve_device(device)
+    if overrides:  # a bad key or value fails once, here, as a ConfigError
+        TrialConfig.from_dict({**SHORT, **overrides})
     data = {"dataset": "packed", "data_path": data_path} if data_path else {"dataset": "synthetic"}
     name = torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else "cpu"
     print(f"korth-bench selfcheck on {name} (torch {torch.__version__}, data {data['dataset']})")
-    header = f"{'check':<22} {'status':<10} {'test_acc':>8} {'img/s':>9} {'pgd@2':>6} {'time_s':>7}"
+    header = (f"{'check':<22} {'status':<10} {'precision':<9} {'test_acc':>8} {'img/s':>9} "
+              f"{'pgd@2':>6} {'time_s':>7}")
     print(header)
     print("-" * len(header))
     failures = 0
@@ -55,11 +61,13 @@ def main(device: str = "auto", data_path: Optional[str] = None) -> int:
         label = run.pop("check")
         start = time.perf_counter()
         try:
-            record = train_and_measure({**SHORT, **data, "device": resolved.type, **run})
+            record = train_and_measure({**SHORT, **data, "device": resolved.type, **run,
+                                        **(overrides or {})})
             summary = record.summary
             images_per_s = max(r["images_per_s"] for r in record.epochs)
             pgd = summary.get("pgd_acc_2_255")
-            print(f"{label:<22} {summary['status']:<10} {summary['test_acc'] or 0:>8.4f} "
+            print(f"{label:<22} {summary['status']:<10} {summary['precision_resolved']:<9} "
+                  f"{summary['test_acc'] or 0:>8.4f} "
                   f"{images_per_s:>9.0f} {'-' if pgd is None else f'{pgd:.3f}':>6} "
                   f"{time.perf_counter() - start:>7.1f}", flush=True)
             failures += summary["status"] != "completed"

@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from korth_bench import regularizers
 from korth_bench.trial.loop import run_trial, train_and_measure
@@ -132,3 +133,42 @@ def test_selfcheck_runs_every_path_on_cpu_and_reports_failures(capsys, monkeypat
     assert selfcheck.main("cpu") == 1
     out = capsys.readouterr().out
     assert "bad depth" in out and "ERROR" in out and "depth" in out and "1 failing check(s)" in out
+
+
+def test_compile_time_is_recorded_apart_and_leaves_the_trial_unchanged(monkeypatch):
+    """Every compilation happens before epoch 0 is timed, and the warm-up passes change nothing:
+    the compiled trial trains exactly as the eager one. A backend that records when it is called
+    and runs the captured graph eagerly keeps this fast and bitwise comparable; the partial last
+    batch (200 = 3 x 64 + 8) and dropout make the shapes and random streams count."""
+    from korth_bench.trial import loop as trial
+
+    phase, compiled_in = ["setup"], []
+
+    def backend(graph_module, example_inputs):
+        compiled_in.append(phase[0])
+        return graph_module.forward
+
+    real_compile, real_epoch = torch.compile, trial.train_one_epoch
+
+    def timed_epoch(*args, **kwargs):
+        phase[0] = f"epoch {kwargs['epoch']}"
+        try:
+            return real_epoch(*args, **kwargs)
+        finally:
+            phase[0] = "evaluation"
+
+    monkeypatch.setattr(torch, "compile", lambda module: real_compile(module, backend=backend))
+    monkeypatch.setattr(trial, "train_one_epoch", timed_epoch)
+    config = {"model": "plain", "depth": 3, "dropout": 0.3, "dataset": "synthetic",
+              "train_size": 200, "test_size": 64, "batch_size": 64, "epochs": 2, "device": "cpu",
+              "precision": "fp32", "robustness": False, "probe_size": 8}
+    compiled = train_and_measure({**config, "compile": True})
+    eager = train_and_measure(config)
+    assert compiled_in and set(compiled_in) == {"setup"}, compiled_in  # none inside an epoch
+    assert compiled.summary["compile_time_s"] > 0 and eager.summary["compile_time_s"] is None
+    for mine, theirs in zip(compiled.epochs, eager.epochs):
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-6, abs=1e-9), key
+    from korth_bench import results
+    table = results.to_arrow("trials", [compiled.summary], compiled.summary)
+    assert table.schema.field("compile_time_s").type == "double"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ class Progress:
     epochs: List[Dict[str, Any]]     # the epochs rows so far
     layers: List[Dict[str, Any]]     # the layers rows so far (measure_every)
     train_time_s: float              # training seconds so far
+    compile_time_s: Optional[float] = None  # torch.compile's warm-ups so far (compile: true)
 
 
 _WITH_STATE_DICT = ("model", "optimizer", "regularizer")
@@ -63,4 +64,4 @@ def restore(directory: str, objects: TrainingObjects) -> Progress:
     torch.set_rng_state(state["cpu_rng"])
     if state.get("cuda_rng") is not None and objects.generator.device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"])
-    return Progress(**{f.name: state[f.name] for f in dataclasses.fields(Progress)})
+    return Progress(**{f.name: state[f.name] for f in dataclasses.fields(Progress) if f.name in state})

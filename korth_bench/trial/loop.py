@@ -23,6 +23,7 @@ from korth_bench import data, measures, models, regularizers
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
 from korth_bench.trial import checkpoint, robustness
+from korth_bench.trial.precision import resolve_precision
 from korth_bench.trial.provenance import provenance
 from korth_bench.trial.schedules import coefficient_at, lr_at
 from korth_bench.trial.summary import trial_row
@@ -174,6 +175,51 @@ def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, exec
             "train_acc": correct / seen, "step": step, "finite": math.isfinite(ce_sum + penalty_sum)}
 
 
+def warm_up_compiled(trained, model, splits, cfg: TrialConfig, execution: Execution) -> float:
+    """Compile ``trained`` before the first timed epoch; returns the seconds it took.
+
+    ``torch.compile`` compiles on the first forward and backward of each new input shape, so an
+    untreated epoch 0 would count the compilation in its ``epoch_time_s`` and ``images_per_s``.
+    Here one forward and cross-entropy backward runs per batch shape an epoch sees (the full batch
+    and a smaller last one), on the first training images. These passes change nothing that
+    training uses afterwards once undone: no optimizer step runs, so the weights are untouched;
+    the batch-norm statistics (all buffers) are restored, the gradients dropped, and the random
+    streams dropout draws from reset; the data generator is not used. So the trial computes what
+    it would without the warm-up, and the returned time is the compilation (plus a step or two of
+    ordinary work, which is small beside it).
+    """
+    device = execution.device
+    count = len(splits.train_y)
+    sizes = sorted({min(cfg.batch_size, count), count % cfg.batch_size} - {0}, reverse=True)
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    _synchronize(device)
+    start = time.perf_counter()
+    trained.train()
+    for size in sizes:
+        images = data.normalize(splits.train_x[:size], splits.mean, splits.std)
+        labels = splits.train_y[:size]
+        if execution.world > 1:  # the slice this rank trains on, as in train_one_epoch
+            images = images.tensor_split(execution.world)[execution.rank]
+            labels = labels.tensor_split(execution.world)[execution.rank]
+        with execution.autocast():
+            logits = trained(images.contiguous(memory_format=execution.memory_format))
+            ce = F.cross_entropy(logits.float(), labels)
+        ce.backward()
+    _synchronize(device)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        for name, value in model.named_buffers():
+            value.copy_(buffers[name])
+    for parameter in model.parameters():
+        parameter.grad = None
+    torch.set_rng_state(cpu_rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng, device)
+    return seconds
+
+
 @torch.no_grad()
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, mean, std, batch_size: int,
              execution: Execution) -> Dict[str, Optional[float]]:
@@ -245,7 +291,8 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     penalty_fn = lambda: reg.penalty(model, reduction=cfg.penalty_reduction,  # noqa: E731
                                      include_linear=cfg.regularize_linear)
 
-    execution = Execution(device, bf16=cfg.precision == "bf16", rank=rank, world=world)
+    precision = resolve_precision(cfg.precision, device)
+    execution = Execution(device, bf16=precision == "bf16", rank=rank, world=world)
     model = model.to(memory_format=execution.memory_format)
     eval_batch = eval_batch_size(cfg.eval_batch_size, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -257,6 +304,9 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
             trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
         trained = nn.parallel.DistributedDataParallel(trained)
     if cfg.compile:
+        # A fresh start per trial: a process running many trials would otherwise meet dynamo's
+        # recompile limit and silently train eagerly, and compile_time_s would depend on history.
+        torch._dynamo.reset()
         trained = torch.compile(trained)
 
     # Robustness subset and probe batch: the fixed subset of the whole test pool, drawn
@@ -267,6 +317,9 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     progress = checkpoint.Progress(epoch=-1, step=0, epochs=[], layers=[], train_time_s=0.0)
     if resume_from is not None:
         progress = checkpoint.restore(resume_from, objects)
+    if cfg.compile and progress.epoch + 1 < cfg.epochs:  # every process compiles anew: times add up
+        progress.compile_time_s = (progress.compile_time_s or 0.0) + warm_up_compiled(
+            trained, model, splits, cfg, execution)
 
     status, error = "completed", None
     for epoch in range(progress.epoch + 1, cfg.epochs):
@@ -323,7 +376,9 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
             measured.update(robustness.summarize(robustness_rows))
 
     summary = trial_row(cfg, status, error, progress.epochs, measured=measured,
-                        run={"wall_time_s": time.perf_counter() - wall_start, **provenance(device),
+                        run={"wall_time_s": time.perf_counter() - wall_start,
+                             "compile_time_s": progress.compile_time_s,
+                             "precision_resolved": precision, **provenance(device),
                              "started_at": started_at.isoformat()})
     return TrialRecord(cfg, summary, progress.epochs, progress.layers, robustness_rows)
 

@@ -17,7 +17,8 @@ from korth_bench.trial.convergence import convergence_summary
 HEADLINE = ("status", "error", "test_acc", "val_acc", "best_test_acc", "accuracy_auc",
             "epochs_to_90pct_best", "clean_acc", "corruption_acc_mean", "fgsm_acc_2_255",
             "pgd_acc_2_255", "pgd_acc_8_255", "ortho_gram_residual_mean", "ortho_cos_max",
-            "fm_sim_mean", "num_params", "train_time_s", "wall_time_s", "device")
+            "fm_sim_mean", "num_params", "train_time_s", "wall_time_s", "precision_resolved",
+            "device")
 """The columns ``korth-bench train`` prints when a trial ends."""
 
 
