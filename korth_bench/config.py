@@ -74,7 +74,7 @@ class TrialConfig:
     # --- run ---
     seed: int = 0
     device: str = "auto"               # auto (cuda when available), cpu, cuda
-    precision: str = "auto"            # auto (bf16 where native, else fp32), fp32, bf16 (autocast; the penalty stays in float32)
+    precision: str = "fp32"            # fp32, bf16 (autocast; the penalty stays in float32), auto (bf16 where native, else fp32); auto becomes the default once benchmarks/precision_accuracy.py shows it within +-1 pt
     compile: bool = False              # torch.compile the training forward/backward; compile time -> compile_time_s, not epoch 0
     threads: int = 0                   # CPU torch threads; 0 = leave torch's default
     eval_batch_size: int = 0           # evaluation/attack batch; 0 = auto per device (trial.EVAL_BATCH_AUTO)

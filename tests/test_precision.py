@@ -41,7 +41,7 @@ def test_an_explicit_precision_is_kept_on_any_device():
                                              (frozenset({"avx2"}), "fp32")])
 def test_auto_trial_records_the_resolved_precision_and_trains_like_it(monkeypatch, flags, resolved):
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
-    auto = train_and_measure(TINY)
+    auto = train_and_measure({**TINY, "precision": "auto"})
     explicit = train_and_measure({**TINY, "precision": resolved})
     assert auto.summary["precision"] == "auto" and auto.summary["precision_resolved"] == resolved
     assert explicit.summary["precision_resolved"] == resolved
