@@ -8,7 +8,7 @@
 #   2. trial       bench_trial on CUDA: fp32 eager, bf16 (+ channels_last, as every trial), bf16 +
 #                  torch.compile, for ResNet-20, ResNet-56, WRN-16-4; Parquet tables + summary
 #   3. penalties   bench_penalties on CUDA, fp32 and bf16; Parquet tables + summary
-#   4. train       a 15-epoch ResNet-20 trial (every other key at its default) on the full
+#   4. train       a 15-epoch ResNet-20 trial at precision auto (every other key at its default) on the full
 #                  CIFAR-10 file named by KORTH_CIFAR10_PARQUET; its four tables under DIR/train/
 # Sized to finish within 5 minutes on an H100-class GPU. The --budget-s guard (default 300) gives
 # each step the time that is left (it is stopped when that runs out) and skips the steps that
@@ -107,7 +107,7 @@ step trial "$PYTHON" "$ROOT/benchmarks/run_all.py" --only bench_trial --out "$DI
 step penalties "$PYTHON" "$ROOT/benchmarks/run_all.py" --only bench_penalties --out "$DIR" \
   --summary summary_penalties.parquet --args "$PENALTY_ARGS"
 step train "${KB[@]}" train --out "$DIR/train" --set device="$DEVICE" --set model=resnet \
-  --set depth=20 "${DATA_SETS[@]}" "${TRAIN_SETS[@]}"
+  --set depth=20 --set precision=auto "${DATA_SETS[@]}" "${TRAIN_SETS[@]}"
 
 echo
 column -t -s $'\t' "$DIR/steps.tsv" 2>/dev/null || cat "$DIR/steps.tsv"
