@@ -172,7 +172,8 @@ def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, exec
         sums[1] /= world
     ce_sum, penalty_sum, correct, seen = sums.tolist()
     return {"train_loss": ce_sum / seen, "reg_loss": penalty_sum / per_epoch,
-            "train_acc": correct / seen, "step": step, "finite": math.isfinite(ce_sum + penalty_sum)}
+            "coefficient": coefficient, "train_acc": correct / seen, "step": step,
+            "finite": math.isfinite(ce_sum + penalty_sum)}
 
 
 def warm_up_compiled(trained, model, splits, cfg: TrialConfig, execution: Execution) -> float:
@@ -334,7 +335,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
         progress.step, progress.epoch = train["step"], epoch
         row = {"trial_id": cfg.trial_id, "epoch": epoch, "train_loss": train["train_loss"],
                "reg_loss": train["reg_loss"], "train_acc": train["train_acc"], "lr": lr,
-               "coefficient": coefficient_at(epoch, cfg), "epoch_time_s": epoch_time_s,
+               "coefficient": train["coefficient"], "epoch_time_s": epoch_time_s,
                "elapsed_s": progress.train_time_s,
                "images_per_s": len(splits.train_y) / epoch_time_s}
         if not train["finite"]:
