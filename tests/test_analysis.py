@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from korth_bench.analysis import claims, entries, simulation as sim, stats
+from korth_bench.analysis import claims, entries, simulation as sim, stats, verdicts
 
 SWEEPS = 200  # simulated sweeps per scenario here; benchmarks/bench_verdicts.py runs >= 1,000
 
@@ -184,6 +184,36 @@ def test_planted_negative_slope_is_recovered_and_detected(planted):
     assert (collapse.xs("depth", level="axis")["verdict"] == "descriptive").all()
 
 
+def test_claim_verdicts_follow_the_planted_truths():
+    verdicts = run_analysis(make_tables())["verdicts"].set_index("claim")
+    # dn: lowest cosines, gain falling 1 pt per doubling; dn_relaxed flat, so above dn at the
+    # largest cell; every regularizer's corruption gain equals its accuracy gain (> 0 for so);
+    # feature-map similarity rises with the cosines, so orthogonality lowers it
+    assert verdicts.loc["1", "verdict"] == "supported" and verdicts.loc["1", "effect"] < 0
+    assert verdicts.loc["2", "verdict"] == "supported"
+    assert verdicts.loc["2", "label"].startswith("dn, resnet")
+    assert verdicts.loc["2, relaxed", "verdict"] == "supported"
+    assert verdicts.loc["3", "verdict"] == "supported"
+    assert verdicts.loc["4, orthogonality", "verdict"] == "contradicted"
+    assert verdicts.loc["4, cs", "verdict"] == "inconclusive"  # no cs trials
+    flat = {"none": (0.0, 0.0), "so": (0.0, 0.0), "dn": (0.0, 0.0), "dn_relaxed": (0.0, 0.0)}
+    null = run_analysis(make_tables(planted=flat))["verdicts"].set_index("claim")
+    assert null.loc["2, relaxed", "verdict"] == "inconclusive"
+
+
+@pytest.mark.parametrize("effect, p_holm, equivalent, expected", [
+    ([-0.01, 0.002], [0.01, 0.6], [False, False], "supported"),
+    ([0.01, -0.002], [0.01, 0.6], [False, False], "contradicted"),
+    ([-0.01, 0.01], [0.01, 0.02], [False, False], "inconclusive"),   # significant both ways
+    ([-0.01, 0.002], [0.2, 0.6], [False, True], "contradicted"),     # an equivalence
+    ([-0.01, 0.002], [0.01, 0.6], [False, True], "supported"),
+    ([-0.01], [np.nan], [False], "inconclusive")])
+def test_a_claim_is_supported_or_contradicted_only_by_significant_rows(effect, p_holm, equivalent,
+                                                                       expected):
+    assert verdicts.decide(np.array(effect), np.array(p_holm), -1, 0.05,
+                           np.array(equivalent)) == expected
+
+
 # Seeded simulations of whole sweeps (korth_bench.simulation: the resnet_capacity_cifar10 design,
 # 6 cells x 3 seeds, run sd 0.2 pt) through the project's own collapse_test; each bound holds
 # with 3 binomial standard errors for SWEEPS sweeps.
@@ -210,6 +240,23 @@ def test_gains_shrink_under_a_true_drop():
     _, drop = _verdict_rates(33, drop=0.01)
     print(f"1-pt drop: {drop.to_dict()}")
     assert drop.get("gains shrink with capacity", 0.0) >= sim.floor_with_error(0.60, SWEEPS)
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+def test_the_detectable_drop_is_detected_at_the_stated_power(seeds):
+    # the collapse table's detectable_drop, from the design and the planted run sd, planted as the
+    # true drop: the slope test rejects in about 80 % of sweeps
+    x = np.log2([sim.RESNET_PARAMS[cell] for cell in sim.RESNET_PARAMS])
+    drop = stats.detectable_drop(x, math.sqrt(2) * sim.RUN_SD, seeds, 0.05)
+    _, rates = _verdict_rates(37 + seeds, drop=drop, seeds=range(seeds))
+    shrink = rates.get("gains shrink with capacity", 0.0)
+    print(f"{seeds} seeds: detectable drop {100 * drop:.2f} pt, detected in {shrink:.3f}")
+    assert abs(shrink - 0.8) <= 3 * math.sqrt(0.8 * 0.2 / SWEEPS)
+    # a report's own estimate, from one sweep's within-cell spread, is near the planted one
+    rng = np.random.default_rng(40 + seeds)
+    estimates = [claims.collapse_test(sim.capacity_sweep(rng, drop=drop, seeds=range(seeds)))
+                 .query("axis == 'log2_params'")["detectable_drop"].item() for _ in range(20)]
+    assert np.median(estimates) == pytest.approx(drop, rel=0.2)
 
 
 def test_two_cell_designs_never_say_no_trend():

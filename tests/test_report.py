@@ -147,7 +147,27 @@ def test_html_is_self_contained(synthetic_report):
     with open(synthetic_report["html"]) as handle:
         page = handle.read()
     assert page.count('src="data:image/png;base64,') == len(PLOTS)
-    assert not re.search(r"<script|<link|src=\"(?!data:)|url\(|https?://", page)
+    # one inline script (the table sorter) and no external resource of any kind
+    assert page.count("<script>") == 1 and "<script " not in page
+    assert not re.search(r"<link|src=\"(?!data:)|url\(|https?://|import\(|fetch\(", page)
+
+
+def test_the_verdict_summary_comes_first_one_line_per_claim_with_its_rules(synthetic_report):
+    with open(synthetic_report["markdown"]) as handle:
+        markdown = handle.read()
+    summary = markdown.index("## Verdicts, one per claim")
+    assert summary < markdown.index("Hardware (device column)") < markdown.index("## Leaderboard")
+    for rule in ("Rule, 'supported'", "Rule, 'contradicted'", "Rule, 'inconclusive'"):
+        assert rule in markdown[summary:markdown.index("Hardware (device column)")]
+    with open(synthetic_report["json"]) as handle:
+        verdicts = {v["claim"]: v for v in json.load(handle)["verdicts"]}
+    assert list(verdicts) == ["1", "2", "2, relaxed", "3", "4, cs", "4, orthogonality"]
+    # make_tables plants: dn the most orthogonal and feature-map similarity rising with the
+    # cosines; the fixture's largest cell has no baseline, which leaves 2 cells: no slope test
+    assert verdicts["1"]["verdict"] == "supported"
+    assert verdicts["2"]["verdict"] == "inconclusive" and verdicts["2"]["n_rows"] == 0
+    assert verdicts["4, cs"]["verdict"] == "inconclusive" and verdicts["4, cs"]["n_rows"] == 0
+    assert verdicts["4, orthogonality"]["verdict"] == "contradicted"
 
 
 def test_build_report_merges_result_directories_by_trial_id(tmp_path):
@@ -280,6 +300,20 @@ def test_html_renders_in_headless_chromium_without_console_errors(synthetic_repo
         assert console == []
     dom = dump.stdout
     assert report.NOTICE.upper() in dom and dom.count("data:image/png;base64,") == len(PLOTS)
+    tables = dom.count("<table")
+    assert tables > 5 and dom.count('data-sortable="ready"') == tables  # the sorter ran
+    # the sorter itself: the verdicts sorted by rows tested, ascending and descending
+    first_claims = []
+    for view in ("#sort=0.3", "#sort=0.3.desc"):
+        sorted_dom = subprocess.run(base + ["--dump-dom", url + view], capture_output=True,
+                                    text=True, timeout=180).stdout
+        body = sorted_dom[sorted_dom.index("<tbody>"):]
+        rows = [int(n) for n in re.findall(r"<tr><td>[^<]*</td><td>[^<]*</td><td[^>]*>[^<]*</td>"
+                                           r"<td>(\d+) \(", body[:body.index("</tbody>")])]
+        assert len(rows) == 6
+        first_claims.append(rows)
+    assert first_claims[0] == sorted(first_claims[0]) and first_claims[1] == sorted(
+        first_claims[1], reverse=True) and first_claims[0][0] < first_claims[0][-1]
 
 
 def test_gain_without_seed_spread_prints_no_interval():

@@ -78,6 +78,23 @@ def test_coefficient_skips_none_and_relaxation_only_reaches_dn_relaxed(write_spa
     assert len({c.trial_id for c in space.trials}) == space.num_trials == 16
 
 
+def test_a_list_of_cases_pairs_values_instead_of_crossing_them(write_space):
+    space = spaces.load(write_space(
+        "cases", grid={"seed": [0, 1]},
+        regularizers={"none": {}, "so": [{"coefficient": "1e-3", "penalty_reduction": "sum"},
+                                         {"coefficient": 9e-3, "penalty_reduction": "mean"}]}))
+    so = {(c.coefficient, c.penalty_reduction, c.seed) for c in space.trials if c.regularizer == "so"}
+    assert so == {(1e-3, "sum", 0), (1e-3, "sum", 1), (9e-3, "mean", 0), (9e-3, "mean", 1)}
+    assert space.num_trials == 6
+    with pytest.raises(ConfigError, match=r"regularizers.so: a list of cases needs search.type: grid"):
+        spaces.load(write_space("cases_optuna", search={"type": "optuna", "num_samples": 2,
+                                                               "metric": "val_acc", "mode": "max"},
+                                regularizers={"so": [{"coefficient": 1e-3}, {"coefficient": 1e-2}]}))
+    with pytest.raises(ConfigError, match=r"regularizers.so must be a mapping of trial keys or a "
+                                          r"non-empty list of such mappings"):
+        spaces.load(write_space("cases_bad", regularizers={"so": [1e-3]}))
+
+
 def test_duplicate_configurations_are_run_once(write_space):
     space = spaces.load(write_space("dups", grid={"seed": [0, 0, 1]}))
     assert space.num_trials == 2

@@ -35,8 +35,9 @@ from korth_bench.analysis.entries import (
     CELL, FAMILY, SETTING_COLUMNS, entry_provenance, entry_runs, entry_scores, hardware,
     metric_columns, select_entries, status_grid)
 from korth_bench.analysis.stats import (
-    compare_runs, correlation_interval, holm_adjust, lack_of_fit_p, pooled_within_sd,
-    slope_t_test, t_interval, welch_greater_p)
+    compare_runs, correlation_interval, detectable_drop, holm_adjust, lack_of_fit_p,
+    pooled_within_sd, slope_t_test, t_interval, welch_greater_p)
+from korth_bench.analysis.verdicts import claim_verdicts
 from korth_bench.errors import ConfigError
 
 BASELINE = "none"
@@ -203,8 +204,9 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
         columns dataset, model, regularizer, metric, axis, n_units, n_cells, n_order_matched,
         slope, low, high (t interval at 1 - alpha), p_value, p_holm, min_attainable_p,
         lack_of_fit_p, sd_within, capacity_range, drop, drop_low, drop_high (minus the slope
-        and its interval, times the range), claimed_drop (the equivalence bound), alpha,
-        verdict, note.
+        and its interval, times the range), detectable_drop (the drop this design detects with
+        80 % power at the strictest Holm threshold alpha / m, from sd_within: stats.
+        detectable_drop), claimed_drop (the equivalence bound), alpha, verdict, note.
     """
     untestable, tests = [], []
     regularizers = sorted(set(runs["regularizer"]) - {baseline})
@@ -222,6 +224,7 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
                                "note": "needs 2 capacities"})
         for axis, x in axes.items():
             tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float), cells))
+    family_size = max(len(untestable) + sum(row["axis"] == PRIMARY_AXIS for row, *_ in tests), 1)
     tested = []
     for row, x, gain, cells in tests:
         labels, index = np.unique(cells, return_inverse=True)
@@ -238,16 +241,18 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
                        "sd_within": float(spread), "capacity_range": capacity_range,
                        "drop": -fit["slope"] * capacity_range,
                        "drop_low": -fit["high"] * capacity_range,
-                       "drop_high": -fit["low"] * capacity_range, "note": note})
+                       "drop_high": -fit["low"] * capacity_range,
+                       "detectable_drop": detectable_drop(cell_x, spread, gain.size / labels.size,
+                                                          alpha / family_size),
+                       "note": note})
     columns = ["dataset", "model", "regularizer", "metric", "axis", "n_units", "n_cells",
                "n_order_matched", "slope", "low", "high", "p_value", "min_attainable_p",
                "lack_of_fit_p", "sd_within", "capacity_range", "drop", "drop_low", "drop_high",
-               "note"]
+               "detectable_drop", "note"]
     table = pd.DataFrame(tested + untestable, columns=columns)
     primary = (table["axis"] == PRIMARY_AXIS).to_numpy()
     table["p_holm"] = math.nan
     table.loc[primary, "p_holm"] = holm_adjust(table.loc[primary, "p_value"].to_numpy(float))
-    family_size = max(int(primary.sum()), 1)
     verdict = collapse_verdict(table["slope"].to_numpy(float), table["p_holm"].to_numpy(float),
                                table["drop_low"].to_numpy(float),
                                table["drop_high"].to_numpy(float),
@@ -506,7 +511,8 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
     Returns:
         dict of DataFrames: grid, entries, runs, completed (every completed trial), hardware,
         provenance, scores, gains, collapse, strict_vs_relaxed, similarity, ranking, efficiency,
-        curves, robustness; 'synthetic' (True when any trial ran on dataset 'synthetic') and
+        curves, robustness, verdicts (one row per claim: analysis.verdicts); 'synthetic'
+        (True when any trial ran on dataset 'synthetic') and
         'settings' (the options used).
     """
     rng = np.random.default_rng(seed)
@@ -526,7 +532,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
     grid = status_grid(trials, expected_seeds)
     entries = select_entries(trials, selection, setting_columns)
     runs = entry_runs(trials, entries, setting_columns)
-    return {
+    result = {
         "grid": grid, "entries": entries, "runs": runs,
         "completed": trials[trials["status"] == "completed"],
         "synthetic": bool((trials["dataset"] == "synthetic").any()),
@@ -553,3 +559,5 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
                      "baseline": baseline, "setting_columns": list(setting_columns),
                      "collapse_metrics": list(collapse_metrics)},
     }
+    result["verdicts"] = claim_verdicts(result, rng)
+    return result

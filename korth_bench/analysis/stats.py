@@ -14,7 +14,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> Dict[str, float]:
@@ -261,6 +261,43 @@ def slope_t_test(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> Dict
     half = stats.t.ppf(0.5 + confidence / 2, df) * se
     return {"slope": slope, "se": se, "df": df, "p_value": _t_p(slope, se, df),
             "low": slope - half, "high": slope + half, "min_attainable_p": 0.0}
+
+
+def detectable_drop(x: np.ndarray, unit_sd: float, units_per_cell: float, level: float,
+                    power: float = 0.8) -> float:
+    """The drop over the capacity range that the slope test detects with probability ``power``.
+
+    The test of slope_t_test on C cell means, each the mean of ``units_per_cell`` independent
+    per-seed gains of sd ``unit_sd`` (so a cell mean has sd unit_sd / sqrt(units_per_cell) when
+    the cells carry no offsets of their own): under a true slope b, t = b_hat / se(b_hat) is
+    noncentral t on C - 2 df with noncentrality b sqrt(Sxx) / (unit_sd / sqrt(units_per_cell)).
+    The returned drop is |b| x range(x) at which the two-sided test at ``level`` (alpha, or a
+    Holm threshold alpha / m) rejects with probability ``power``. Cell offsets add to the
+    residual sd, so this is the smallest drop any such design can claim to detect.
+    Args:
+        x: shape [C] capacity of each cell (log2 parameters); unit_sd: sd of one per-seed gain
+            (a paired difference of two runs: sqrt(2) x the run-to-run sd).
+    Returns:
+        the drop in the units of ``unit_sd``; NaN with fewer than 3 cells or no spread in x.
+    """
+    x = np.asarray(x, float)
+    centred = x - x.mean()
+    sxx, df = float(centred @ centred), x.size - 2
+    if df < 1 or not sxx > 0 or not unit_sd > 0 or not units_per_cell > 0:
+        return math.nan
+    critical = stats.t.ppf(1 - level / 2, df)
+    se = unit_sd / math.sqrt(units_per_cell) / math.sqrt(sxx)
+
+    def shortfall(ncp: float) -> float:
+        # the far tail underflows to NaN in scipy's nct for large ncp: it is 0 there
+        tails = np.nan_to_num([stats.nct.sf(critical, df, ncp), stats.nct.cdf(-critical, df, ncp)])
+        return float(tails.sum()) - power
+
+    upper = critical + 10.0
+    while shortfall(upper) < 0:
+        upper *= 2
+    ncp = optimize.brentq(shortfall, 0.0, upper)
+    return float(ncp * se * np.ptp(x))
 
 
 def lack_of_fit_p(x: np.ndarray, y: np.ndarray, cells: np.ndarray) -> float:

@@ -10,8 +10,6 @@ not a result" in every header.
 """
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import os
@@ -27,12 +25,14 @@ from korth_bench.results import STATUSES, TABLES, plain
 from korth_bench.report.formatting import (
     METRIC_NAMES, cell_name, gain_p_text, gain_text, keyed_rows, level_text, metric_name, metric_units,
     number_text, p_text, params_text)
+from korth_bench.report.html import to_html
 from korth_bench.report.plots import figures, png_bytes
+from korth_bench.report.summary import summary_rules, verdict_table
 from korth_bench.errors import ConfigError
 
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
-SCHEMA_VERSION = "2"  # 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
+SCHEMA_VERSION = "3"  # 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
               "width": "per unit of width"}
@@ -84,10 +84,11 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
         written[name] = _write(out_dir, f"{name}.png", data)
     header = header_lines(result, sources)
     sections = report_sections(result)
+    summary, rules = verdict_table(result["verdicts"]), summary_rules(result["settings"])
     written["markdown"] = _write(out_dir, "leaderboard.md",
-                                 to_markdown(header, sections, notice).encode())
-    written["html"] = _write(out_dir, "leaderboard.html",
-                             to_html(header, sections, images, notice).encode())
+                                 to_markdown(header, summary, rules, sections, notice).encode())
+    written["html"] = _write(out_dir, "leaderboard.html", to_html(
+        TITLE, header, summary, rules, sections, images, notice).encode())
     document = leaderboard_json(result, sources)
     written["json"] = _write(out_dir, "leaderboard.json",
                              json.dumps(document, indent=1, allow_nan=False).encode())
@@ -186,6 +187,9 @@ def report_sections(result: dict) -> List[Section]:
                 "(regularizers x metrics); 'drop over range': minus the slope times the capacity "
                 "range, with its interval, against the equivalence bound. 'no trend' needs that "
                 "interval inside the bound, else a non-significant slope is 'inconclusive'. "
+                "Detectable drop: the drop over the range this design detects with 80 % power "
+                "at the strictest Holm threshold, from the within-cell spread of the gains (a "
+                "lower bound when cells carry offsets of their own). "
                 "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
                 "vs parameters with t-interval bands; x marks a missing cell.",
                 collapse_table(result), ["gain_vs_capacity"]),
@@ -305,6 +309,7 @@ def collapse_table(result: dict) -> pd.DataFrame:
             f"[{number_text(100 * row['drop_low'], 2, True)}, "
             f"{number_text(100 * row['drop_high'], 2, True)}] vs ±"
             f"{number_text(100 * row['claimed_drop'])} pp",
+            "detectable drop (80 % power)": f"{number_text(100 * row['detectable_drop'], 2)} pp",
             "lack-of-fit p": p_text(row["lack_of_fit_p"])})
     return pd.DataFrame(rows)
 
@@ -405,12 +410,16 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(header: List[str], sections: List[Section], notice: Optional[str]) -> str:
-    """leaderboard.md: header lines, then each section (plots linked as PNG files)."""
+def to_markdown(header: List[str], summary: pd.DataFrame, rules: List[str],
+                sections: List[Section], notice: Optional[str]) -> str:
+    """leaderboard.md: the verdict summary and its rules, the header lines, then each section
+    (plots linked as PNG files)."""
     parts = [f"# {_title(TITLE, notice)}", ""]
     if notice:
         parts += [f"> **{notice.upper()}**: every number below comes from the synthetic data set.",
                   ""]
+    parts += [f"## {_title('Verdicts, one per claim', notice)}", "", _markdown_table(summary), ""]
+    parts += [f"- {rule}" for rule in rules] + [""]
     parts += [f"- {line}" for line in header]
     for section in sections:
         parts += ["", f"## {_title(section.title, notice)}", "", section.lead, ""]
@@ -418,63 +427,6 @@ def to_markdown(header: List[str], sections: List[Section], notice: Optional[str
         if section.table is not None:
             parts += ["", _markdown_table(section.table)]
     return "\n".join(parts) + "\n"
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1em auto; padding: 0 1em; max-width: 1400px;
-       color: #222; }
-.scroll { overflow-x: auto; }
-.notice { background: #b00020; color: white; font-weight: bold; font-size: 1.3em;
-          padding: 0.5em 1em; border-radius: 4px; text-align: center; }
-h2 .notice-tag { color: #b00020; font-size: 0.7em; }
-ul.header li { margin: 0.2em 0; }
-table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-td.missing { color: #b00020; font-style: italic; }
-img { max-width: 100%; border: 1px solid #ddd; }
-"""
-
-
-def _html_table(table: Optional[pd.DataFrame]) -> str:
-    if table is None or table.empty:
-        return "<p><em>no rows</em></p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-
-    def cell(value) -> str:
-        text = str(value)
-        missing = ' class="missing"' if text.startswith("missing") else ""
-        return f"<td{missing}>{html.escape(text)}</td>"
-
-    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>"
-                   for row in table.itertuples(index=False))
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-            f"</table></div>")
-
-
-def to_html(header: List[str], sections: List[Section], images: Dict[str, bytes],
-            notice: Optional[str]) -> str:
-    """leaderboard.html: one self-contained page (inline CSS, plots as base64 PNG, no script)."""
-    tag = f' <span class="notice-tag">({html.escape(notice)})</span>' if notice else ""
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{html.escape(_title(TITLE, notice))}</title>",
-             f"<style>{STYLE}</style></head><body>"]
-    if notice:
-        parts.append(f'<div class="notice">{html.escape(notice.upper())}</div>')
-    parts.append(f"<h1>{html.escape(TITLE)}{tag}</h1>")
-    parts.append('<ul class="header">' + "".join(f"<li>{html.escape(line)}</li>"
-                                                  for line in header) + "</ul>")
-    for section in sections:
-        parts.append(f"<section><h2>{html.escape(section.title)}{tag}</h2>"
-                     f"<p>{html.escape(section.lead)}</p>")
-        for name in section.plots:
-            data = base64.b64encode(images[name]).decode()
-            parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        if section.table is not None:
-            parts.append(_html_table(section.table))
-        parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def _json_value(value):
@@ -538,11 +490,16 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
         "sweeps": sorted({s for names in provenance_frame["sweeps"] for s in names}),
         "config_hashes": sorted({h for hashes in provenance_frame["config_hashes"]
                                  for h in hashes}),
+        "verdicts": [_record(row, ("claim", "statement", "verdict", "n_rows", "n_supporting",
+                                   "n_opposing", "n_equivalent", "label", "unit", "effect", "low",
+                                   "high", "p_holm"))
+                     for row in result["verdicts"].to_dict("records")],
         "entries": documents,
         "collapse": [{**_record(row, ("dataset", "model", "regularizer", "metric", "axis",
                                       "n_units", "n_cells", "slope", "low", "high", "p_value",
                                       "p_holm", "min_attainable_p", "lack_of_fit_p", "drop",
-                                      "drop_low", "drop_high", "alpha", "verdict")),
+                                      "drop_low", "drop_high", "detectable_drop", "alpha",
+                                      "verdict")),
                       "equivalence_bound": _json_value(row["claimed_drop"])}
                      for row in result["collapse"].to_dict("records")],
         "strict_vs_relaxed": [

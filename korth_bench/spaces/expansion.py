@@ -1,8 +1,8 @@
 """Expansion of a search space into trial configurations: a grid's Cartesian product, or an
 Optuna define-by-run space checked at every bound and choice (no Ray here).
 
-For each regularizer the trials are the product of the ``grid`` lists that apply to it, with its own
-entries replacing or adding axes; ``coefficient`` never applies to ``none`` and a regularizer
+For each regularizer (and each of its cases) the trials are the product of the ``grid`` lists that
+apply to it, with its own entries replacing or adding axes; ``coefficient`` never applies to ``none`` and a regularizer
 parameter (``relaxation``, ``pairs``, ...) only to the regularizers that take it. A grid is
 de-duplicated by ``trial_id``.
 """
@@ -39,7 +39,7 @@ def expand_grid(base, grid, entries) -> Tuple[List[Dict[str, Any]], List[TrialCo
         if key == "regularizer":
             raise ConfigError("the regularizer axis is the regularizers section, not grid.regularizer")
     points, trials, seen = [], [], set()
-    for regularizer, own in entries.items():
+    for regularizer, own in ((name, case) for name, cases in entries.items() for case in cases):
         axes = {k: [absolute_path(k, v) for v in vs] for k, vs in grid.items() if applies(k, regularizer)}
         for key, value in own.items():
             if isinstance(value, dict):
@@ -128,7 +128,11 @@ def optuna_entries(sample, entries) -> Dict[str, Dict[str, Any]]:
     shared = {trial_key(k, "sample"): distribution(v, f"sample.{k}", trial_key(k, "sample"))
               for k, v in sample.items()}
     per_regularizer = {}
-    for regularizer, own in entries.items():
+    for regularizer, cases in entries.items():
+        if len(cases) > 1:
+            raise ConfigError(f"regularizers.{regularizer}: a list of cases needs search.type: grid; "
+                              "Optuna samples one space per regularizer")
+        own = cases[0]
         space = {k: d for k, d in shared.items() if applies(k, regularizer)}
         for key, value in own.items():
             where = f"regularizers.{regularizer}.{key}"

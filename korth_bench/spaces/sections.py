@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from korth_bench import regularizers
 from korth_bench.config import TrialConfig, number
@@ -146,11 +146,14 @@ def base_keys(raw: Mapping[str, Any]) -> Dict[str, Any]:
     return base
 
 
-def regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
-    """regularizer name -> its own values (scalars, lists or distributions)."""
+def regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
+    """regularizer name -> its cases, each a mapping of its own values (scalars, lists or
+    distributions). A name mapped to a list of mappings has several cases, expanded one after the
+    other: ``so: [{coefficient: 1e-3, penalty_reduction: sum}, {coefficient: 9e-3,
+    penalty_reduction: mean}]`` pairs each value of one key with its own value of another."""
     entries = raw.get("regularizers")
     if entries is None:
-        return {base.pop("regularizer", "none"): {}}
+        return {base.pop("regularizer", "none"): [{}]}
     if "regularizer" in base:
         raise ConfigError("regularizer is set both as a fixed key and in the regularizers section")
     if isinstance(entries, list):
@@ -166,11 +169,13 @@ def regularizer_entries(raw: Mapping[str, Any], base: Dict[str, Any]) -> Dict[st
         if name not in known:
             raise ConfigError(f"regularizers: unknown regularizer {name!r}{hint(name, known)}; "
                               f"choose from: {', '.join(known)}")
-        values = values or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"regularizers.{name} must be a mapping of trial keys, got {values!r}")
-        parsed[name] = {trial_key(k, f"regularizers.{name}"): absolute_path(k, v) for k, v in values.items()}
-        if "regularizer" in parsed[name]:
+        cases = values if isinstance(values, list) and values else [values or {}]
+        if not all(isinstance(case, dict) for case in cases):
+            raise ConfigError(f"regularizers.{name} must be a mapping of trial keys or a non-empty "
+                              f"list of such mappings (cases), got {values!r}")
+        parsed[name] = [{trial_key(k, f"regularizers.{name}"): absolute_path(k, v)
+                         for k, v in case.items()} for case in cases]
+        if any("regularizer" in case for case in parsed[name]):
             raise ConfigError(f"regularizers.{name} must not set regularizer")
     return parsed
 

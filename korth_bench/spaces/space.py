@@ -214,7 +214,7 @@ def _check_metrics(space: Space, checked: Sequence[TrialConfig], grid, sample, e
     if space.scheduler.metric not in epoch_metrics:
         raise ConfigError(f"scheduler.metric {space.scheduler.metric!r} must be an epochs column "
                           f"(ASHA compares trials after each epoch): {', '.join(epoch_metrics[1:])}")
-    varied = set(grid) | set(sample) | {k for own in entries.values() for k in own}
+    varied = set(grid) | set(sample) | {k for cases in entries.values() for own in cases for k in own}
     if "epochs" in varied:
         raise ConfigError("scheduler.type asha needs one fixed epochs for every trial")
     epochs = checked[0].epochs if checked else TrialConfig().epochs

@@ -1,0 +1,162 @@
+"""One verdict per claim of the papers (docs: ../shared/papers.md, claims 1-4), from the tests the
+analysis already ran: the summary a reader sees first.
+
+Each claim is a set of rows (cells, arms, metrics, measures), each an estimated effect with a
+two-sided p-value; the claim states the sign it expects. The p-values are Holm-adjusted over the
+claim's own rows, then (``decide``):
+- 'supported': some row is significant at alpha with the claimed sign and none with the opposite;
+- 'contradicted': some row is significant with the opposite sign and none with the claimed one,
+  or, for the capacity trend, some row is an equivalence ('no trend' in the collapse table:
+  the drop's interval inside the claimed bound) and none is significant with the claimed sign;
+- 'inconclusive' otherwise (nothing significant, or significant rows of both signs).
+Pure functions of the ``analyze`` result; effects are in the rows' own units (accuracies as
+fractions, orthogonality and similarity measures as measured).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Sequence
+
+import numpy as np
+import pandas as pd
+
+from korth_bench.analysis.entries import CELL
+from korth_bench.analysis.stats import compare_runs, holm_adjust
+
+STRICT = ("so", "dso", "mc", "srip", "ocnn", "dn")
+"""Regularizers that push kernels toward strict orthogonality (claims 2-4)."""
+ORTHOGONAL = STRICT + ("dn_relaxed",)
+ORTHO_COLUMNS = ("ortho_gram_residual_mean", "ortho_diag_deviation_mean", "ortho_cos_mean",
+                 "ortho_cos_max")
+"""The trial-level near-orthogonality measures (mean over layers; lower is more orthogonal)."""
+ROBUST_PREFIXES = ("fgsm_acc_", "pgd_acc_")
+SIMILARITY = "fm_sim_mean"
+COLUMNS = ["claim", "statement", "verdict", "n_rows", "n_supporting", "n_opposing",
+           "n_equivalent", "label", "unit", "effect", "low", "high", "p_holm"]
+
+
+def decide(effect: np.ndarray, p_holm: np.ndarray, claimed_sign: int, alpha: float,
+           equivalent: np.ndarray) -> str:
+    """The claim's verdict from its rows (module docstring); arrays of one shape."""
+    significant = np.nan_to_num(np.asarray(p_holm, float), nan=1.0) <= alpha
+    sign = np.sign(np.asarray(effect, float))
+    supporting = (significant & (sign == claimed_sign)).any()
+    opposing = (significant & (sign == -claimed_sign)).any()
+    if supporting and not opposing:
+        return "supported"
+    if not supporting and (opposing or np.asarray(equivalent, bool).any()):
+        return "contradicted"
+    return "inconclusive"
+
+
+def base_name(label: str) -> str:
+    """'dn [penalty_reduction=sum]' -> 'dn' (an arm label's regularizer)."""
+    return label.split(" [", 1)[0]
+
+
+def arm_suffix(label: str) -> str:
+    """'dn [penalty_reduction=sum]' -> ' [penalty_reduction=sum]'; '' without an arm."""
+    return label[len(base_name(label)):]
+
+
+def contrasts(runs: pd.DataFrame, pairs: Sequence[tuple], columns: Sequence[str],
+              rng: np.random.Generator) -> pd.DataFrame:
+    """treated minus control per cell and column (compare_runs: paired by seed where seeds
+    match). ``pairs``: (treated label, control label). One row per measured comparison: label,
+    effect, low, high, p_value."""
+    rows = []
+    for key, cell in runs.groupby(list(CELL), dropna=False):
+        by_name = {name: part.set_index("seed") for name, part in cell.groupby("regularizer")}
+        for treated, control in pairs:
+            if treated not in by_name or control not in by_name:
+                continue
+            for column in (c for c in columns if c in cell):
+                found = compare_runs(by_name[treated][column], by_name[control][column], rng)
+                if found["n_treated"] and found["n_control"] and math.isfinite(found["p_value"]):
+                    rows.append({"label": f"{treated} - {control}, {key[1]}-{key[2]}x{key[3]}, "
+                                          f"{column}", "effect": found["mean"],
+                                 "low": found["low"], "high": found["high"],
+                                 "p_value": found["p_value"]})
+    return pd.DataFrame(rows, columns=["label", "effect", "low", "high", "p_value"])
+
+
+def _claim(claim: str, statement: str, rows: pd.DataFrame, claimed_sign: int, alpha: float,
+           unit: str, equivalent: Sequence[bool] = ()) -> Dict[str, object]:
+    """One summary row: Holm over ``rows`` (label, effect, low, high, p_value), the verdict and
+    the row that decides it (the most significant one)."""
+    out = {"claim": claim, "statement": statement, "unit": unit, "n_rows": len(rows),
+           "n_supporting": 0, "n_opposing": 0, "n_equivalent": int(np.sum(equivalent)),
+           "verdict": "inconclusive", "label": None, "effect": math.nan, "low": math.nan,
+           "high": math.nan, "p_holm": math.nan}
+    if not len(rows):
+        return out
+    p_holm = holm_adjust(rows["p_value"].to_numpy(float))
+    effect = rows["effect"].to_numpy(float)
+    significant = np.nan_to_num(p_holm, nan=1.0) <= alpha
+    equivalent = np.asarray(equivalent, bool) if len(equivalent) else np.zeros(len(rows), bool)
+    best = int(np.nanargmin(np.where(np.isnan(p_holm), np.inf, p_holm)))
+    out.update(n_supporting=int((significant & (np.sign(effect) == claimed_sign)).sum()),
+               n_opposing=int((significant & (np.sign(effect) == -claimed_sign)).sum()),
+               verdict=decide(effect, p_holm, claimed_sign, alpha, equivalent),
+               label=rows["label"].iloc[best], effect=effect[best],
+               low=rows["low"].iloc[best], high=rows["high"].iloc[best], p_holm=p_holm[best])
+    return out
+
+
+def _rows(frame: pd.DataFrame, labels: pd.Series, effect: str) -> pd.DataFrame:
+    """The claim rows (label, effect, low, high, p_value) of an analysis table."""
+    return pd.DataFrame({"label": labels, "effect": frame[effect], "low": frame["low"],
+                         "high": frame["high"], "p_value": frame["p_value"]})
+
+
+def _cell_text(frame: pd.DataFrame) -> pd.Series:
+    return frame["model"] + "-" + frame["depth"].astype(str) + "x" + frame["width"].astype(str)
+
+
+def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
+    """The summary of the ``analyze`` result ``result``: one row per claim (COLUMNS)."""
+    alpha, baseline = result["settings"]["alpha"], result["settings"]["baseline"]
+    runs = result["runs"]
+    names = sorted(set(runs["regularizer"]))
+    same_arm = lambda a, b: [(x, y) for x in names for y in names  # noqa: E731
+                             if base_name(x) == a and base_name(y) == b
+                             and arm_suffix(x) == arm_suffix(y)]
+    versus_baseline = lambda group: [(x, baseline) for x in names  # noqa: E731
+                                     if base_name(x) in group]
+    collapse = result["collapse"]
+    trend = collapse[(collapse["axis"] == "log2_params") & collapse["p_value"].notna()
+                     & collapse["regularizer"].map(base_name).isin(STRICT)]
+    relaxed = result["strict_vs_relaxed"]
+    relaxed = relaxed[relaxed["status"] == "measured"]
+    gains = result["gains"]
+    robust = gains[(gains["status"] == "measured")
+                   & gains["regularizer"].map(base_name).isin(ORTHOGONAL)
+                   & (gains["metric"].eq("corruption_acc_mean")
+                      | gains["metric"].str.startswith(ROBUST_PREFIXES))]
+    return pd.DataFrame([
+        _claim("1", "[DN] dn reaches better near-orthogonality than so (lower layer-mean Gram "
+               "residual, diagonal deviation and cosines)",
+               contrasts(runs, same_arm("dn", "so"), ORTHO_COLUMNS, rng), -1, alpha, "measure"),
+        _claim("2", "[DN] the gains of strict orthogonality shrink as capacity grows "
+               "(slope of the gain per doubling of parameters < 0)",
+               _rows(trend, trend["regularizer"] + ", " + trend["model"] + ", " + trend["metric"],
+                     "slope"), -1, alpha, "pp per doubling",
+               (trend["verdict"] == "no trend").to_numpy()),
+        _claim("2, relaxed", "[DN] a relaxed penalty recovers the gains at the largest capacity "
+               "(dn_relaxed minus dn > 0)",
+               _rows(relaxed, "dn_relaxed - dn" + relaxed["arm"].fillna("").map(
+                   lambda a: f" [{a}]" if a else "") + ", " + _cell_text(relaxed), "mean"),
+               +1, alpha, "pp"),
+        _claim("3", "[DN] orthogonality-regularized models are more robust (gain in corruption "
+               "and attack accuracy > 0)",
+               _rows(robust, robust["regularizer"] + f" - {baseline}, " + _cell_text(robust)
+                     + ", " + robust["metric"], "mean"), +1, alpha, "pp"),
+        _claim("4, cs", "[CS] minimizing the Convolutional Similarity lowers feature-map "
+               "similarity (cs minus none in fm_sim_mean < 0)",
+               contrasts(runs, versus_baseline(("cs",)), (SIMILARITY,), rng), -1, alpha,
+               "measure"),
+        _claim("4, orthogonality", "[CS] kernel orthogonality does not necessarily reduce "
+               "feature-map similarity (an orthogonality regularizer minus none in fm_sim_mean "
+               "> 0)", contrasts(runs, versus_baseline(ORTHOGONAL), (SIMILARITY,), rng), +1,
+               alpha, "measure"),
+    ], columns=COLUMNS)
