@@ -60,8 +60,8 @@ def summarize(out: str, confidence: float) -> Dict[str, float]:
     rows = results.read_table(out, "trials").to_pylist()
     by = {(r["seed"], r["precision"]): r for r in rows if r["status"] == "completed"}
     seeds = sorted(s for s in {s for s, _ in by} if all((s, p) in by for p in PRECISIONS))
-    print(f"| seed | fp32 test_acc | auto test_acc (resolved) | auto - fp32 (points) |\n"
-          f"| ---: | ---: | ---: | ---: |")
+    print("| seed | fp32 test_acc | auto test_acc (resolved) | auto - fp32 (points) |\n"
+          "| ---: | ---: | ---: | ---: |")
     differences = []
     for seed in seeds:
         fp32, auto = by[(seed, "fp32")], by[(seed, "auto")]

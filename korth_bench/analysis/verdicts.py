@@ -15,7 +15,7 @@ fractions, orthogonality and similarity measures as measured).
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import pandas as pd
