@@ -10,7 +10,8 @@ conv layer of the cell's network) and the full robustness suite (clean, 8 corrup
 severities, FGSM and PGD at 1, 2, 8 /255). The rows are realistic synthetic values, seeded.
 ``--trials N`` takes the first N trials (seeds innermost). Targets, printed and never asserted:
 status scan of 10,000 trials <= 15 s at 10 ms per request; report on 10,000 local trials <= 90 s
-(2 cores). Start it inside a loopback-only network namespace (``make bench`` does).
+(2 cores). "client CPU" is this process's CPU time: on one machine the SeaweedFS server shares the
+two cores, which a remote object store does not. Start it inside a loopback-only network namespace (``make bench`` does).
 """
 from __future__ import annotations
 
@@ -146,15 +147,17 @@ class LatencyProxy:
 
 # ---------------------------------------------------------------------- timing
 def timed(what: str, where: str, trials: int, call) -> Dict[str, Any]:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     call()
-    seconds = time.perf_counter() - start
+    seconds, client_cpu = time.perf_counter() - start, time.process_time() - cpu
     target = TARGETS.get((what, where))
     scaled = seconds * FULL_TRIALS / trials
     row = {"what": what, "where": where, "trials": trials, "seconds": seconds,
+           "client_cpu_s": client_cpu,
            "ms_per_trial": 1000 * seconds / trials, "at_10k_s": scaled,
            "target_at_10k_s": target, "met": None if target is None else scaled <= target}
-    print(f"| {what} | {where} | {trials} | {seconds:.2f} | {row['ms_per_trial']:.1f} | {scaled:.0f} | "
+    print(f"| {what} | {where} | {trials} | {seconds:.2f} | {client_cpu:.2f} | "
+          f"{row['ms_per_trial']:.1f} | {scaled:.0f} | "
           f"{'-' if target is None else f'<= {target:g}'} | "
           f"{'-' if target is None else ('yes' if row['met'] else 'no')} |", flush=True)
     return row
@@ -178,8 +181,8 @@ def main(argv=None) -> List[Dict[str, Any]]:
     args = parser.parse_args(argv)
     cfgs = configs(args.trials)
     print(f"building {len(cfgs)} trials x 4 tables ({EPOCHS} epochs each)", flush=True)
-    print("| measure | storage | trials | seconds | ms/trial | scaled to 10k (s) | target (s) | met |\n"
-          "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| measure | storage | trials | seconds | client CPU (s) | ms/trial | scaled to 10k (s) | "
+          "target (s) | met |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     rows: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "bench")

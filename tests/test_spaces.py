@@ -24,7 +24,8 @@ PARAMETER_OWNERS = {"relaxation": {"dn_relaxed"}, "pairs": {"cs"}, "power_iterat
 
 def expected_trials(raw):
     """The trial count a reader of the YAML expects: per regularizer, the product of the grid
-    axes that apply to it (its own lists replacing shared ones); num_samples for Optuna."""
+    axes that apply to it (its own lists replacing shared ones), summed over its cases;
+    num_samples for Optuna."""
     search = raw.get("search") or {}
     if isinstance(search, dict) and search.get("type") == "optuna":
         return search["num_samples"]
@@ -32,7 +33,8 @@ def expected_trials(raw):
     if isinstance(entries, list):
         entries = {name: {} for name in entries}
     total = 0
-    for regularizer, own in entries.items():
+    for regularizer, own in ((name, case) for name, cases in entries.items()
+                             for case in (cases if isinstance(cases, list) else [cases])):
         axes = {key: len(values) for key, values in (raw.get("grid") or {}).items()
                 if not (key == "coefficient" and regularizer == "none")
                 and regularizer in PARAMETER_OWNERS.get(key, {regularizer})}
