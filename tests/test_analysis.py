@@ -201,6 +201,19 @@ def test_claim_verdicts_follow_the_planted_truths():
     assert null.loc["2, relaxed", "verdict"] == "inconclusive"
 
 
+def test_differences_without_spread_have_no_p_value_and_decide_nothing():
+    # two seeds whose gains agree to the last image (accuracies on 500 images are multiples of
+    # 0.2 pt): the t test's se is 0, which is rounding, not certainty
+    rng = np.random.default_rng(0)
+    treated = pd.Series([0.600, 0.610], index=[100, 101])
+    control = pd.Series([0.624, 0.634], index=[100, 101])
+    found = stats.compare_runs(treated, control, rng)
+    assert found["mean"] == pytest.approx(-0.024) and math.isnan(found["p_value"])
+    assert math.isnan(stats.welch_greater_p(np.array([0.6, 0.6]), np.array([0.5, 0.5]), 0.0))
+    assert verdicts.decide(np.array([found["mean"]]), stats.holm_adjust([found["p_value"]]), +1,
+                           0.05, np.array([False])) == "inconclusive"
+
+
 @pytest.mark.parametrize("effect, p_holm, equivalent, expected", [
     ([-0.01, 0.002], [0.01, 0.6], [False, False], "supported"),
     ([0.01, -0.002], [0.01, 0.6], [False, False], "contradicted"),

@@ -66,7 +66,8 @@ def welch_greater_p(treated: np.ndarray, control: np.ndarray, shift: float) -> f
         treated: shape [n1]; control: shape [n2] (independent runs, finite values).
     Returns:
         P(T >= t), t = (difference - shift) / se on the Welch-Satterthwaite df; NaN unless
-        n1, n2 >= 2; with no spread at all, 0 or 1 by the sign of difference - shift.
+        n1, n2 >= 2, and NaN with no spread at all (accuracies on a few hundred images are
+        quantized, so equal runs are a coincidence of rounding, not infinite evidence).
     """
     estimate = welch_interval(treated, control)
     if not np.isfinite(estimate["df"]):
@@ -74,7 +75,7 @@ def welch_greater_p(treated: np.ndarray, control: np.ndarray, shift: float) -> f
     se = math.sqrt(treated.var(ddof=1) / treated.size + control.var(ddof=1) / control.size)
     excess = estimate["mean"] - shift
     if se == 0:
-        return 0.0 if excess > 0 else 1.0
+        return math.nan
     return float(stats.t.sf(excess / se, estimate["df"]))
 
 
@@ -182,11 +183,11 @@ def compare_runs(treated: pd.Series, control: pd.Series, rng: np.random.Generato
 
 
 def _t_p(mean: float, se: float, df: float) -> float:
-    """Two-sided p of a zero mean from a t statistic mean / se on df degrees of freedom."""
-    if not (df >= 1 and np.isfinite(se)):
+    """Two-sided p of a zero mean from a t statistic mean / se on df degrees of freedom; NaN
+    (no test) when se is 0: differences that agree exactly, as quantized accuracies on a small
+    evaluation set do at 2-3 seeds, are rounding, and a t test would call them certain."""
+    if not (df >= 1 and np.isfinite(se)) or se == 0:
         return math.nan
-    if se == 0:
-        return 1.0 if mean == 0 else 0.0
     return float(2 * stats.t.sf(abs(mean) / se, df))
 
 
