@@ -64,7 +64,7 @@ def summary_rows(results: dict) -> list:
                 r["speedup"] >= SPEEDUP_TARGET if target else None)
     for r in trial.get("wall", []):
         native = r["auto_resolved"] == "bf16"
-        add(f"{r['model']}: {r['epochs']}-epoch default trial wall time, fp32 / auto "
+        add(f"{r['model']}: {r['epochs']}-epoch trial wall time, fp32 / auto "
             f"(-> {r['auto_resolved']})", f"{r['speedup']:.2f}",
             f">= {SPEEDUP_TARGET}" if native else None, r["speedup"] >= SPEEDUP_TARGET if native else None)
     for r in trial.get("evaluation", []):
