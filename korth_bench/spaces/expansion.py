@@ -2,9 +2,9 @@
 Optuna define-by-run space checked at every bound and choice (no Ray here).
 
 For each regularizer (and each of its cases) the trials are the product of the ``grid`` lists that
-apply to it, with its own entries replacing or adding axes; ``coefficient`` never applies to ``none`` and a regularizer
-parameter (``relaxation``, ``pairs``, ...) only to the regularizers that take it. A grid is
-de-duplicated by ``trial_id``.
+apply to it, with its own entries replacing or adding axes; ``coefficient`` never applies to
+``none`` and a regularizer parameter (``relaxation``, ``pairs``, ...) only to the regularizers
+that take it. A grid is de-duplicated by ``trial_id``.
 """
 from __future__ import annotations
 
