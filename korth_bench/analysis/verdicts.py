@@ -35,13 +35,20 @@ COLUMNS = ["claim", "statement", "verdict", "n_rows", "n_supporting", "n_opposin
            "n_equivalent", "label", "unit", "effect", "low", "high", "p_holm"]
 
 
+def significant_signs(effect: np.ndarray, p_holm: np.ndarray, claimed_sign: int,
+                      alpha: float) -> tuple:
+    """(supporting, opposing): the rows significant at alpha with the claimed sign, and with the
+    opposite one (boolean arrays; a NaN p is not significant)."""
+    significant = np.nan_to_num(np.asarray(p_holm, float), nan=1.0) <= alpha
+    sign = np.sign(np.asarray(effect, float))
+    return significant & (sign == claimed_sign), significant & (sign == -claimed_sign)
+
+
 def decide(effect: np.ndarray, p_holm: np.ndarray, claimed_sign: int, alpha: float,
            equivalent: np.ndarray) -> str:
     """The claim's verdict from its rows (module docstring); arrays of one shape."""
-    significant = np.nan_to_num(np.asarray(p_holm, float), nan=1.0) <= alpha
-    sign = np.sign(np.asarray(effect, float))
-    supporting = (significant & (sign == claimed_sign)).any()
-    opposing = (significant & (sign == -claimed_sign)).any()
+    supporting, opposing = (mask.any() for mask in
+                            significant_signs(effect, p_holm, claimed_sign, alpha))
     if supporting and not opposing:
         return "supported"
     if not supporting and (opposing or np.asarray(equivalent, bool).any()):
@@ -92,11 +99,10 @@ def _claim(claim: str, statement: str, rows: pd.DataFrame, claimed_sign: int, al
         return out
     p_holm = holm_adjust(rows["p_value"].to_numpy(float))
     effect = rows["effect"].to_numpy(float)
-    significant = np.nan_to_num(p_holm, nan=1.0) <= alpha
+    supporting, opposing = significant_signs(effect, p_holm, claimed_sign, alpha)
     equivalent = np.asarray(equivalent, bool) if len(equivalent) else np.zeros(len(rows), bool)
-    best = int(np.nanargmin(np.where(np.isnan(p_holm), np.inf, p_holm)))
-    out.update(n_supporting=int((significant & (np.sign(effect) == claimed_sign)).sum()),
-               n_opposing=int((significant & (np.sign(effect) == -claimed_sign)).sum()),
+    best = int(np.argmin(np.where(np.isnan(p_holm), np.inf, p_holm)))
+    out.update(n_supporting=int(supporting.sum()), n_opposing=int(opposing.sum()),
                verdict=decide(effect, p_holm, claimed_sign, alpha, equivalent),
                label=rows["label"].iloc[best], effect=effect[best],
                low=rows["low"].iloc[best], high=rows["high"].iloc[best], p_holm=p_holm[best])
