@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from korth_bench.analysis import claims, entries, simulation as sim, stats, verdicts
+from korth_bench.analysis.collapse import PRIMARY_AXIS, collapse_test, collapse_verdict, unit_gains
 
 SWEEPS = 200  # simulated sweeps per scenario here; benchmarks/bench_verdicts.py runs >= 1,000
 
@@ -113,7 +114,7 @@ def test_holm_matches_hand_computation_and_skips_nan():
 
 
 def test_verdict_needs_equivalence_for_no_trend_and_a_test_that_can_reject():
-    verdicts = claims.collapse_verdict(
+    verdicts = collapse_verdict(
         slope=np.array([-1.0, 1.0, -0.1, -0.1, -0.1, -0.1]),
         p_adjusted=np.array([0.01, 0.01, 0.5, 0.5, 0.5, np.nan]),
         drop_low=np.array([0.02, -0.05, -0.004, -0.004, 0.002, np.nan]),
@@ -267,7 +268,7 @@ def test_the_detectable_drop_is_detected_at_the_stated_power(seeds):
     assert abs(shrink - 0.8) <= 3 * math.sqrt(0.8 * 0.2 / SWEEPS)
     # a report's own estimate, from one sweep's within-cell spread, is near the planted one
     rng = np.random.default_rng(40 + seeds)
-    estimates = [claims.collapse_test(sim.capacity_sweep(rng, drop=drop, seeds=range(seeds)))
+    estimates = [collapse_test(sim.capacity_sweep(rng, drop=drop, seeds=range(seeds)))
                  .query("axis == 'log2_params'")["detectable_drop"].item() for _ in range(20)]
     assert np.median(estimates) == pytest.approx(drop, rel=0.2)
 
@@ -363,7 +364,7 @@ def test_order_matching_when_seeds_do_not_match():
     gains = result["gains"].set_index(["depth", "regularizer", "metric"])
     assert gains.loc[(16, "so", "test_acc"), "pairing"] == "unpaired"
     assert gains.loc[(8, "so", "test_acc"), "pairing"] == "paired"
-    units = claims.unit_gains(result["runs"], "so", "test_acc")
+    units = unit_gains(result["runs"], "so", "test_acc")
     assert (units.groupby("depth")["matching"].first() == pd.Series({8: "seed", 16: "order"})).all()
 
 
@@ -429,8 +430,8 @@ def test_two_cells_give_an_inconclusive_verdict_not_no_trend():
              "num_params": 1000 * depth, "regularizer": regularizer, "seed": seed,
              "test_acc": 0.1 + (0.0001 * seed if regularizer == "so" else 0.0)}
             for depth in (8, 14) for seed in (0, 1, 2) for regularizer in ("none", "so")]
-    table = claims.collapse_test(pd.DataFrame(rows))
-    table = table[table["axis"] == claims.PRIMARY_AXIS]
+    table = collapse_test(pd.DataFrame(rows))
+    table = table[table["axis"] == PRIMARY_AXIS]
     assert len(table) == 1 and (table["verdict"] == "inconclusive").all()
     assert (table["min_attainable_p"] == 1.0).all()
     assert table["note"].str.contains("needs 3").all()

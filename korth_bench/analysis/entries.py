@@ -28,12 +28,16 @@ NOT_SETTING = frozenset({"seed", "device", "regularizer", *CELL, *NOT_IDENTITY})
 SETTING_COLUMNS = tuple(f.name for f in dataclasses.fields(TrialConfig)
                         if f.name not in NOT_SETTING)
 """Every trial-config key that may tell two settings of one regularizer in one cell apart."""
+BASELINE = "none"
+"""The regularizer every gain is measured against."""
+ATTACK_PREFIXES = ("fgsm_acc_", "pgd_acc_")
+"""Column prefixes of the adversarial accuracies (one column per epsilon, in 1/255)."""
 CHANCE_CLASSES = {"cifar100": 100}  # other data sets: num_classes, else 10
 
 
 def metric_columns(trials: pd.DataFrame) -> List[str]:
     """The gain metrics present in a trials frame: accuracies, robust accuracies, convergence."""
-    attacks = sorted((c for c in trials.columns if c.startswith(("fgsm_acc_", "pgd_acc_"))),
+    attacks = sorted((c for c in trials.columns if c.startswith(ATTACK_PREFIXES)),
                      key=lambda c: (c.split("_")[0], int(c.split("_")[2])))
     candidates = ["test_acc", "best_test_acc", "clean_acc", "corruption_acc_mean", *attacks,
                   "epochs_to_90pct_best", "epochs_to_95pct_best", "accuracy_auc"]

@@ -14,7 +14,7 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from korth_bench.analysis.claims import PRIMARY_AXIS, collapse_test, collapse_verdict
+from korth_bench.analysis.collapse import PRIMARY_AXIS, collapse_test, collapse_verdict
 from korth_bench.analysis.entries import entry_runs, select_entries
 from korth_bench.analysis.stats import holm_adjust
 

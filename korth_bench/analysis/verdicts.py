@@ -20,7 +20,8 @@ from typing import Dict, Sequence
 import numpy as np
 import pandas as pd
 
-from korth_bench.analysis.entries import CELL
+from korth_bench.analysis.collapse import PRIMARY_AXIS
+from korth_bench.analysis.entries import ATTACK_PREFIXES, CELL
 from korth_bench.analysis.stats import compare_runs, holm_adjust
 
 STRICT = ("so", "dso", "mc", "srip", "ocnn", "dn")
@@ -29,7 +30,6 @@ ORTHOGONAL = STRICT + ("dn_relaxed",)
 ORTHO_COLUMNS = ("ortho_gram_residual_mean", "ortho_diag_deviation_mean", "ortho_cos_mean",
                  "ortho_cos_max")
 """The trial-level near-orthogonality measures (mean over layers; lower is more orthogonal)."""
-ROBUST_PREFIXES = ("fgsm_acc_", "pgd_acc_")
 SIMILARITY = "fm_sim_mean"
 COLUMNS = ["claim", "statement", "verdict", "n_rows", "n_supporting", "n_opposing",
            "n_equivalent", "label", "unit", "effect", "low", "high", "p_holm"]
@@ -130,7 +130,7 @@ def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
     versus_baseline = lambda group: [(x, baseline) for x in names  # noqa: E731
                                      if base_name(x) in group]
     collapse = result["collapse"]
-    trend = collapse[(collapse["axis"] == "log2_params") & collapse["p_value"].notna()
+    trend = collapse[(collapse["axis"] == PRIMARY_AXIS) & collapse["p_value"].notna()
                      & collapse["regularizer"].map(base_name).isin(STRICT)]
     relaxed = result["strict_vs_relaxed"]
     relaxed = relaxed[relaxed["status"] == "measured"]
@@ -138,7 +138,7 @@ def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
     robust = gains[(gains["status"] == "measured")
                    & gains["regularizer"].map(base_name).isin(ORTHOGONAL)
                    & (gains["metric"].eq("corruption_acc_mean")
-                      | gains["metric"].str.startswith(ROBUST_PREFIXES))]
+                      | gains["metric"].str.startswith(ATTACK_PREFIXES))]
     return pd.DataFrame([
         _claim("1", "[DN] dn reaches better near-orthogonality than so (lower layer-mean Gram "
                "residual, diagonal deviation and cosines)",

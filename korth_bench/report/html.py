@@ -96,7 +96,7 @@ def html_table(table: Optional[pd.DataFrame]) -> str:
 def to_html(title: str, header: List[str], summary: pd.DataFrame, rules: List[str],
             sections: list, images: Dict[str, bytes], notice: Optional[str]) -> str:
     """The page: the notice (synthetic data), the title, the verdict summary and its rules, the
-    header lines, then every section (``documents.Section``) with its plots and table."""
+    header lines, then every section (``sections.Section``) with its plots and table."""
     tag = f' <span class="notice-tag">({html.escape(notice)})</span>' if notice else ""
     page_title = f"{title} ({notice})" if notice else title
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

@@ -1,0 +1,195 @@
+"""The capacity-collapse test ([DN], claim 2): do a regularizer's gains over the baseline shrink
+as the model grows?
+
+The unit is one per-seed gain (regularizer minus baseline on the same seed, ``unit_gains``); per
+cell their mean; the cell means are regressed on the capacity (log2 of the parameter count, the
+primary axis; depth and width descriptively) and the slope is t-tested on n_cells - 2 degrees of
+freedom, so an effect specific to one cell widens the interval instead of reading as a trend
+(permuting or resampling seeds across cells would treat it as signal). A lack-of-fit F test of the
+cell means about the line against the within-cell spread flags such offsets. "No trend" is an
+equivalence decision: the (1 - alpha) interval of the drop over the capacity range lies inside
++-claimed_drop, and the slope test could have rejected at its Holm threshold; otherwise a
+non-significant slope is "inconclusive" (``collapse_verdict``).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Dict, List, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from korth_bench.analysis.entries import ATTACK_PREFIXES, BASELINE, CELL, FAMILY, metric_columns
+from korth_bench.analysis.stats import (
+    detectable_drop, holm_adjust, lack_of_fit_p, pooled_within_sd, slope_t_test)
+
+CLAIMED_DROP = 0.01
+"""Default claimed effect for the collapse test: the gain falls by one accuracy point (0.01, the
+tables store accuracies as fractions) from the smallest to the largest capacity studied. [DN]
+says strict-orthogonality gains "decrease sharply" with depth, and the gains at stake are 0.5-2.3
+points ([SRIP]); a design that cannot detect a 1-point drop cannot support "no trend"."""
+COLLAPSE_METRICS = ("test_acc", "best_test_acc", "clean_acc", "corruption_acc_mean")
+"""Columns the collapse test takes besides the attack accuracies (fgsm_acc_*, pgd_acc_*): gains
+in accuracy, a fraction, so that one claimed drop applies to each."""
+PRIMARY_AXIS = "log2_params"
+"""The capacity axis whose slope carries the collapse verdict; depth and width are descriptive."""
+
+
+def collapse_verdict(slope: np.ndarray, p_adjusted: np.ndarray, drop_low: np.ndarray,
+                     drop_high: np.ndarray, min_attainable_p: np.ndarray, level: np.ndarray,
+                     claimed_drop: float = CLAIMED_DROP, alpha: float = 0.05) -> np.ndarray:
+    """Verdict on how a gain changes with capacity (all array arguments of one shape).
+
+    'gains shrink with capacity' / 'gains grow' when the Holm-adjusted p-value is <= alpha (sign
+    of the slope); 'no trend' (of ``claimed_drop`` or more) only when, besides, the slope test
+    could have rejected (``min_attainable_p`` <= ``level``, its strictest Holm threshold
+    alpha / m) and the (1 - alpha) interval of the drop over the capacity range,
+    [drop_low, drop_high], lies inside (-claimed_drop, +claimed_drop): an equivalence (TOST)
+    decision; 'inconclusive' otherwise.
+    """
+    slope, p_adjusted = np.asarray(slope, float), np.asarray(p_adjusted, float)
+    can_reject = np.asarray(min_attainable_p, float) <= np.asarray(level, float)
+    significant = can_reject & (p_adjusted <= alpha)
+    equivalent = (can_reject & (np.asarray(drop_low, float) > -claimed_drop)
+                  & (np.asarray(drop_high, float) < claimed_drop))
+    return np.select(
+        [significant & (slope < 0), significant & (slope > 0), equivalent],
+        ["gains shrink with capacity", "gains grow", "no trend"], "inconclusive")
+
+
+def _cell_key(frame: pd.DataFrame) -> pd.Series:
+    """One integer label per distinct CELL of ``frame``'s rows."""
+    return frame.groupby(list(CELL), dropna=False, sort=False).ngroup()
+
+
+def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
+               baseline: str = BASELINE) -> pd.DataFrame:
+    """Independent per-seed gains of one regularizer, for regressions across cells.
+
+    In each cell, runs with a matching baseline seed give paired differences; the remaining runs
+    of both sides are matched in seed order (independent runs, so their differences are still
+    independent units with the right mean, only noisier); unmatched leftovers are dropped.
+    Returns:
+        one row per unit: CELL columns, num_params, seed (the regularizer's), gain, matching
+        ('seed' or 'order').
+    """
+    side = runs[runs["regularizer"].isin([regularizer, baseline])]
+    keys = list(CELL)
+    values = pd.to_numeric(side[metric], errors="coerce")
+    by_cell: Dict[tuple, Dict[str, Dict[object, List[float]]]] = {}
+    for *cell, name, seed, value in zip(*(side[k] for k in keys), side["regularizer"],
+                                        side["seed"], values):
+        if not pd.isna(value):
+            by_cell.setdefault(tuple(cell), {}).setdefault(name, {}).setdefault(
+                seed, []).append(value)
+    params = (side.groupby(keys, dropna=False)["num_params"].median().to_dict()
+              if "num_params" in side else {})
+    rows = []
+    for cell, sides in by_cell.items():
+        if set(sides) != {regularizer, baseline}:
+            continue
+        treated, control = ({seed: float(np.mean(v)) for seed, v in sorted(sides[name].items())}
+                            for name in (regularizer, baseline))
+        common = [seed for seed in treated if seed in control]
+        rest_t = [seed for seed in treated if seed not in control]
+        rest_c = [seed for seed in control if seed not in treated]
+        pairs = [(seed, treated[seed] - control[seed], "seed") for seed in common]
+        pairs += [(t, treated[t] - control[c], "order") for t, c in zip(rest_t, rest_c)]
+        for seed, gain, how in pairs:
+            rows.append({**dict(zip(CELL, cell)), "num_params": params.get(cell, math.nan),
+                         "seed": seed, "gain": gain, "matching": how})
+    return pd.DataFrame(rows, columns=list(CELL) + ["num_params", "seed", "gain", "matching"])
+
+
+def capacity_axes(units: pd.DataFrame) -> Dict[str, np.ndarray]:
+    """Capacity coordinates of each unit: log2 of the parameter count (per doubling), depth and
+    width, each kept only when it takes at least two values."""
+    axes = {"log2_params": np.log2(units["num_params"].to_numpy(float)),
+            "depth": units["depth"].to_numpy(float), "width": units["width"].to_numpy(float)}
+    return {name: x for name, x in axes.items()
+            if np.isfinite(x).all() and np.unique(x).size >= 2}
+
+
+def collapse_metric_choices(trials: pd.DataFrame) -> List[str]:
+    """The accuracy columns of ``trials`` the collapse test accepts (in metric_columns order)."""
+    return [c for c in metric_columns(trials)
+            if c in COLLAPSE_METRICS or c.startswith(ATTACK_PREFIXES)]
+
+
+def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_acc",
+                  baseline: str = BASELINE, alpha: float = 0.05,
+                  claimed_drop: float = CLAIMED_DROP) -> pd.DataFrame:
+    """Do a regularizer's gains shrink as capacity grows? One row per metric x regularizer x
+    family x axis.
+
+    ``metric``: one accuracy column or several (COLLAPSE_METRICS: accuracies as fractions, so
+    that ``claimed_drop`` means the same on each). Per cell, the mean of the per-seed gains
+    (unit_gains); the cell means are regressed on each capacity axis (slope per doubling of the
+    parameter count, per unit of depth, per unit of width) and the slope is t-tested on
+    n_cells - 2 degrees of freedom (slope_t_test: a cell-level effect counts as noise, not as
+    trend). The primary axis, log2_params, carries the verdict: its p-values are Holm-adjusted
+    over metrics x regularizers x families, and collapse_verdict decides with the (1 - alpha)
+    interval of the drop over the capacity range against +-claimed_drop. Depth and width rows
+    are descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (lack_of_fit_p)
+    says whether the cell means scatter about the line by more than the seed noise.
+    Returns:
+        columns dataset, model, regularizer, metric, axis, n_units, n_cells, n_order_matched,
+        slope, low, high (t interval at 1 - alpha), p_value, p_holm, min_attainable_p,
+        lack_of_fit_p, sd_within, capacity_range, drop, drop_low, drop_high (minus the slope
+        and its interval, times the range), detectable_drop (the drop this design detects with
+        80 % power at the strictest Holm threshold alpha / m, from sd_within: stats.
+        detectable_drop), claimed_drop (the equivalence bound), alpha, verdict, note.
+    """
+    untestable, tests = [], []
+    regularizers = sorted(set(runs["regularizer"]) - {baseline})
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    for metric, ((dataset, model), family), regularizer in itertools.product(
+            metrics, runs.groupby(list(FAMILY), dropna=False), regularizers):
+        units = unit_gains(family, regularizer, metric, baseline)
+        cells = _cell_key(units).to_numpy() if len(units) else np.zeros(0, int)
+        row = {"dataset": dataset, "model": model, "regularizer": regularizer,
+               "metric": metric, "n_units": len(units), "n_cells": np.unique(cells).size,
+               "n_order_matched": int((units["matching"] == "order").sum())}
+        axes = capacity_axes(units) if len(units) >= 2 else {}
+        if not axes:
+            untestable.append({**row, "axis": PRIMARY_AXIS, "min_attainable_p": 1.0,
+                               "note": "needs 2 capacities"})
+        for axis, x in axes.items():
+            tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float), cells))
+    family_size = max(len(untestable) + sum(row["axis"] == PRIMARY_AXIS for row, *_ in tests), 1)
+    tested = []
+    for row, x, gain, cells in tests:
+        labels, index = np.unique(cells, return_inverse=True)
+        cell_x = np.array([x[index == i][0] for i in range(labels.size)])
+        cell_gain = np.array([gain[index == i].mean() for i in range(labels.size)])
+        fit = slope_t_test(cell_x, cell_gain, 1 - alpha)
+        spread, _ = pooled_within_sd(gain, cells)
+        capacity_range = float(np.ptp(x))
+        note = (None if fit["df"] >= 1 else
+                f"{labels.size} cells: a slope test on cell means needs 3")
+        tested.append({**row, "slope": fit["slope"], "low": fit["low"], "high": fit["high"],
+                       "p_value": fit["p_value"], "min_attainable_p": fit["min_attainable_p"],
+                       "lack_of_fit_p": lack_of_fit_p(x, gain, cells),
+                       "sd_within": float(spread), "capacity_range": capacity_range,
+                       "drop": -fit["slope"] * capacity_range,
+                       "drop_low": -fit["high"] * capacity_range,
+                       "drop_high": -fit["low"] * capacity_range,
+                       "detectable_drop": detectable_drop(cell_x, spread, gain.size / labels.size,
+                                                          alpha / family_size),
+                       "note": note})
+    columns = ["dataset", "model", "regularizer", "metric", "axis", "n_units", "n_cells",
+               "n_order_matched", "slope", "low", "high", "p_value", "min_attainable_p",
+               "lack_of_fit_p", "sd_within", "capacity_range", "drop", "drop_low", "drop_high",
+               "detectable_drop", "note"]
+    table = pd.DataFrame(tested + untestable, columns=columns)
+    primary = (table["axis"] == PRIMARY_AXIS).to_numpy()
+    table["p_holm"] = math.nan
+    table.loc[primary, "p_holm"] = holm_adjust(table.loc[primary, "p_value"].to_numpy(float))
+    verdict = collapse_verdict(table["slope"].to_numpy(float), table["p_holm"].to_numpy(float),
+                               table["drop_low"].to_numpy(float),
+                               table["drop_high"].to_numpy(float),
+                               table["min_attainable_p"].fillna(1.0).to_numpy(float),
+                               np.full(len(table), alpha / family_size), claimed_drop, alpha)
+    table["verdict"] = np.where(primary, verdict, "descriptive")
+    return table.assign(claimed_drop=claimed_drop, alpha=alpha)

@@ -1,0 +1,256 @@
+"""The sections of the leaderboard, in reading order: each a title, a lead paragraph saying what
+its numbers are, and a table of strings (numbers as text from `korth_bench.report.formatting`)
+and/or the names of its plots. Markdown and HTML (`korth_bench.report.documents`,
+`korth_bench.report.html`) print the same sections.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import pandas as pd
+
+from korth_bench.analysis.collapse import PRIMARY_AXIS
+from korth_bench.analysis.entries import CELL, higher_is_better
+from korth_bench.results import STATUSES
+from korth_bench.report.formatting import (
+    METRIC_NAMES, cell_name, gain_p_text, gain_text, keyed_rows, level_text, metric_name, metric_units,
+    number_text, p_text, params_text)
+
+AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
+              "width": "per unit of width"}
+
+
+@dataclass
+class Section:
+    """One titled block of the report: a lead paragraph, then a table and/or a plot."""
+    title: str
+    lead: str
+    table: Optional[pd.DataFrame] = None  # every cell already a string
+    plots: List[str] = field(default_factory=list)
+
+
+def report_sections(result: dict) -> List[Section]:
+    """Every section of the leaderboard, in reading order."""
+    settings = result["settings"]
+    confidence = f"{round(100 * settings['confidence'])} %"
+    return [
+        Section("Leaderboard: final test accuracy and gain over the baseline",
+                f"One row per model cell and regularizer. Accuracy: mean ± sd over the seeds found"
+                f" / expected. Gain: mean [{confidence} t interval] in percentage points, "
+                f"with the pairing and n. p: two-sided, not adjusted for multiplicity.",
+                leaderboard_table(result)),
+        Section("Do the gains shrink with capacity? ([DN] claim 2)",
+                f"Cell means of the per-seed gains in {collapse_metric_names(settings)} regressed "
+                "on capacity. Slope and its t interval "
+                f"({round(100 * (1 - settings['alpha']))} %, n_cells - 2 df) in pp per unit of "
+                "the axis; p from the t test, Holm-adjusted over the log2-parameter rows "
+                "(regularizers x metrics); 'drop over range': minus the slope times the capacity "
+                "range, with its interval, against the equivalence bound. 'no trend' needs that "
+                "interval inside the bound, else a non-significant slope is 'inconclusive'. "
+                "Detectable drop: the drop over the range this design detects with 80 % power "
+                "at the strictest Holm threshold, from the within-cell spread of the gains (a "
+                "lower bound when cells carry offsets of their own). "
+                "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
+                "vs parameters with t-interval bands; x marks a missing cell.",
+                collapse_table(result), ["gain_vs_capacity"]),
+        Section("Regularization strength per cell",
+                "Per entry, the selected coefficient(s) and the epoch-0 ratio coefficient x "
+                "reg_loss / train_loss (the penalty relative to the cross-entropy), mean over its "
+                "runs: a fixed coefficient whose ratio grows with capacity regularizes larger "
+                "models harder, which 'gains shrink' alone cannot tell apart.",
+                penalty_scale_table(result)),
+        Section("Strict vs relaxed disentangled regularization at the largest capacity ([DN])",
+                f"dn_relaxed minus dn in final test accuracy, at each family's largest cell: "
+                f"mean [{confidence} t interval], pairing, n, p.", comparison_table(result)),
+        Section("Which regularizer reaches the best near-orthogonality? ([DN] claim 1)",
+                f"Per trial, the mean over conv/linear layers at the last measurement; then mean "
+                f"± sd [{confidence} t interval] over seeds. Rank 1 = most orthogonal (lowest); "
+                f"'tied' = interval overlaps the best's, so their order is not established.",
+                ranking_table(result)),
+        Section("Kernel orthogonality vs feature-map similarity ([CS] claim 4)",
+                f"Spearman correlation across all completed trials of a cell (every regularizer "
+                f"and coefficient) with a {confidence} Fisher-z interval (Bonett-Wright); n = "
+                f"trials.", similarity_table(result), ["orthogonality_vs_similarity"]),
+        Section("Capacity efficiency ([CS])",
+                f"The smallest model with each regularizer that matches the baseline at a larger "
+                f"model in final test accuracy, by an intersection-union test at alpha "
+                f"{settings['alpha']} with margin M = "
+                f"{number_text(100 * settings['efficiency_margin'])} pp: (a) regularized small "
+                f"minus larger baseline > -M and (b) larger baseline minus small baseline > M, "
+                f"both one-sided Welch tests rejecting. 'no match': a gap (b) the regularizer did "
+                f"not close; 'inconclusive': no gap shown. The last column is the control: how "
+                f"often the baseline itself passes (a).", efficiency_table(result)),
+        Section("Learning curves",
+                f"Mean test accuracy per epoch over each entry's seeds with {confidence} t bands.",
+                None, ["learning_curves"]),
+        Section("Robustness ([DN] claim 3)",
+                f"Accuracy per corruption and attack, mean over the entry runs of all cells of a "
+                f"family with {confidence} t bands; the gains per model cell are in the next "
+                f"section. JPEG on JPEG-stored data compresses twice.", None, ["robustness"]),
+        Section("All gains by metric",
+                f"Every metric, cell and regularizer: gain = regularizer minus baseline, mean "
+                f"[{confidence} t interval], pairing, n; 'better' says which sign is an "
+                f"improvement (epochs_to_*: a negative gain is faster convergence).",
+                gains_table(result)),
+        Section("Runs per cell",
+                "Trials per cell, regularizer and status, every status counted; a row of zeros "
+                "is a cell the sweep never completed.", status_table(result)),
+    ]
+
+
+def leaderboard_table(result: dict) -> pd.DataFrame:
+    keys = list(CELL) + ["regularizer"]
+    scores = result["scores"]
+    level = keyed_rows(scores[scores["metric"] == "test_acc"], keys)
+    gains = result["gains"]
+    gain = keyed_rows(gains[gains["metric"] == "test_acc"], keys)
+    best = keyed_rows(gains[gains["metric"] == "best_test_acc"], keys)
+    entry = keyed_rows(result["entries"], keys)
+    rows = []
+    for row in result["grid"].to_dict("records"):
+        key = tuple(row[k] for k in keys)
+        found = key in entry
+        failed = ", ".join(f"{row[f'n_{s}']} {s}" for s in STATUSES[1:] if row[f"n_{s}"])
+        rows.append({
+            "model cell": cell_name(row), "params": params_text(row["num_params"]),
+            "regularizer": row["regularizer"],
+            "entry (selected by)": entry_text(entry[key]) if found
+            else "missing: no completed runs",
+            "final test accuracy": level_text({**level[key], **row}, "test_acc") if found
+            else "missing",
+            "gain in final test accuracy": "baseline" if row["regularizer"] ==
+            result["settings"]["baseline"] else gain_text(gain[key], "test_acc"),
+            "p (gain)": gain_p_text(gain[key], result["settings"]["alpha"])
+            if key in gain and found and gain[key]["status"] == "measured" else "n/a",
+            "gain in best test accuracy (secondary)": gain_text(best[key], "best_test_acc")
+            if key in best else "n/a",
+            "runs not completed": failed or "none"})
+    return pd.DataFrame(rows)
+
+
+def entry_text(entry: dict) -> str:
+    """'coefficient=0.01 (val_acc, K=4, cross-fitted, 0 diverged)' from an entries row (a single
+    setting, K=1, has nothing to cross-fit and says only K)."""
+    fitted = ("" if pd.isna(entry["cross_fitted"]) else
+              "cross-fitted, " if entry["cross_fitted"] else "not cross-fitted, ")
+    return (f"{entry['setting']} ({entry['selected_by']}, K={int(entry['n_settings'])}, {fitted}"
+            f"{int(entry['n_diverged'])} diverged)")
+
+
+def collapse_metric_names(settings: dict) -> str:
+    return ", ".join(METRIC_NAMES.get(m, m) for m in settings.get("collapse_metrics", ["test_acc"]))
+
+
+def collapse_table(result: dict) -> pd.DataFrame:
+    collapse = result["collapse"]
+    settings = result["settings"]
+    primary = collapse[collapse["axis"] == PRIMARY_AXIS] if len(collapse) else collapse
+    tests = int(primary["p_value"].notna().sum()) if len(primary) else 0
+    rows = []
+    several = len(collapse) and collapse["metric"].nunique() > 1
+    for row in collapse.to_dict("records"):
+        per = AXIS_UNITS[row["axis"]]
+        verdict = (row["verdict"] if row["verdict"] == "descriptive" else
+                   f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})")
+        floor = row.get("min_attainable_p", math.nan)
+        if math.isfinite(floor) and floor > settings["alpha"]:
+            verdict += f"; smallest attainable p {p_text(floor)}"
+        rows.append({
+            "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+            **({"gain in": METRIC_NAMES.get(row["metric"], row["metric"])} if several else {}),
+            "axis": row["axis"],
+            "slope of gain [CI]": f"{number_text(100 * row['slope'], 3, True)} pp {per} "
+            f"[{number_text(100 * row['low'], 3, True)}, "
+            f"{number_text(100 * row['high'], 3, True)}]",
+            "n": f"{row['n_units']} seeds in {row['n_cells']} cells",
+            "p / p Holm": f"{p_text(row['p_value'])} / {p_text(row['p_holm'])}",
+            "verdict": verdict + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
+            "drop over range [CI] vs bound": f"{number_text(100 * row['drop'], 2, True)} pp "
+            f"[{number_text(100 * row['drop_low'], 2, True)}, "
+            f"{number_text(100 * row['drop_high'], 2, True)}] vs ±"
+            f"{number_text(100 * row['claimed_drop'])} pp",
+            "detectable drop (80 % power)": f"{number_text(100 * row['detectable_drop'], 2)} pp",
+            "lack-of-fit p": p_text(row["lack_of_fit_p"])})
+    return pd.DataFrame(rows)
+
+
+def penalty_scale_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "params": params_text(row["num_params"]),
+         "regularizer": row["regularizer"],
+         "coefficient": ", ".join(f"{c:g}" for c in row["coefficients"]) or "n/a",
+         "epoch-0 penalty / cross-entropy": number_text(row["ratio"], 4), "n runs": int(row["n"])}
+        for row in result["penalty_scale"].to_dict("records")])
+
+
+def comparison_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell (largest)": cell_name(row), "params": params_text(row["num_params"]),
+         **({"arm": row["arm"]} if row.get("arm") else {}),
+         "dn_relaxed minus dn, final test accuracy": gain_text(row, row["metric"]),
+         "p / p Holm": f"{p_text(row.get('p_value', math.nan))} / "
+         f"{p_text(row.get('p_holm', math.nan))}"}
+        for row in result["strict_vs_relaxed"].to_dict("records")])
+
+
+def ranking_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "measure": row["measure"],
+         "regularizer": row["regularizer"], "rank": number_text(row["rank"], 0),
+         "mean ± sd [CI]": f"{number_text(row['mean'], 4)} ± {number_text(row['sd'], 4)} "
+         f"[{number_text(row['low'], 4)}, {number_text(row['high'], 4)}]", "n seeds": int(row["n"]),
+         "tied with best": "tied" if row["tied_with_best"] else ""}
+        for row in result["ranking"].to_dict("records")])
+
+
+def similarity_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "orthogonality": row["x"], "similarity": row["y"],
+         "Spearman rho [CI]": f"{number_text(row['rho'], 2, True)} "
+         f"[{number_text(row['low'], 2, True)}, {number_text(row['high'], 2, True)}]",
+         "n trials": int(row["n"])}
+        for row in result["similarity"].to_dict("records")])
+
+
+def efficiency_table(result: dict) -> pd.DataFrame:
+    rows = []
+    for row in result["efficiency"].to_dict("records"):
+        matched = row["status"] == "matched"
+        rows.append({
+            "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+            "status": row["status"],
+            "smallest matching model": f"depth {row['depth']} x{row['width']}, "
+            f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} %, "
+            f"n={int(row['n'])}" if matched else "",
+            "matches baseline at": f"depth {row['base_depth']} x{row['base_width']}, "
+            f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} %, "
+            f"n={int(row['base_n'])}" if matched else "",
+            "p (a) non-inferior / (b) gap": f"{p_text(row['p_noninferior'])} / "
+            f"{p_text(row['p_gap'])}" if matched else "",
+            "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else "",
+            "baseline's own small cell passes (a)": f"{int(row['n_control_passes'])} of "
+            f"{int(row['n_gap_pairs'])} pairs with a gap"})
+    return pd.DataFrame(rows)
+
+
+def gains_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "regularizer": row["regularizer"],
+         "metric": metric_name(row["metric"]),
+         "better": "higher" if higher_is_better(row["metric"]) else "lower",
+         "gain [CI], pairing, n": gain_text(row, row["metric"]),
+         "sd of gain": number_text(metric_units(row["metric"])[0] * row.get("sd", math.nan)),
+         "seeds found / expected": f"{int(row['n_treated'])} vs {int(row['n_control'])} "
+         f"baseline / {int(row['n_seeds_expected'])}",
+         "p": p_text(row.get("p_value", math.nan))}
+        for row in result["gains"].to_dict("records")])
+
+
+def status_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "regularizer": row["regularizer"],
+         **{s: str(row[f"n_{s}"]) for s in STATUSES},
+         "seeds expected": str(row["n_seeds_expected"])}
+        for row in result["grid"].to_dict("records")])
