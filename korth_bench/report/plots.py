@@ -85,11 +85,16 @@ def gain_figure(result: dict, colors: dict, notice: Optional[str]) -> Figure:
                           xytext=(0, 8), ha="center", fontsize=7, color="#b00020")
         axis.axhline(0, color="grey", linewidth=0.8)
         axis.set_xscale("log" if x == "num_params" else "linear")
+        # one tick per cell, so that the trend reads against the cells actually measured
+        cells = np.sort(family[x].unique())
+        axis.set_xticks(cells, [f"{v / 1e3:.0f}k" if x == "num_params" else f"{v:g}"
+                                for v in cells], minor=False, rotation=45, fontsize=8)
+        axis.set_xticks([], minor=True)
         axis.margins(x=0.12)
         axis.set_title(f"{model} ({dataset})", fontsize=9)
         axis.set_xlabel(f"{'parameters' if x == 'num_params' else 'depth'} (x: missing cell)")
         axis.set_ylabel("gain (pp)")
-        _legend(axis)
+        _legend(axis, beside=True)
     return figure
 
 
@@ -109,9 +114,11 @@ def _note_absent(axis, absent: List[str]) -> None:
                   color="#b00020", transform=axis.transAxes)
 
 
-def _legend(axis) -> None:
+def _legend(axis, beside: bool = False) -> None:
+    """The panel's legend; `beside` puts it right of the panel, off the data it names."""
     if axis.get_legend_handles_labels()[0]:
-        axis.legend(fontsize=7)
+        placement = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False) if beside else {}
+        axis.legend(fontsize=7, **placement)
 
 
 def _n_range(counts: pd.Series) -> str:
