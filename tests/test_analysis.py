@@ -545,3 +545,33 @@ def test_arms_are_entries_against_the_one_baseline_with_their_penalty_scale():
     assert row["coefficients"] == [0.01] and row["ratio"] == pytest.approx(0.02)
     with pytest.raises(ValueError, match="--arm 'nope'"):
         run_analysis(frames, arms=["nope"])
+
+
+def test_penalty_targets_tell_a_shrunk_scale_from_a_changed_shape():
+    """cs halves the raw convolutional similarity of every seed but leaves the normalized one:
+    a change of scale only; so lowers the Gram residual and the cosines alike: a change of shape."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for seed in range(4):
+        base = {"cs_mean": 0.24 + 0.02 * rng.standard_normal(),
+                "cs_normalized_mean": 0.10 + 0.005 * rng.standard_normal(),
+                "ortho_gram_residual_mean": 7.0 + 0.2 * rng.standard_normal(),
+                "ortho_cos_mean": 0.11 + 0.005 * rng.standard_normal()}
+        cell = {"dataset": "packed", "model": "resnet", "depth": 8, "width": 1, "seed": seed}
+        rows.append({**cell, "regularizer": "none", **base})
+        rows.append({**cell, "regularizer": "cs [penalty_reduction=sum]", **base,
+                     "cs_mean": base["cs_mean"] / 2,
+                     "cs_normalized_mean": base["cs_normalized_mean"] + 0.001 * rng.standard_normal()})
+        rows.append({**cell, "regularizer": "so", **base,
+                     "ortho_gram_residual_mean": base["ortho_gram_residual_mean"] - 3,
+                     "ortho_cos_mean": base["ortho_cos_mean"] - 0.05 + 0.002 * rng.standard_normal()})
+    table = claims.penalty_targets(pd.DataFrame(rows), rng).set_index(["regularizer", "measure"])
+    assert len(table) == 4 and (table["n"] == 4).all()  # paired over the 4 seeds
+    raw = table.loc[("cs [penalty_reduction=sum]", "cs_mean")]
+    normalized = table.loc[("cs [penalty_reduction=sum]", "cs_normalized_mean")]
+    assert raw["scale"] == "dependent" and raw["p_value"] < 0.01
+    assert raw["relative"] == pytest.approx(raw["mean"] / raw["baseline_mean"])
+    assert -0.55 < raw["relative"] < -0.45
+    assert normalized["scale"] == "free" and normalized["low"] < 0 < normalized["high"]
+    gram, cos = table.loc[("so", "ortho_gram_residual_mean")], table.loc[("so", "ortho_cos_mean")]
+    assert gram["mean"] == pytest.approx(-3) and cos["high"] < 0 and cos["p_value"] < 0.01

@@ -180,6 +180,52 @@ def orthogonality_ranking(runs: pd.DataFrame, layers: pd.DataFrame,
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
+TARGET_MEASURES = {"cs": ("cs_mean", "cs_normalized_mean")}
+"""Per regularizer, (scale-dependent, scale-free) trial measures of what its penalty minimizes;
+every other regularizer: ORTHO_TARGETS."""
+ORTHO_TARGETS = ("ortho_gram_residual_mean", "ortho_cos_mean")
+
+
+def penalty_targets(runs: pd.DataFrame, rng: np.random.Generator, baseline: str = BASELINE,
+                    confidence: float = 0.95) -> pd.DataFrame:
+    """Did each penalty change the kernels' shape, or only their scale?
+
+    Per cell, regularizer minus baseline in a scale-dependent measure of its target and in the
+    scale-free one: for cs the raw convolutional similarity ``cs_mean`` and the same divided by
+    the filter norms ``cs_normalized_mean``; for the orthogonality penalties the Gram residual
+    ``||K K^T - I||_F`` (``ortho_gram_residual_mean``) and the mean ``|cos_ij|``
+    (``ortho_cos_mean``). Batch norm makes a conv layer's output invariant to the scale of its
+    kernels, so a penalty that lowers only the scale-dependent measure shrank the filters and
+    left their directions, and with them the feature maps' shape, where they were (cs has no
+    scale anchor: ../shared/papers.md).
+
+    Returns:
+        one row per cell x regularizer x measure: CELL, regularizer, measure, scale
+        ('dependent' or 'free'), baseline_mean, mean, low, high (compare_runs: paired by seed
+        where seeds match), n, p_value, relative (mean / baseline_mean).
+    """
+    columns = list(CELL) + ["regularizer", "measure", "scale", "baseline_mean", "mean", "low",
+                            "high", "n", "p_value", "relative"]
+    rows = []
+    for key, cell in runs.groupby(list(CELL), dropna=False):
+        control = cell[cell["regularizer"] == baseline].set_index("seed")
+        for name, treated in cell[cell["regularizer"] != baseline].groupby("regularizer"):
+            measures = TARGET_MEASURES.get(name.split(" [")[0], ORTHO_TARGETS)
+            for measure, scale in zip(measures, ("dependent", "free")):
+                if measure not in cell or control.empty:
+                    continue
+                found = compare_runs(treated.set_index("seed")[measure], control[measure], rng,
+                                     confidence)
+                if not (found["n_treated"] and found["n_control"]):
+                    continue
+                reference = float(pd.to_numeric(control[measure], errors="coerce").mean())
+                rows.append({**dict(zip(CELL, key)), "regularizer": name, "measure": measure,
+                             "scale": scale, "baseline_mean": reference,
+                             **{k: found[k] for k in ("mean", "low", "high", "n", "p_value")},
+                             "relative": found["mean"] / reference if reference else math.nan})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def capacity_efficiency(runs: pd.DataFrame, metric: str = "test_acc", baseline: str = BASELINE,
                         margin: float = EFFICIENCY_MARGIN, alpha: float = 0.05) -> pd.DataFrame:
     """[CS]: the smallest model with each regularizer that matches the baseline at a larger one.
@@ -334,7 +380,8 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         seed: seeds the one numpy Generator every resampling draws from.
     Returns:
         dict of DataFrames: grid, entries, runs, completed (every completed trial), hardware,
-        provenance, scores, gains, collapse, strict_vs_relaxed, similarity, ranking, efficiency,
+        provenance, scores, gains, collapse, strict_vs_relaxed, similarity, penalty_targets,
+        ranking, efficiency,
         curves, robustness, verdicts (one row per claim: analysis.verdicts); 'synthetic'
         (True when any trial ran on dataset 'synthetic') and
         'settings' (the options used).
@@ -384,4 +431,6 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
                      "collapse_metrics": list(collapse_metrics)},
     }
     result["verdicts"] = claim_verdicts(result, rng)
+    # after the verdicts, so that the draws of the tests above stay what they were
+    result["penalty_targets"] = penalty_targets(runs, rng, baseline, confidence)
     return result

@@ -73,6 +73,15 @@ def report_sections(result: dict) -> List[Section]:
                 f"Spearman correlation across all completed trials of a cell (every regularizer "
                 f"and coefficient) with a {confidence} Fisher-z interval (Bonett-Wright); n = "
                 f"trials.", similarity_table(result), ["orthogonality_vs_similarity"]),
+        Section("Did each penalty change the kernels' shape, or only their scale? ([CS] claim 4)",
+                f"Per cell, regularizer minus baseline in a scale-dependent measure of what the "
+                f"penalty minimizes and in its scale-free counterpart (cs: cs_mean and "
+                f"cs_normalized_mean; the others: ortho_gram_residual_mean and ortho_cos_mean): "
+                f"mean [{confidence} t interval], n, p, and the change relative to the baseline. "
+                f"Batch norm hides a kernel's scale, so a penalty that moves only the "
+                f"scale-dependent measure shrank the filters without changing their directions; "
+                f"its feature-map similarity verdict then says nothing about the claimed "
+                f"mechanism.", penalty_targets_table(result)),
         Section("Capacity efficiency ([CS])",
                 f"The smallest model with each regularizer that matches the baseline at a larger "
                 f"model in final test accuracy, by an intersection-union test at alpha "
@@ -212,6 +221,17 @@ def similarity_table(result: dict) -> pd.DataFrame:
          f"[{number_text(row['low'], 2, True)}, {number_text(row['high'], 2, True)}]",
          "n trials": int(row["n"])}
         for row in result["similarity"].to_dict("records")])
+
+
+def penalty_targets_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "regularizer": row["regularizer"],
+         "measure": row["measure"], "scale": row["scale"],
+         "baseline mean": number_text(row["baseline_mean"], 4),
+         "regularizer minus baseline [CI]": f"{number_text(row['mean'], 4, True)} "
+         f"[{number_text(row['low'], 4, True)}, {number_text(row['high'], 4, True)}], n={row['n']}",
+         "p": p_text(row["p_value"]), "relative change": f"{number_text(100 * row['relative'], 1, True)} %"}
+        for row in result.get("penalty_targets", pd.DataFrame()).to_dict("records")])
 
 
 def efficiency_table(result: dict) -> pd.DataFrame:
