@@ -32,7 +32,7 @@ from korth_bench.analysis.entries import (
     metric_columns, select_entries, status_grid)
 from korth_bench.analysis.stats import (
     compare_runs, correlation_interval, holm_adjust, t_interval, welch_greater_p)
-from korth_bench.analysis.verdicts import claim_verdicts
+from korth_bench.analysis.verdicts import base_name, claim_verdicts
 from korth_bench.errors import ConfigError
 
 ORTHO_MEASURES = ("gram_residual_fro", "diag_deviation", "cos_mean", "cos_max")
@@ -209,10 +209,12 @@ def penalty_targets(runs: pd.DataFrame, rng: np.random.Generator, baseline: str 
     rows = []
     for key, cell in runs.groupby(list(CELL), dropna=False):
         control = cell[cell["regularizer"] == baseline].set_index("seed")
+        if control.empty:
+            continue
         for name, treated in cell[cell["regularizer"] != baseline].groupby("regularizer"):
-            measures = TARGET_MEASURES.get(name.split(" [")[0], ORTHO_TARGETS)
+            measures = TARGET_MEASURES.get(base_name(name), ORTHO_TARGETS)
             for measure, scale in zip(measures, ("dependent", "free")):
-                if measure not in cell or control.empty:
+                if measure not in cell:
                     continue
                 found = compare_runs(treated.set_index("seed")[measure], control[measure], rng,
                                      confidence)

@@ -231,7 +231,7 @@ def penalty_targets_table(result: dict) -> pd.DataFrame:
          "regularizer minus baseline [CI]": f"{number_text(row['mean'], 4, True)} "
          f"[{number_text(row['low'], 4, True)}, {number_text(row['high'], 4, True)}], n={row['n']}",
          "p": p_text(row["p_value"]), "relative change": f"{number_text(100 * row['relative'], 1, True)} %"}
-        for row in result.get("penalty_targets", pd.DataFrame()).to_dict("records")])
+        for row in result["penalty_targets"].to_dict("records")])
 
 
 def efficiency_table(result: dict) -> pd.DataFrame:
