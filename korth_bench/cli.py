@@ -1,4 +1,4 @@
-"""The ``korth-bench`` command: list, train, run, status, report, data pack, selfcheck.
+"""The ``korth-bench`` command: list, train, run, status, report, plan, data pack, selfcheck.
 
 Bad input (a ``ConfigError``) ends with one line naming the field, the value and what is allowed,
 and exit code 2; any other exception is a bug and keeps its traceback (exit 1).
@@ -184,6 +184,54 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from korth_bench import plan
+    from korth_bench.analysis import power
+    from korth_bench.spaces import space as spaces
+
+    for directory in args.results_dirs:
+        if not os.path.isdir(directory) and "://" not in directory:
+            raise ConfigError(f"results directory {directory!r} does not exist")
+    if args.out and not args.space:
+        raise ConfigError(f"--out {args.out}: a design is written from a candidate --space")
+    runs = plan.measured_runs(args.results_dirs, args.arm or (), args.storage_endpoint)
+    primary = args.primary or plan.default_primary(runs)
+    unknown = sorted(set(primary) - set(runs["regularizer"]))
+    if unknown:
+        raise ConfigError(f"--primary {unknown[0]!r} is not an entry of the results; choose from: "
+                          f"{', '.join(sorted(set(runs['regularizer'])))}")
+    spread = power.measure_spread(runs, primary, args.metric)
+    if not spread.df_within:
+        raise ConfigError(f"--primary {', '.join(primary)}: no cell has two seeds of these arms "
+                          "and the baseline to measure a spread from")
+    arm_spread = plan.per_arm_spread(runs, primary, args.metric)
+    rate = None
+    if args.space:
+        candidate = spaces.load(args.space)
+        if candidate.search.type != "grid":
+            raise ConfigError(f"--space {args.space}: plan prices a grid space")
+        rate = plan.seconds_per_flop(runs)
+        cells = plan.candidate_cells(candidate.trials, rate)
+    else:
+        cells = plan.measured_cells(runs)
+    if len(cells) < 3:
+        raise ConfigError(f"{len(cells)} cells: a slope test on cell means needs 3")
+    claimed, parallel = args.claimed_drop / 100, args.parallel
+    rows = plan.design_rows(cells, spread, arm_spread, claimed, args.power, args.alpha, parallel,
+                            args.budget_hours)
+    print(plan.plan_text(spread, arm_spread, cells, rows, rate, claimed, args.power, args.alpha,
+                         parallel))
+    if args.out:
+        design = plan.chosen_design(rows)
+        if design is None:
+            raise ConfigError("no primary-contrast design reaches the power within the budget: "
+                              "nothing written")
+        print(f"wrote {plan.write_space(args.space, design, args.out)}: {design['arm seeds']} seeds "
+              f"per arm, {design['baseline seeds']} baseline seeds, cell offsets "
+              f"{design['cell offsets']}, {design['machine-hours']:.1f} machine-hours")
+    return 0
+
+
 def cmd_data_pack(args: argparse.Namespace) -> int:
     from korth_bench import data
 
@@ -277,6 +325,38 @@ def build_parser() -> argparse.ArgumentParser:
                              "baseline and gets its own collapse and strict-vs-relaxed rows, "
                              "Holm-adjusted together; repeatable")
     report.set_defaults(func=cmd_report)
+
+    planning = commands.add_parser(
+        "plan", help="study designs that reach a power, from measured spread and trial times")
+    planning.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR")
+    planning.add_argument("--claimed-drop", metavar="P", default=1.0,
+                          type=number_in(0, math.inf, "accuracy percentage points"),
+                          help="the drop in gain over the capacity range to detect, and the "
+                               "'no trend' bound +-P, in accuracy points (default 1.0)")
+    planning.add_argument("--power", type=number_in(0, 1, "probability"), default=0.8,
+                          help="the power each design must reach for both (default 0.8)")
+    planning.add_argument("--alpha", type=number_in(0, 1, "significance level"), default=0.05,
+                          help="level of the slope test; the drop's interval covers 1 - ALPHA "
+                               "(default 0.05)")
+    planning.add_argument("--budget-hours", metavar="H", type=number_in(0, math.inf, "hours"),
+                          help="mark the designs that fit H machine-hours")
+    planning.add_argument("--parallel", metavar="N", type=int, default=1,
+                          help="trials at a time, for machine-hours (default 1)")
+    planning.add_argument("--space", metavar="SPACE.yaml",
+                          help="the candidate design (cells, arms, protocol), priced from the "
+                               "measured seconds per FLOP (default: the measured cells)")
+    planning.add_argument("--out", metavar="OUT.yaml",
+                          help="write the chosen design as a search space (needs --space)")
+    planning.add_argument("--primary", action="append", metavar="ENTRY",
+                          help="an entry pooled by the primary contrast, as the results name it "
+                               "(with --arm: 'so [penalty_reduction=sum]'); repeatable (default: "
+                               "every strict-orthogonality entry)")
+    planning.add_argument("--arm", action="append", metavar="KEY",
+                          help="a trial key whose values are part of an entry's name (as report)")
+    planning.add_argument("--metric", default="test_acc", help="the accuracy column (default test_acc)")
+    planning.add_argument("--storage-endpoint", metavar="URL",
+                          help="S3-compatible endpoint URL for s3:// directories")
+    planning.set_defaults(func=cmd_plan)
 
     data = commands.add_parser("data", help="data-set tools")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

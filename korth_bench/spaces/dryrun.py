@@ -41,6 +41,24 @@ def trial_flops(cfg: TrialConfig) -> float:
     return forward * images
 
 
+def parameter_count(cfg: TrialConfig) -> int:
+    """Trainable parameters of the trial's model, counted on the meta device (no memory)."""
+    return _parameters(cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut,
+                       _num_classes(cfg))
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(model: str, depth: int, width: int, dropout: float, shortcut: Optional[str],
+                num_classes: int) -> int:
+    import torch
+    from korth_bench import models
+
+    options = {"dropout": dropout, **({"shortcut": shortcut} if shortcut else {})}
+    with torch.device("meta"):
+        network = models.build(model, depth, width, num_classes, **options)
+    return sum(p.numel() for p in network.parameters())
+
+
 def _num_classes(cfg: TrialConfig) -> int:
     return 100 if cfg.dataset == "cifar100" else (cfg.num_classes or 10)
 
