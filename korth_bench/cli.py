@@ -194,6 +194,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise ConfigError(f"results directory {directory!r} does not exist")
     if args.out and not args.space:
         raise ConfigError(f"--out {args.out}: a design is written from a candidate --space")
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel {args.parallel}: must be a whole number >= 1 (trials at a "
+                          "time)")
     runs = plan.measured_runs(args.results_dirs, args.arm or (), args.storage_endpoint)
     primary = args.primary or plan.default_primary(runs)
     unknown = sorted(set(primary) - set(runs["regularizer"]))
@@ -227,8 +230,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             raise ConfigError("no primary-contrast design reaches the power within the budget: "
                               "nothing written")
         print(f"wrote {plan.write_space(args.space, design, args.out)}: {design['arm seeds']} seeds "
-              f"per arm, {design['baseline seeds']} baseline seeds, cell offsets "
-              f"{design['cell offsets']}, {design['machine-hours']:.1f} machine-hours")
+              f"per arm, {design['baseline seeds']} baseline seeds, cells {design['cells']}, "
+              f"{design['machine-hours']:.1f} machine-hours")
     return 0
 
 

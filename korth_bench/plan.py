@@ -7,9 +7,9 @@ covariance and the cells' offsets about the line. The cells, arms and protocol o
 from a candidate search space (``--space``) or, without one, are those measured. A trial's time is
 its counted floating-point work (spaces.dryrun.trial_flops) times the seconds per unit of work
 measured on the result directories' completed trials (their median), so a candidate with other
-epochs, images or cells is priced from the same machine. Every design is shown twice: with the
-cell offsets as measured (the report's test treats them as noise) and without them (a protocol
-whose cells sit on the line), because a few cells measure them poorly.
+epochs, images or cells is priced from the same machine. Every design is shown under each way
+the slope test can treat the cells (CELL_MODELS): the report's random-cells test with the cell
+offsets as measured, the same without offsets, and the fixed-cells test of the named cells.
 """
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ MAX_SEEDS = 64
 """The most seeds per arm a design may use (beyond it a study is not a seed problem)."""
 BASELINE_RATIOS = (1, 2)
 """Baseline seeds per arm seed considered: paired only, or twice the arms' seeds."""
+CELL_MODELS = {"random": ("random", True), "random, no offsets": ("random", False),
+               "fixed": ("fixed", False)}
+"""How a design's slope test treats the cells (analysis.power): random cells with the offsets as
+measured (the report's default test), random cells that sit on the line (what a protocol without
+offsets would give), fixed cells (the slope of the named cells, offsets part of the estimand)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,18 +138,18 @@ def design_rows(cells: Sequence[Cell], spread: power.Spread, arm_spread: power.S
     rows = []
     for test, use, family in (("primary contrast", spread, 1),
                               (f"each arm, Holm over {arms_per_seed}", arm_spread, arms_per_seed)):
-        for offsets in (True, False):
+        for model, (cells_as, offsets) in CELL_MODELS.items():
             for ratio in BASELINE_RATIOS:
                 found = None
                 for seeds in range(2, MAX_SEEDS + 1):
                     got = power.design_power(x, use, seeds, ratio * seeds, claimed_drop, alpha,
-                                             family, offsets)
+                                             family, cells_as, offsets, target)
                     if got["superiority"] >= target and got["equivalence"] >= target:
                         found = (seeds, got)
                         break
                 if found is None:
                     got = power.design_power(x, use, MAX_SEEDS, ratio * MAX_SEEDS, claimed_drop,
-                                             alpha, family, offsets)
+                                             alpha, family, cells_as, offsets, target)
                 seeds = found[0] if found else None
                 trial_seconds = (sum(c.arm_trials_per_seed * c.arm_seconds * seeds
                                      + c.baseline_seconds * ratio * seeds for c in cells)
@@ -152,8 +157,8 @@ def design_rows(cells: Sequence[Cell], spread: power.Spread, arm_spread: power.S
                 trials = (sum(c.arm_trials_per_seed * seeds + ratio * seeds for c in cells)
                           if seeds else None)
                 machine = trial_seconds / 3600 / parallel
-                rows.append({"test": test, "cell offsets": "as measured" if offsets else "none",
-                             "cells": len(cells), "arm seeds": seeds,
+                rows.append({"test": test, "cells": model,
+                             "n cells": len(cells), "arm seeds": seeds,
                              "baseline seeds": ratio * seeds if seeds else None,
                              "trials": trials, "trial-hours": trial_seconds / 3600,
                              "machine-hours": machine,
@@ -180,11 +185,11 @@ def per_arm_spread(runs: pd.DataFrame, primary: Sequence[str], metric: str) -> p
 
 def chosen_design(rows: pd.DataFrame) -> Optional[pd.Series]:
     """The design to write: the cheapest primary-contrast row that reaches the power within the
-    budget, with the cell offsets as measured if any does, else without them."""
+    budget, preferring the cell models in CELL_MODELS order."""
     primary = rows[(rows["test"] == "primary contrast") & rows["arm seeds"].notna()
                    & (rows["within budget"] != False)]  # noqa: E712 (None: no budget given)
-    for offsets in ("as measured", "none"):
-        fitting = primary[primary["cell offsets"] == offsets]
+    for model in CELL_MODELS:
+        fitting = primary[primary["cells"] == model]
         if len(fitting):
             return fitting.sort_values("machine-hours").iloc[0]
     return None
@@ -257,7 +262,9 @@ def plan_text(spread: power.Spread, arm_spread: power.Spread, cells: Sequence[Ce
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
               for row in table]
-    lines.append("Where no design reaches the power with the offsets as measured, only a protocol "
-                 "whose cells sit closer to the line (or more cells) can decide the question; the "
-                 "power at the largest design tried is shown.")
+    lines.append("cells: random = the report's slope test on cell means (C - 2 df; the offsets "
+                 "as measured are noise, and no seed count removes them); random, no offsets = "
+                 "the same test if the cells sat on the line; fixed = the slope of these named "
+                 f"cells (within-cell df). '> {MAX_SEEDS}': no design up to {MAX_SEEDS} seeds "
+                 "reaches the power; the power shown is at that size.")
     return "\n".join(lines)

@@ -10,11 +10,18 @@ the baseline at b >= s seeds, the first s of them shared; the cell's gain estima
     g_c = mean_{i <= s} A_ci - mean_{i <= b} B_ci,   Var g_c = v(s, b) = sd_arm^2/s + (sd_base^2 - 2 cov_pair)/b
 
 (b = s is the paired difference). Cells carry offsets about the line, u_c ~ N(0, cell_sd^2) (lack
-of fit: an architecture's own effect), which no number of seeds removes. The slope of g_c on x_c is
-t-tested on C - 2 degrees of freedom, so the drop over the range, -slope x ptp(x), has standard
-error sqrt(v + cell_sd^2) ptp(x) / sqrt(Sxx). "Gains shrink" needs the two-sided test to reject at
-its level; "no trend" needs the (1 - alpha) interval of the drop inside +-claimed_drop
-(collapse.collapse_verdict). All accuracies are fractions, as in the tables.
+of fit: an architecture's own effect), which no number of seeds removes. Two tests of the slope of
+g_c on x_c (the drop over the range is -slope x ptp(x)):
+
+- ``random`` cells (stats.slope_t_test, the report's default): the offsets are noise, the drop's
+  standard error is sqrt(v + cell_sd^2) ptp(x) / sqrt(Sxx), t on C - 2 df; the verdict reaches
+  architectures beyond the cells studied.
+- ``fixed`` cells (stats.fixed_cells_slope): the estimand is the slope of these cells' true mean
+  gains, offsets included; standard error sqrt(v) ptp(x) / sqrt(Sxx), t on the within-cell df.
+
+"Gains shrink" needs the two-sided test to reject at its level with a positive drop; "no trend"
+needs the (1 - alpha) interval of the drop inside +-claimed_drop (collapse.collapse_verdict). All
+accuracies are fractions, as in the tables.
 """
 from __future__ import annotations
 
@@ -24,11 +31,14 @@ from typing import Dict, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from korth_bench.analysis.collapse import collapse_verdict
 from korth_bench.analysis.entries import BASELINE, CELL
-from korth_bench.analysis.stats import detectable_drop, slope_t_test
+from korth_bench.analysis.stats import fixed_cells_slope, slope_t_test
+
+CELL_MODELS = ("random", "fixed")
+"""How the slope test treats the cells (see the module docstring)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +122,19 @@ def cell_variance(spread: Spread, arm_seeds: int, baseline_seeds: int) -> float:
 
 def drop_se(x: np.ndarray, spread: Spread, arm_seeds: int, baseline_seeds: int,
             cell_offsets: bool = True) -> float:
-    """Standard error of the drop over the range of ``x`` (cells' log2 parameters)."""
+    """Standard error of the drop over the range of ``x`` (cells' log2 parameters), with the
+    cell offsets as noise (random cells) or without them (fixed cells, or cells on the line)."""
     x = np.asarray(x, float)
     sxx = float(((x - x.mean()) ** 2).sum())
     variance = cell_variance(spread, arm_seeds, baseline_seeds) + (
         spread.cell_sd ** 2 if cell_offsets else 0.0)
-    return math.sqrt(variance / sxx) * float(np.ptp(x))
+    return math.sqrt(max(variance, 0.0) / sxx) * float(np.ptp(x))
+
+
+def test_df(cells: str, num_cells: int, arm_seeds: int) -> int:
+    """Degrees of freedom of the slope test: C - 2 (random cells) or the within-cell seed df
+    C (s - 1) (fixed cells)."""
+    return num_cells - 2 if cells == "random" else num_cells * (arm_seeds - 1)
 
 
 def superiority_power(drop: float, se: float, df: int, level: float) -> float:
@@ -147,39 +164,66 @@ def equivalence_power(claimed_drop: float, se: float, df: int, alpha: float,
 
 def design_power(x: np.ndarray, spread: Spread, arm_seeds: int, baseline_seeds: int,
                  claimed_drop: float, alpha: float = 0.05, family_size: int = 1,
-                 cell_offsets: bool = True) -> Dict[str, float]:
+                 cells: str = "random", cell_offsets: bool = True,
+                 power: float = 0.8) -> Dict[str, float]:
     """Power of one design: ``superiority`` (a drop of claimed_drop detected at the strictest
     Holm threshold alpha / family_size: 1 for the declared primary contrast), ``equivalence``
-    ("no trend" when there is none) and ``detectable_drop`` (80 % power), with ``se`` of the drop."""
+    ("no trend" when there is none) and ``detectable_drop`` (the drop detected with ``power``),
+    with ``se`` of the drop and the test's ``df``. ``cells``: 'random' (with the measured offsets
+    unless ``cell_offsets`` is False) or 'fixed' (offsets never enter)."""
     x = np.asarray(x, float)
-    df = x.size - 2
-    se = drop_se(x, spread, arm_seeds, baseline_seeds, cell_offsets)
+    df = test_df(cells, x.size, arm_seeds)
+    se = drop_se(x, spread, arm_seeds, baseline_seeds, cells == "random" and cell_offsets)
     level = alpha / family_size
-    unit = math.sqrt(max(cell_variance(spread, arm_seeds, baseline_seeds)
-                         + (spread.cell_sd ** 2 if cell_offsets else 0.0), 0.0))
-    return {"se": se, "superiority": superiority_power(claimed_drop, se, df, level),
+    return {"se": se, "df": df, "superiority": superiority_power(claimed_drop, se, df, level),
             "equivalence": equivalence_power(claimed_drop, se, df, alpha),
-            "detectable_drop": detectable_drop(x, unit, 1.0, level)}
+            "detectable_drop": detectable_drop(se, df, level, power)}
+
+
+def detectable_drop(se: float, df: int, level: float, power: float = 0.8) -> float:
+    """The drop whose superiority_power is ``power`` (noncentral t on df, solved for the
+    noncentrality); NaN where there is no test."""
+    if df < 1 or not se > 0:
+        return math.nan
+    upper = stats.t.ppf(1 - level / 2, df) + 10.0
+    while superiority_power(upper * se, se, df, level) < power:
+        upper *= 2
+    return float(optimize.brentq(lambda ncp: superiority_power(ncp * se, se, df, level) - power,
+                                 0.0, upper) * se)
 
 
 def simulate_design(x: np.ndarray, spread: Spread, arm_seeds: int, baseline_seeds: int,
                     drop: float, claimed_drop: float, alpha: float, sweeps: int,
-                    rng: np.random.Generator, family_size: int = 1) -> Dict[str, float]:
+                    rng: np.random.Generator, family_size: int = 1,
+                    cells: str = "random") -> Dict[str, float]:
     """Seeded check of design_power: ``sweeps`` studies drawn from the model (per-seed A and B
     with the measured covariance, cell offsets, a true drop ``drop`` linear in x), each decided by
-    the report's own slope_t_test and collapse_verdict. Returns the rates of each verdict."""
+    the report's own test (stats.slope_t_test or stats.fixed_cells_slope, with the within-cell
+    variance estimated from the simulated seeds) and collapse_verdict. Returns each verdict's rate."""
     x = np.asarray(x, float)
-    cells, s, b = x.size, arm_seeds, baseline_seeds
+    num_cells, s, b = x.size, arm_seeds, baseline_seeds
     true_gain = -drop * (x - x.min()) / np.ptp(x)
     cov = np.array([[spread.sd_arm ** 2, spread.cov_pair], [spread.cov_pair, spread.sd_base ** 2]])
-    shared = rng.multivariate_normal([0, 0], cov, size=(sweeps, cells, s))
-    extra = rng.normal(0, spread.sd_base, size=(sweeps, cells, b - s))
-    gains = (true_gain + rng.normal(0, spread.cell_sd, size=(sweeps, cells))
-             + shared[..., 0].mean(-1)
-             - np.concatenate([shared[..., 1], extra], axis=-1).mean(-1))
+    shared = rng.multivariate_normal([0, 0], cov, size=(sweeps, num_cells, s))
+    # fixed cells: the estimand is these cells' own slope, so their offsets are part of the
+    # truth; planting none makes it the planted drop
+    offsets = rng.normal(0, spread.cell_sd if cells == "random" else 0.0, (sweeps, num_cells))
+    arm = shared[..., 0] + (true_gain + offsets)[..., None]
+    base = np.concatenate([shared[..., 1], rng.normal(0, spread.sd_base, (sweeps, num_cells, b - s))],
+                          axis=-1)
+    gains = arm.mean(-1) - base.mean(-1)
+    df = test_df(cells, num_cells, s)
+    if cells == "fixed":
+        a_c, b_c = arm - arm.mean(-1, keepdims=True), base - base.mean(-1, keepdims=True)
+        var_a = (a_c ** 2).sum((-1, -2)) / (num_cells * (s - 1))
+        var_b = (b_c ** 2).sum((-1, -2)) / (num_cells * (b - 1))
+        paired_b = base[..., :s] - base[..., :s].mean(-1, keepdims=True)
+        cov_ab = (a_c * paired_b).sum((-1, -2)) / (num_cells * (s - 1))
+        gain_var = var_a / s + (var_b - 2 * cov_ab) / b
     verdicts = []
-    for cell_gain in gains:
-        fit = slope_t_test(x, cell_gain, 1 - alpha)
+    for sweep, cell_gain in enumerate(gains):
+        fit = (slope_t_test(x, cell_gain, 1 - alpha) if cells == "random" else
+               fixed_cells_slope(x, cell_gain, np.full(num_cells, gain_var[sweep]), df, 1 - alpha))
         p_adjusted = min(fit["p_value"] * family_size, 1.0)
         verdicts.append(collapse_verdict(
             fit["slope"], p_adjusted, -fit["high"] * np.ptp(x), -fit["low"] * np.ptp(x),

@@ -344,3 +344,33 @@ def correlation_interval(x: np.ndarray, y: np.ndarray,
     z = math.atanh(np.clip(rho, -0.999999, 0.999999))
     half = stats.norm.ppf(0.5 + confidence / 2) * se
     return {"rho": rho, "low": math.tanh(z - half), "high": math.tanh(z + half), "n": n}
+
+
+def fixed_cells_slope(x: np.ndarray, gain: np.ndarray, gain_var: np.ndarray, df: float,
+                      confidence: float = 0.95) -> Dict[str, float]:
+    """Least-squares slope of C cell means on capacity with the cells fixed.
+
+    The estimand is the slope of *these* cells' true mean gains (the architectures named in
+    advance), b = sum_c w_c g_c with w_c = (x_c - mean x) / Sxx, so its variance is
+    sum_c w_c^2 Var(g_c), each Var(g_c) estimated from the seeds within the cell (``gain_var``,
+    on ``df`` degrees of freedom pooled over cells). Cell offsets about the line are part of the
+    estimand, not noise: lack_of_fit_p reports them beside it. slope_t_test is the random-cells
+    version, whose inference reaches architectures beyond these.
+    Args:
+        x: shape [C] capacity of each cell; gain: shape [C] cell mean gains; gain_var: shape [C]
+            estimated variance of each cell mean.
+    Returns:
+        the fields of slope_t_test (df = ``df``).
+    """
+    x, gain, gain_var = (np.asarray(v, float) for v in (x, gain, gain_var))
+    centred = x - x.mean()
+    sxx = float(centred @ centred)
+    if x.size < 2 or not sxx > 0 or not df >= 1:
+        return {"slope": math.nan, "se": math.nan, "df": df, "p_value": math.nan,
+                "low": math.nan, "high": math.nan, "min_attainable_p": 1.0}
+    weights = centred / sxx
+    slope = float(weights @ gain)
+    se = math.sqrt(max(float(weights ** 2 @ gain_var), 0.0))
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    return {"slope": slope, "se": se, "df": df, "p_value": _t_p(slope, se, df),
+            "low": slope - half, "high": slope + half, "min_attainable_p": 0.0}
