@@ -24,7 +24,7 @@ import yaml
 from korth_bench import results
 from korth_bench.analysis import power
 from korth_bench.analysis.claims import arm_labels
-from korth_bench.analysis.entries import BASELINE, CELL
+from korth_bench.analysis.entries import BASELINE, CELL, entry_runs, select_entries
 from korth_bench.analysis.verdicts import STRICT, base_name
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
@@ -52,13 +52,16 @@ class Cell:
 
 def measured_runs(dirs: Sequence[str], arms: Sequence[str], endpoint: Optional[str] = None
                   ) -> pd.DataFrame:
-    """Completed trials of ``dirs`` with ``regularizer`` holding the entry name (arm_labels)."""
+    """The runs of each cell's selected entries, as the report chooses them (entries.
+    select_entries on validation accuracy, then entry_runs), with ``regularizer`` holding the
+    entry name (arm_labels): so a grid of coefficients contributes its chosen setting only."""
     trials = results.read_frame(list(dirs), "trials", endpoint=endpoint)
     if trials.empty or "status" not in trials:
         raise ConfigError(f"results {', '.join(dirs)}: no trials rows to plan from")
-    done = trials[trials["status"] == "completed"].copy()
-    done["regularizer"] = arm_labels(done, list(arms))
-    return done
+    trials = trials.assign(regularizer=arm_labels(trials, list(arms)))
+    if "num_params" not in trials:
+        raise ConfigError(f"results {', '.join(dirs)}: the trials rows have no num_params")
+    return entry_runs(trials, select_entries(trials))
 
 
 def default_primary(runs: pd.DataFrame) -> List[str]:
