@@ -325,7 +325,8 @@ def arm_labels(trials: pd.DataFrame, arms: Sequence[str], baseline: str = BASELI
                                        trials["regularizer"] + suffix)
 
 
-def resolve_arms(names: Sequence[str], labels: Sequence[str], where: str = "primary arms"
+def resolve_arms(names: Sequence[str], labels: Sequence[str],
+                 where: str = "analysis.primary.arms (or --primary)"
                  ) -> List[str]:
     """The entry labels (arm_labels) that ``names`` mean, in their order. A name is an entry's
     label ('so [penalty_reduction=sum]'), the same with the values only ('so [sum]'), or a
