@@ -141,9 +141,13 @@ def pooled_unit_gains(runs: pd.DataFrame, arms: Sequence[str], metric: str = "te
         matching ('seed' when every pooled unit was seed-matched, else 'order'),
         n_extra_baseline.
     """
+    return _pooled([unit_gains(runs, arm, metric, baseline) for arm in arms])
+
+
+def _pooled(parts: List[pd.DataFrame]) -> pd.DataFrame:
+    """pooled_unit_gains from the arms' unit_gains frames."""
     columns = list(CELL) + ["num_params", "seed", "gain", "n_arms", "matching",
                             "n_extra_baseline"]
-    parts = [unit_gains(runs, arm, metric, baseline) for arm in arms]
     units = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else pd.DataFrame(columns=columns)
     if not len(units):
@@ -198,16 +202,20 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
     metrics = [metric] if isinstance(metric, str) else list(metric)
     in_claim = (lambda name: True) if family is None else (lambda name: name in family)
     for (dataset, model), group in runs.groupby(list(FAMILY), dropna=False):
+        units = {(metric_name, regularizer): unit_gains(group, regularizer, metric_name, baseline)
+                 for metric_name in {*metrics, *([primary_metric] if primary else [])}
+                 for regularizer in regularizers}
         for metric_name, regularizer in itertools.product(metrics, regularizers):
             specs.append(({"dataset": dataset, "model": model, "regularizer": regularizer,
                            "metric": metric_name, "test_family": "claim 2"
                            if in_claim(regularizer) else "outside claim 2"},
-                          unit_gains(group, regularizer, metric_name, baseline)))
+                          units[metric_name, regularizer]))
         if primary:
             specs.append(({"dataset": dataset, "model": model,
                            "regularizer": primary_label(primary), "metric": primary_metric,
                            "test_family": "primary"},
-                          pooled_unit_gains(group, primary, primary_metric, baseline)))
+                          _pooled([units.get((primary_metric, arm), pd.DataFrame())
+                                   for arm in primary])))
     sizes: Dict[str, int] = {}
     for row, _ in specs:
         sizes[row["test_family"]] = sizes.get(row["test_family"], 0) + 1

@@ -8,6 +8,7 @@ reads files, or imports ray or torch.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Dict, Sequence, Tuple
@@ -349,8 +350,15 @@ def detectable_drop(x: np.ndarray, unit_sd: float, units_per_cell: float, level:
     sxx, df = float(centred @ centred), x.size - 2
     if df < 1 or not sxx > 0 or not unit_sd > 0 or not units_per_cell > 0:
         return math.nan
-    critical = stats.t.ppf(1 - level / 2, df)
     se = unit_sd / math.sqrt(units_per_cell) / math.sqrt(sxx)
+    return float(_power_noncentrality(df, float(level), float(power)) * se * np.ptp(x))
+
+
+@functools.lru_cache(maxsize=256)
+def _power_noncentrality(df: int, level: float, power: float) -> float:
+    """The noncentrality at which a two-sided t test on ``df`` degrees of freedom at ``level``
+    rejects with probability ``power`` (cached: it depends on the design only)."""
+    critical = stats.t.ppf(1 - level / 2, df)
 
     def shortfall(ncp: float) -> float:
         # the far tail underflows to NaN in scipy's nct for large ncp: it is 0 there
@@ -360,8 +368,7 @@ def detectable_drop(x: np.ndarray, unit_sd: float, units_per_cell: float, level:
     upper = critical + 10.0
     while shortfall(upper) < 0:
         upper *= 2
-    ncp = optimize.brentq(shortfall, 0.0, upper)
-    return float(ncp * se * np.ptp(x))
+    return optimize.brentq(shortfall, 0.0, upper)
 
 
 def lack_of_fit_p(x: np.ndarray, y: np.ndarray, cells: np.ndarray) -> float:
