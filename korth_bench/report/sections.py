@@ -11,7 +11,6 @@ from typing import List, Optional
 
 import pandas as pd
 
-from korth_bench.analysis.collapse import PRIMARY_AXIS
 from korth_bench.analysis.entries import CELL, higher_is_better
 from korth_bench.results import STATUSES
 from korth_bench.report.formatting import (
