@@ -22,6 +22,7 @@ import pandas as pd
 from korth_bench.analysis import claims, simulation as sim, stats
 
 REGULARIZERS = ("cs", "dn", "dn_relaxed", "ocnn", "so", "srip")  # six, as the capacity space
+SIGNIFICANT = ("gains shrink with capacity", "gains grow")
 
 
 def collapse_rate(verdict: str, **scenario) -> Callable[[np.random.Generator, int], float]:
@@ -82,8 +83,55 @@ def gain_t_p_rejects(rng, sweeps):
     return float(np.mean([row["p_value"] <= 0.05 for row in rows]))
 
 
-# (item, scenario, measure, kind, bound): kind 'max' (rate <= bound), 'min' (rate >= bound) or
-# 'abs' (|mean gain in pt| <= bound).
+PRIMARY_ARMS = ("so", "dn", "srip")  # issue 20's example declaration
+
+
+_PRIMARY_TABLES: Dict[tuple, pd.DataFrame] = {}
+
+
+def primary_rate(verdicts, family, drop=0.0):
+    """Issue 20, item 4: how often the primary contrast (family 'primary') or any row of the
+    per-arm claim 2 family (family 'claim 2', Holm) reads one of ``verdicts``, 3 strict arms
+    sharing one baseline; ``drop`` None plants the primary's own detectable drop. The two
+    families of one drop are read from the same simulated sweeps (drawn once)."""
+    def measure(rng, sweeps):
+        planted = drop
+        if planted is None:
+            x = np.log2(list(sim.RESNET_PARAMS.values()))
+            planted = stats.detectable_drop(x, sim.RUN_SD * math.sqrt(1 + 1 / 3), 3, 0.05)
+        if (planted, sweeps) not in _PRIMARY_TABLES:
+            _PRIMARY_TABLES[planted, sweeps] = sim.collapse_verdicts(
+                [sim.capacity_sweep(rng, regularizers=PRIMARY_ARMS, drop=planted)
+                 for _ in range(sweeps)], primary=PRIMARY_ARMS)
+        table = _PRIMARY_TABLES[planted, sweeps]
+        rows = table[table["test_family"] == family]
+        return float(rows["verdict"].isin(verdicts).groupby(rows["sweep"]).any().mean())
+    return measure
+
+
+def extra_baseline_interval(what, seed_sd=0.0):
+    """Issue 20, item 5: 3 arm seeds, 6 baseline seeds, true gain 0.5 pt, run sd 0.2 pt, a seed
+    effect of sd ``seed_sd`` shared by a seed's runs: the coverage of the pooled-baseline gain
+    interval at 95 % ('coverage'), or its mean width over the paired-only interval's on the
+    same data ('width ratio')."""
+    def measure(rng, sweeps):
+        covered, width, paired = [], [], []
+        for _ in range(sweeps):
+            effect = rng.normal(0, seed_sd, 6)
+            control = 0.9 + effect + rng.normal(0, sim.RUN_SD, 6)
+            treated = 0.905 + effect[:3] + rng.normal(0, sim.RUN_SD, 3)
+            found = stats.pooled_baseline_interval(treated, control[:3], control[3:])
+            alone = stats.t_interval(treated - control[:3])
+            covered.append(found["low"] <= 0.005 <= found["high"])
+            width.append(found["high"] - found["low"])
+            paired.append(alone["high"] - alone["low"])
+        return float(np.mean(covered) if what == "coverage" else np.mean(width) / np.mean(paired))
+    return measure
+
+
+# (item, scenario, measure, kind, bound): kind 'max' (rate <= bound), 'min' (rate >= bound),
+# 'abs' (|mean gain in pt| <= bound), 'ratio' (value < bound) or 'level' (a test whose exact
+# level is the bound: rate <= bound + 3 binomial standard errors). Items 20.x: issue 20.
 SCENARIOS: List[tuple] = [
     (1, "true drop = D (1 pp): 'no trend'", collapse_rate("no trend", drop=0.01), "max", 0.03),
     (1, "true drop = D, 0.2-pt cell offsets: 'no trend'",
@@ -112,6 +160,22 @@ SCENARIOS: List[tuple] = [
                   seeds=(0, 1, 2, 3)), "max", 0.10),
     (7, "0.5-pt gain, 3 seeds: t p <= 0.05 (= interval excludes 0)", gain_t_p_rejects, "min",
      0.0),
+    ("20.4", "primary contrast of so, dn, srip, no drop: slope significant (alone)",
+     primary_rate(SIGNIFICANT, "primary"), "level", 0.05),
+    ("20.3", "the same sweeps: any per-arm row of claim 2's family (Holm over 3) significant",
+     primary_rate(SIGNIFICANT, "claim 2"), "level", 0.05),
+    ("20.4", "drop = the primary's detectable drop (0.60 pt): primary 'gains shrink'",
+     primary_rate(("gains shrink with capacity",), "primary", None), "min", 0.77),
+    ("20.4", "the same sweeps: any per-arm row 'gains shrink' after Holm (for comparison)",
+     primary_rate(("gains shrink with capacity",), "claim 2", None), "min", 0.0),
+    ("20.5", "3 arm seeds + 6 baseline seeds: gain interval coverage",
+     extra_baseline_interval("coverage"), "min", 0.93),
+    ("20.5", "3 arm seeds + 6 baseline seeds: width / paired-only width",
+     extra_baseline_interval("width ratio"), "ratio", 1.0),
+    ("20.5", "same, seed effect sd 0.14 pt shared by a seed's runs: coverage",
+     extra_baseline_interval("coverage", 0.0014), "min", 0.93),
+    ("20.5", "same, seed effect sd 0.14 pt: width / paired-only width",
+     extra_baseline_interval("width ratio", 0.0014), "ratio", 1.0),
 ]
 
 
@@ -119,18 +183,29 @@ def main(argv=None) -> List[Dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--item", action="append",
+                        help="run only the scenarios of this item (e.g. 20.4); repeatable")
     args = parser.parse_args(argv)
     rows = []
     for index, (item, scenario, measure, kind, bound) in enumerate(SCENARIOS):
+        if args.item and str(item) not in args.item:
+            continue
         rng = np.random.default_rng([args.seed, index])
         value = measure(rng, args.sweeps)
         if kind == "abs":
             met, error = abs(value) <= bound, math.nan
+        elif kind == "ratio":  # a ratio of means, below the bound
+            met, error = value < bound, math.nan
+        elif kind == "level":  # a test's exact level: the bound plus 3 binomial standard errors
+            error = math.sqrt(max(value * (1 - value), 0.0) / args.sweeps)
+            met = value <= sim.bound_with_error(bound, args.sweeps)
         else:
             error = math.sqrt(max(value * (1 - value), 0.0) / args.sweeps)
             met = value <= bound if kind == "max" else value >= bound
         rows.append({"item": item, "scenario": scenario, "sweeps": args.sweeps, "value": value,
-                     "binomial_se": error, "bound": f"{'<=' if kind != 'min' else '>='} {bound}",
+                     "binomial_se": error, "bound": f"{'>=' if kind == 'min' else '<' if kind == 'ratio' else '<='} {bound}"
+                     + (f" + 3 se ({sim.bound_with_error(bound, args.sweeps):.4f})"
+                        if kind == "level" else ""),
                      "met": "yes" if met else "no"})
         print(f"| {item} | {scenario} | {args.sweeps} | {value:.4f} | {error:.4f} | "
               f"{rows[-1]['bound']} | {rows[-1]['met']} |", flush=True)

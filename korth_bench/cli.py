@@ -174,7 +174,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                "claimed_drop": None if args.claimed_drop is None else args.claimed_drop / 100,
                "efficiency_margin": None if args.efficiency_margin is None
                else args.efficiency_margin / 100,
-               "collapse_metrics": args.collapse_metric, "arms": args.arm}
+               "collapse_metrics": args.collapse_metric, "arms": args.arm,
+               "primary": primary_contrast(args)}
+    declared = options["primary"] and options["primary"].pop("declared_values", None)
+    if declared:  # the space's level and bound, unless the flags override them
+        options["alpha"] = args.alpha if args.alpha is not None else declared["alpha"]
+        options["claimed_drop"] = (args.claimed_drop if args.claimed_drop is not None
+                                   else declared["claimed_drop"]) / 100
     written = report.build_report(args.results_dirs, out, endpoint=args.storage_endpoint,
                                   **{k: v for k, v in options.items() if v is not None})
     for kind, path in written.items():
@@ -233,6 +239,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
               f"per arm, {design['baseline seeds']} baseline seeds, cells {design['cells']}, "
               f"{design['machine-hours']:.1f} machine-hours")
     return 0
+def primary_contrast(args: argparse.Namespace) -> Optional[dict]:
+    """Claim 2's primary contrast for ``report``: the ``analysis`` section of ``--space``,
+    ``--primary`` arms overriding its arms (or naming them without a space: then it is not
+    pre-registered), ``--alpha`` / ``--claimed-drop`` overriding its level and bound; each
+    override is listed, and the report prints it. None when neither is given."""
+    from korth_bench import spaces
+
+    if not args.space:
+        return {"arms": args.primary, "metric": "test_acc", "declared": None, "source": None,
+                "overrides": []} if args.primary else None
+    space = spaces.load(args.space)
+    analysis = space.analysis
+    if analysis is None:
+        raise ConfigError(f"--space {args.space}: the space has no analysis section "
+                          "(analysis.primary declares claim 2's primary contrast)")
+    overrides = [f"{flag} {given} (declared {declared})" for flag, given, declared in (
+        ("--primary", args.primary and ", ".join(args.primary), ", ".join(analysis.arms)),
+        ("--alpha", args.alpha, analysis.alpha),
+        ("--claimed-drop", args.claimed_drop, analysis.claimed_drop))
+        if given is not None and given != declared]
+    return {"arms": list(args.primary or analysis.arms), "metric": analysis.metric,
+            "declared": analysis.declared, "source": _shown_path(space.path),
+            "overrides": overrides,
+            "declared_values": {"alpha": analysis.alpha, "claimed_drop": analysis.claimed_drop}}
+
+
+def _shown_path(path: str) -> str:
+    """A path relative to the current directory when it lies below it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def cmd_data_pack(args: argparse.Namespace) -> int:
@@ -327,6 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "(dn [penalty_reduction=mean]); each arm is compared with the one "
                              "baseline and gets its own collapse and strict-vs-relaxed rows, "
                              "Holm-adjusted together; repeatable")
+    report.add_argument("--space", metavar="SPACE.yaml",
+                        help="read claim 2's primary contrast from the space's analysis section "
+                             "(declared before the data): the pooled gain of its arms, tested "
+                             "alone, decides claim 2; its alpha and claimed drop apply unless "
+                             "--alpha / --claimed-drop override them (the report says so)")
+    report.add_argument("--primary", action="append", metavar="ARM",
+                        help="an entry of the primary contrast as the report names it ('so', or "
+                             "with --arm 'so [penalty_reduction=sum]' or 'so [sum]'); repeat for "
+                             "each; overrides the space's arms, or names a contrast at report "
+                             "time (then reported as not pre-registered)")
     report.set_defaults(func=cmd_report)
 
     planning = commands.add_parser(

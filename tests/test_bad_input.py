@@ -53,6 +53,18 @@ SPACE_CASES = {
     "relaxation out of range": ({"regularizers": {"dn_relaxed": {"relaxation": 1.5}}},
                                 ["relaxation=1.5", "[0, 1)"]),
     "empty grid": ({"grid": {"seed": []}}, ["grid.seed", "[]", "non-empty list"]),
+    "unknown analysis key": ({"analysis": {"primary": {"arms": ["so"], "drop": 1}}},
+                             ["analysis.primary.drop", "allowed:", "claimed_drop"]),
+    "empty primary arms": ({"analysis": {"primary": {"arms": []}}},
+                           ["analysis.primary.arms=[]", "non-empty list"]),
+    "primary metric not a column": ({"analysis": {"primary": {"arms": ["so"], "metric": "acc"}}},
+                                    ["analysis.primary.metric='acc'", "trials column"]),
+    "claimed drop not positive": ({"analysis": {"primary": {"arms": ["so"], "claimed_drop": 0}}},
+                                  ["analysis.primary.claimed_drop=0", "> 0"]),
+    "primary alpha out of range": ({"analysis": {"primary": {"arms": ["so"], "alpha": 5}}},
+                                   ["analysis.primary.alpha=5", "between 0 and 1"]),
+    "declared not a date": ({"analysis": {"primary": {"arms": ["so"]}, "declared": "soon"}},
+                            ["analysis.declared='soon'", "YYYY-MM-DD"]),
 }
 
 

@@ -215,6 +215,39 @@ def test_report_command_passes_selection_alpha_and_claimed_drop_in_points(tmp_pa
     assert "| gain in |" in markdown and "mean corruption accuracy" in markdown
 
 
+def test_report_reads_the_declared_primary_contrast_and_says_what_the_flags_override(
+        tmp_path, capsys):
+    results = pytest.importorskip("korth_bench.results")
+    frames = make_tables(depths=(8, 14, 20), seeds=(0, 1, 2))
+    for trial_id in frames["trials"]["trial_id"]:
+        results.write_trial(str(tmp_path / "sweep"), {
+            name: frame[frame["trial_id"] == trial_id].to_dict("records")
+            for name, frame in frames.items()})
+    space = tmp_path / "space.yaml"
+    space.write_text("name: synthetic-sweep\ndata: {dataset: synthetic}\n"
+                     "regularizers: {none: {}, so: {}, dn: {}}\n"
+                     "analysis:\n  primary: {arms: [so, dn], claimed_drop: 1.5, alpha: 0.1}\n"
+                     "  declared: '2026-12-01'\n")
+    code = cli.main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "out"),
+                     "--space", str(space), "--alpha", "0.05"])
+    assert code == 0, capsys.readouterr().err
+    document = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    assert document["settings"]["alpha"] == 0.05  # the flag overrides the declared 0.1
+    assert document["settings"]["claimed_drop"] == pytest.approx(0.015)  # the declared bound
+    primary = [row for row in document["collapse"] if row["test_family"] == "primary"]
+    assert primary and primary[0]["regularizer"] == "primary: mean of so, dn"
+    markdown = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "Primary contrast (claim 2's verdict): the mean gain of so, dn in test_acc" in markdown
+    assert "declared on 2026-12-01 in " in markdown and "before the data" in markdown
+    assert "overridden on the command line: --alpha 0.05 (declared 0.1)" in markdown
+    assert "Collapse families, Holm at alpha 0.05 within each: claim 2" in markdown
+    code = cli.main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "out2"),
+                     "--primary", "srip"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and not (tmp_path / "out2").exists()
+    assert "'srip' is not an entry of these trials; entries: dn, dn_relaxed, so" in error[0]
+
+
 def test_report_refuses_a_collapse_metric_that_is_not_an_accuracy(tmp_path, capsys):
     results = pytest.importorskip("korth_bench.results")
     frames = make_tables(depths=(8, 14), seeds=(0, 1))

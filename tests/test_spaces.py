@@ -11,7 +11,7 @@ import yaml
 
 from korth_bench import sweep
 from korth_bench.spaces import space as spaces
-from korth_bench.spaces.dryrun import resource_label
+from korth_bench.spaces.dryrun import dry_run_text, resource_label
 from korth_bench.spaces.sections import resources_section
 from korth_bench.errors import ConfigError
 
@@ -245,3 +245,22 @@ def test_numbers_as_people_write_them_in_yaml_keys_grids_choices_and_bounds(tmp_
 def test_non_numbers_in_yaml_are_refused(tmp_path, text, pattern):
     with pytest.raises(ConfigError, match=pattern):
         _typed_space(tmp_path, text)
+
+
+def test_a_case_runs_the_baseline_at_more_seeds_and_the_analysis_section_is_read(write_space,
+                                                                                 capsys):
+    path = write_space("more_baseline", grid={"seed": [0, 1, 2]},
+                       regularizers={"none": {"seed": [0, 1, 2, 3, 4, 5]},
+                                     "so": {"coefficient": 0.001}},
+                       analysis={"primary": {"arms": ["so"], "claimed_drop": 1.5},
+                                 "declared": "2026-12-05"})
+    space = spaces.load(path)
+    seeds = {name: sorted(c.seed for c in space.trials if c.regularizer == name)
+             for name in ("none", "so")}
+    assert seeds == {"none": [0, 1, 2, 3, 4, 5], "so": [0, 1, 2]}
+    assert space.analysis.arms == ("so",) and space.analysis.claimed_drop == 1.5
+    assert space.analysis.metric == "test_acc" and space.analysis.declared == "2026-12-05"
+    text = dry_run_text(space)
+    assert "per regularizer: none 6 trials at 6 seeds; so 3 trials at 3 seeds" in text
+    assert "primary contrast (claim 2): mean gain of so in test_acc" in text
+    assert spaces.load(write_space("plain")).analysis is None

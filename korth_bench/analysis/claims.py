@@ -32,7 +32,7 @@ from korth_bench.analysis.entries import (
     metric_columns, select_entries, status_grid)
 from korth_bench.analysis.stats import (
     compare_runs, correlation_interval, holm_adjust, t_interval, welch_greater_p)
-from korth_bench.analysis.verdicts import base_name, claim_verdicts
+from korth_bench.analysis.verdicts import STRICT, base_name, claim_verdicts
 from korth_bench.errors import ConfigError
 
 ORTHO_MEASURES = ("gram_residual_fro", "diag_deviation", "cos_mean", "cos_max")
@@ -325,6 +325,34 @@ def arm_labels(trials: pd.DataFrame, arms: Sequence[str], baseline: str = BASELI
                                        trials["regularizer"] + suffix)
 
 
+def resolve_arms(names: Sequence[str], labels: Sequence[str],
+                 where: str = "analysis.primary.arms (or --primary)"
+                 ) -> List[str]:
+    """The entry labels (arm_labels) that ``names`` mean, in their order. A name is an entry's
+    label ('so [penalty_reduction=sum]'), the same with the values only ('so [sum]'), or a
+    regularizer's plain name ('so') when it has one entry; anything else raises ConfigError
+    naming the entries there are."""
+    labels = sorted(set(labels))
+    short = {}
+    for label in labels:
+        if " [" in label:
+            values = [part.split("=", 1)[-1] for part in label[label.index(" [") + 2:-1].split(", ")]
+            short[f"{base_name(label)} [{', '.join(values)}]"] = label
+    resolved = []
+    for name in names:
+        plain = [label for label in labels if base_name(label) == name]
+        found = (name if name in labels else short.get(name) or
+                 (plain[0] if len(plain) == 1 else None))
+        if found is None:
+            why = (f"matches {len(plain)} entries; name one" if len(plain) > 1
+                   else "is not an entry of these trials")
+            raise ConfigError(f"{where}: {name!r} {why}; entries: {', '.join(labels)}")
+        if found in resolved:
+            raise ConfigError(f"{where}: {name!r} names {found!r} twice")
+        resolved.append(found)
+    return resolved
+
+
 def penalty_scale(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """Regularization strength per entry: the selected coefficient(s) and the epoch-0 ratio
     coefficient x reg_loss / train_loss (the penalty relative to the cross-entropy; the
@@ -359,7 +387,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
             alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP,
             efficiency_margin: float = EFFICIENCY_MARGIN, arms: Sequence[str] = (),
-            seed: int = 0,
+            seed: int = 0, primary: Optional[Dict[str, object]] = None,
             expected_seeds: Optional[int] = None, baseline: str = BASELINE,
             setting_columns: Sequence[str] = SETTING_COLUMNS,
             collapse_metrics: Sequence[str] = ("test_acc",)) -> Dict[str, object]:
@@ -380,6 +408,11 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         collapse_metrics: the accuracy columns whose gains the collapse test regresses on
             capacity, Holm-adjusted together (collapse_metric_choices).
         seed: seeds the one numpy Generator every resampling draws from.
+        primary: the pre-registered primary contrast of claim 2 (a search space's
+            ``analysis.primary``): {'arms': entry names (resolve_arms), 'metric': an accuracy
+            column, and for the report 'declared', 'source', 'overrides'}; the collapse
+            table's 'primary' row tests the pooled gain of those arms alone at ``alpha``
+            and claim 2's verdict decides on it. None: claim 2 decides on the per-arm family.
     Returns:
         dict of DataFrames: grid, entries, runs, completed (every completed trial), hardware,
         provenance, scores, gains, collapse, strict_vs_relaxed, similarity, penalty_targets,
@@ -405,6 +438,14 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
     grid = status_grid(trials, expected_seeds)
     entries = select_entries(trials, selection, setting_columns)
     runs = entry_runs(trials, entries, setting_columns)
+    names = sorted(set(runs["regularizer"]) - {baseline})
+    primary_arms, primary_metric = [], "test_acc"
+    if primary:
+        primary_metric = str(primary.get("metric", "test_acc"))
+        if primary_metric not in allowed:
+            raise ConfigError(f"primary contrast metric {primary_metric!r} is not an accuracy "
+                              f"column of these trials; choose from: {', '.join(allowed)}")
+        primary_arms = resolve_arms(primary["arms"], names)
     result = {
         "grid": grid, "entries": entries, "runs": runs,
         "completed": trials[trials["status"] == "completed"],
@@ -412,7 +453,9 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "hardware": hardware(trials), "provenance": entry_provenance(runs),
         "scores": entry_scores(runs, metrics, confidence),
         "gains": gains(runs, grid, metrics, rng, baseline, confidence),
-        "collapse": collapse_test(runs, list(collapse_metrics), baseline, alpha, claimed_drop),
+        "collapse": collapse_test(runs, list(collapse_metrics), baseline, alpha, claimed_drop,
+                                  family=[n for n in names if base_name(n) in STRICT],
+                                  primary=primary_arms, primary_metric=primary_metric),
         "strict_vs_relaxed": pd.concat(
             [strict_vs_relaxed(runs, rng, strict=f"dn{arm}", relaxed=f"dn_relaxed{arm}",
                               confidence=confidence).assign(arm=arm.strip(" []"))
@@ -430,7 +473,9 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
                      "alpha": alpha, "claimed_drop": claimed_drop,
                      "efficiency_margin": efficiency_margin, "arms": list(arms), "seed": seed,
                      "baseline": baseline, "setting_columns": list(setting_columns),
-                     "collapse_metrics": list(collapse_metrics)},
+                     "collapse_metrics": list(collapse_metrics),
+                     "primary": {**primary, "arms": primary_arms, "metric": primary_metric}
+                     if primary else None},
     }
     result["verdicts"] = claim_verdicts(result, rng)
     # after the verdicts, so that the draws of the tests above stay what they were

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Dict, List, Sequence, Union
+from typing import Collection, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 
 from korth_bench.analysis.entries import ATTACK_PREFIXES, BASELINE, CELL, FAMILY, metric_columns
 from korth_bench.analysis.stats import (
-    detectable_drop, holm_adjust, lack_of_fit_p, pooled_within_sd, slope_t_test)
+    detectable_drop, holm_adjust, lack_of_fit_p, pooled_baseline_gains, pooled_within_sd,
+    slope_t_test)
 
 CLAIMED_DROP = 0.01
 """Default claimed effect for the collapse test: the gain falls by one accuracy point (0.01, the
@@ -69,10 +70,14 @@ def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
 
     In each cell, runs with a matching baseline seed give paired differences; the remaining runs
     of both sides are matched in seed order (independent runs, so their differences are still
-    independent units with the right mean, only noisier); unmatched leftovers are dropped.
+    independent units with the right mean, only noisier); unmatched regularizer runs are
+    dropped, and unmatched baseline runs (a baseline run at more seeds than the regularizer)
+    count through stats.pooled_baseline_gains: each unit subtracts (k c_s + m mean(extra)) /
+    (k + m), so the cell mean of the units is the regularizer's mean minus the mean of every
+    baseline run of the cell, as compare_runs estimates it.
     Returns:
         one row per unit: CELL columns, num_params, seed (the regularizer's), gain, matching
-        ('seed' or 'order').
+        ('seed' or 'order'), n_extra_baseline (the m baseline runs pooled into it).
     """
     side = runs[runs["regularizer"].isin([regularizer, baseline])]
     keys = list(CELL)
@@ -94,12 +99,17 @@ def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
         common = [seed for seed in treated if seed in control]
         rest_t = [seed for seed in treated if seed not in control]
         rest_c = [seed for seed in control if seed not in treated]
-        pairs = [(seed, treated[seed] - control[seed], "seed") for seed in common]
-        pairs += [(t, treated[t] - control[c], "order") for t, c in zip(rest_t, rest_c)]
-        for seed, gain, how in pairs:
+        pairs = [(seed, seed, "seed") for seed in common]
+        pairs += [(t, c, "order") for t, c in zip(rest_t, rest_c)]
+        extra = np.array([control[c] for c in rest_c[len(rest_t):]], float)
+        gains = pooled_baseline_gains(np.array([treated[t] for t, _, _ in pairs], float),
+                                      np.array([control[c] for _, c, _ in pairs], float), extra)
+        for (seed, _, how), gain in zip(pairs, gains):
             rows.append({**dict(zip(CELL, cell)), "num_params": params.get(cell, math.nan),
-                         "seed": seed, "gain": gain, "matching": how})
-    return pd.DataFrame(rows, columns=list(CELL) + ["num_params", "seed", "gain", "matching"])
+                         "seed": seed, "gain": gain, "matching": how,
+                         "n_extra_baseline": extra.size})
+    return pd.DataFrame(rows, columns=list(CELL) + ["num_params", "seed", "gain", "matching",
+                                                    "n_extra_baseline"])
 
 
 def capacity_axes(units: pd.DataFrame) -> Dict[str, np.ndarray]:
@@ -117,79 +127,153 @@ def collapse_metric_choices(trials: pd.DataFrame) -> List[str]:
             if c in COLLAPSE_METRICS or c.startswith(ATTACK_PREFIXES)]
 
 
+def pooled_unit_gains(runs: pd.DataFrame, arms: Sequence[str], metric: str = "test_acc",
+                      baseline: str = BASELINE) -> pd.DataFrame:
+    """The primary contrast's units: for each cell and seed, the mean of the listed arms'
+    per-seed gains (unit_gains of each arm; an arm without a unit at that seed is left out of
+    that mean).
+
+    Pooling k arms whose gains share one baseline run per seed leaves that run's noise in full
+    and averages the arms' own noise, so the pooled units' spread is what a design that tests
+    the pooled contrast must plan for (korth-bench plan reads it from here).
+    Returns:
+        one row per cell x seed: CELL columns, num_params, seed, gain (the mean), n_arms,
+        matching ('seed' when every pooled unit was seed-matched, else 'order'),
+        n_extra_baseline.
+    """
+    return _pooled([unit_gains(runs, arm, metric, baseline) for arm in arms])
+
+
+def _pooled(parts: List[pd.DataFrame]) -> pd.DataFrame:
+    """pooled_unit_gains from the arms' unit_gains frames."""
+    columns = list(CELL) + ["num_params", "seed", "gain", "n_arms", "matching",
+                            "n_extra_baseline"]
+    units = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts) else pd.DataFrame(columns=columns)
+    if not len(units):
+        return pd.DataFrame(columns=columns)
+    units = units.assign(order=(units["matching"] != "seed").astype(int))
+    pooled = units.groupby(list(CELL) + ["seed"], dropna=False, sort=True).agg(
+        num_params=("num_params", "first"), gain=("gain", "mean"), n_arms=("gain", "size"),
+        order=("order", "max"), n_extra_baseline=("n_extra_baseline", "max")).reset_index()
+    pooled["matching"] = np.where(pooled.pop("order") > 0, "order", "seed")
+    return pooled[columns]
+
+
+def primary_label(arms: Sequence[str]) -> str:
+    """The collapse table's name of the primary contrast, e.g. 'primary: mean of so, dn'."""
+    return "primary: mean of " + ", ".join(arms)
+
+
 def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_acc",
                   baseline: str = BASELINE, alpha: float = 0.05,
-                  claimed_drop: float = CLAIMED_DROP) -> pd.DataFrame:
+                  claimed_drop: float = CLAIMED_DROP,
+                  family: Optional[Collection[str]] = None,
+                  primary: Sequence[str] = (), primary_metric: str = "test_acc"
+                  ) -> pd.DataFrame:
     """Do a regularizer's gains shrink as capacity grows? One row per metric x regularizer x
-    family x axis.
+    family x axis, and one for the primary contrast when ``primary`` names arms.
 
     ``metric``: one accuracy column or several (COLLAPSE_METRICS: accuracies as fractions, so
     that ``claimed_drop`` means the same on each). Per cell, the mean of the per-seed gains
     (unit_gains); the cell means are regressed on each capacity axis (slope per doubling of the
     parameter count, per unit of depth, per unit of width) and the slope is t-tested on
     n_cells - 2 degrees of freedom (slope_t_test: a cell-level effect counts as noise, not as
-    trend). The primary axis, log2_params, carries the verdict: its p-values are Holm-adjusted
-    over metrics x regularizers x families, and collapse_verdict decides with the (1 - alpha)
-    interval of the drop over the capacity range against +-claimed_drop. Depth and width rows
-    are descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (lack_of_fit_p)
-    says whether the cell means scatter about the line by more than the seed noise.
+    trend). The primary axis, log2_params, carries the verdict. Its rows form Holm families,
+    each stated in the row (``test_family``, ``family_size``): 'claim 2' (metrics x the
+    regularizers in ``family``, by default all), 'outside claim 2' (the other regularizers)
+    and 'primary' (the pooled contrast of ``primary``, pooled_unit_gains in ``primary_metric``,
+    tested alone at alpha: a pre-registered single test). The p-value, the verdict
+    (collapse_verdict: the (1 - alpha) interval of the drop over the capacity range against
+    +-claimed_drop) and the detectable drop all use the row's family. Depth and width rows are
+    descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (lack_of_fit_p) says
+    whether the cell means scatter about the line by more than the seed noise.
     Returns:
-        columns dataset, model, regularizer, metric, axis, n_units, n_cells, n_order_matched,
-        slope, low, high (t interval at 1 - alpha), p_value, p_holm, min_attainable_p,
-        lack_of_fit_p, sd_within, capacity_range, drop, drop_low, drop_high (minus the slope
-        and its interval, times the range), detectable_drop (the drop this design detects with
-        80 % power at the strictest Holm threshold alpha / m, from sd_within: stats.
-        detectable_drop), claimed_drop (the equivalence bound), alpha, verdict, note.
+        columns dataset, model, regularizer, metric, axis, test_family, family_size, n_units,
+        n_cells, n_order_matched, slope, low, high (t interval at 1 - alpha), p_value, p_holm,
+        min_attainable_p, lack_of_fit_p, sd_within, capacity_range, drop, drop_low, drop_high
+        (minus the slope and its interval, times the range), detectable_drop (the drop this
+        design detects with 80 % power at the family's strictest Holm threshold alpha / m,
+        from sd_within: stats.detectable_drop), claimed_drop (the equivalence bound), alpha,
+        verdict, note.
     """
-    untestable, tests = [], []
+    specs = []
     regularizers = sorted(set(runs["regularizer"]) - {baseline})
     metrics = [metric] if isinstance(metric, str) else list(metric)
-    for metric, ((dataset, model), family), regularizer in itertools.product(
-            metrics, runs.groupby(list(FAMILY), dropna=False), regularizers):
-        units = unit_gains(family, regularizer, metric, baseline)
-        cells = _cell_key(units).to_numpy() if len(units) else np.zeros(0, int)
-        row = {"dataset": dataset, "model": model, "regularizer": regularizer,
-               "metric": metric, "n_units": len(units), "n_cells": np.unique(cells).size,
-               "n_order_matched": int((units["matching"] == "order").sum())}
-        axes = capacity_axes(units) if len(units) >= 2 else {}
-        if not axes:
-            untestable.append({**row, "axis": PRIMARY_AXIS, "min_attainable_p": 1.0,
-                               "note": "needs 2 capacities"})
-        for axis, x in axes.items():
-            tests.append(({**row, "axis": axis}, x, units["gain"].to_numpy(float), cells))
-    family_size = max(len(untestable) + sum(row["axis"] == PRIMARY_AXIS for row, *_ in tests), 1)
-    tested = []
-    for row, x, gain, cells in tests:
-        labels, index = np.unique(cells, return_inverse=True)
-        cell_x = np.array([x[index == i][0] for i in range(labels.size)])
-        cell_gain = np.array([gain[index == i].mean() for i in range(labels.size)])
-        fit = slope_t_test(cell_x, cell_gain, 1 - alpha)
-        spread, _ = pooled_within_sd(gain, cells)
-        capacity_range = float(np.ptp(x))
-        note = (None if fit["df"] >= 1 else
-                f"{labels.size} cells: a slope test on cell means needs 3")
-        tested.append({**row, "slope": fit["slope"], "low": fit["low"], "high": fit["high"],
-                       "p_value": fit["p_value"], "min_attainable_p": fit["min_attainable_p"],
-                       "lack_of_fit_p": lack_of_fit_p(x, gain, cells),
-                       "sd_within": float(spread), "capacity_range": capacity_range,
-                       "drop": -fit["slope"] * capacity_range,
-                       "drop_low": -fit["high"] * capacity_range,
-                       "drop_high": -fit["low"] * capacity_range,
-                       "detectable_drop": detectable_drop(cell_x, spread, gain.size / labels.size,
-                                                          alpha / family_size),
-                       "note": note})
-    columns = ["dataset", "model", "regularizer", "metric", "axis", "n_units", "n_cells",
-               "n_order_matched", "slope", "low", "high", "p_value", "min_attainable_p",
-               "lack_of_fit_p", "sd_within", "capacity_range", "drop", "drop_low", "drop_high",
-               "detectable_drop", "note"]
-    table = pd.DataFrame(tested + untestable, columns=columns)
-    primary = (table["axis"] == PRIMARY_AXIS).to_numpy()
+    in_claim = (lambda name: True) if family is None else (lambda name: name in family)
+    for (dataset, model), group in runs.groupby(list(FAMILY), dropna=False):
+        units = {(metric_name, regularizer): unit_gains(group, regularizer, metric_name, baseline)
+                 for metric_name in {*metrics, *([primary_metric] if primary else [])}
+                 for regularizer in regularizers}
+        for metric_name, regularizer in itertools.product(metrics, regularizers):
+            specs.append(({"dataset": dataset, "model": model, "regularizer": regularizer,
+                           "metric": metric_name, "test_family": "claim 2"
+                           if in_claim(regularizer) else "outside claim 2"},
+                          units[metric_name, regularizer]))
+        if primary:
+            specs.append(({"dataset": dataset, "model": model,
+                           "regularizer": primary_label(primary), "metric": primary_metric,
+                           "test_family": "primary"},
+                          _pooled([units.get((primary_metric, arm), pd.DataFrame())
+                                   for arm in primary])))
+    sizes: Dict[str, int] = {}
+    for row, _ in specs:
+        sizes[row["test_family"]] = sizes.get(row["test_family"], 0) + 1
+    rows = []
+    for row, units in specs:
+        level = alpha / sizes[row["test_family"]]
+        rows += _slope_rows({**row, "family_size": sizes[row["test_family"]]}, units, alpha,
+                            level)
+    columns = ["dataset", "model", "regularizer", "metric", "axis", "test_family",
+               "family_size", "n_units", "n_cells", "n_order_matched", "slope", "low", "high",
+               "p_value", "min_attainable_p", "lack_of_fit_p", "sd_within", "capacity_range",
+               "drop", "drop_low", "drop_high", "detectable_drop", "note"]
+    table = pd.DataFrame(rows, columns=columns)
+    primary_axis = (table["axis"] == PRIMARY_AXIS).to_numpy()
     table["p_holm"] = math.nan
-    table.loc[primary, "p_holm"] = holm_adjust(table.loc[primary, "p_value"].to_numpy(float))
+    for name in sizes:
+        rows_of = primary_axis & (table["test_family"] == name).to_numpy()
+        table.loc[rows_of, "p_holm"] = holm_adjust(table.loc[rows_of, "p_value"].to_numpy(float))
+    level = alpha / table["test_family"].map(sizes).to_numpy(float)
     verdict = collapse_verdict(table["slope"].to_numpy(float), table["p_holm"].to_numpy(float),
                                table["drop_low"].to_numpy(float),
                                table["drop_high"].to_numpy(float),
                                table["min_attainable_p"].fillna(1.0).to_numpy(float),
-                               np.full(len(table), alpha / family_size), claimed_drop, alpha)
-    table["verdict"] = np.where(primary, verdict, "descriptive")
+                               level, claimed_drop, alpha)
+    table["verdict"] = np.where(primary_axis, verdict, "descriptive")
     return table.assign(claimed_drop=claimed_drop, alpha=alpha)
+
+
+def _slope_rows(row: dict, units: pd.DataFrame, alpha: float, level: float) -> List[dict]:
+    """The collapse rows of one set of units (one per capacity axis; one untestable row when
+    they span fewer than 2 capacities), the detectable drop at ``level``."""
+    cells = _cell_key(units).to_numpy() if len(units) else np.zeros(0, int)
+    row = {**row, "n_units": len(units), "n_cells": np.unique(cells).size,
+           "n_order_matched": int((units["matching"] == "order").sum()) if len(units) else 0}
+    axes = capacity_axes(units) if len(units) >= 2 else {}
+    if not axes:
+        return [{**row, "axis": PRIMARY_AXIS, "min_attainable_p": 1.0,
+                 "note": "needs 2 capacities"}]
+    gain = units["gain"].to_numpy(float)
+    labels, index = np.unique(cells, return_inverse=True)
+    spread, _ = pooled_within_sd(gain, cells)
+    rows = []
+    for axis, x in axes.items():
+        cell_x = np.array([x[index == i][0] for i in range(labels.size)])
+        cell_gain = np.array([gain[index == i].mean() for i in range(labels.size)])
+        fit = slope_t_test(cell_x, cell_gain, 1 - alpha)
+        capacity_range = float(np.ptp(x))
+        note = (None if fit["df"] >= 1 else
+                f"{labels.size} cells: a slope test on cell means needs 3")
+        rows.append({**row, "axis": axis, "slope": fit["slope"], "low": fit["low"],
+                     "high": fit["high"], "p_value": fit["p_value"],
+                     "min_attainable_p": fit["min_attainable_p"],
+                     "lack_of_fit_p": lack_of_fit_p(x, gain, cells),
+                     "sd_within": float(spread), "capacity_range": capacity_range,
+                     "drop": -fit["slope"] * capacity_range,
+                     "drop_low": -fit["high"] * capacity_range,
+                     "drop_high": -fit["low"] * capacity_range,
+                     "detectable_drop": detectable_drop(cell_x, spread, gain.size / labels.size,
+                                                        level),
+                     "note": note})
+    return rows

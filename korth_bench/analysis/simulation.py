@@ -9,7 +9,7 @@ Accuracies are fractions. Pure functions of an explicit numpy Generator.
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,10 @@ def capacity_sweep(rng: np.random.Generator, *, gain: float = 0.01, drop: float 
                    cell_offset_sd: float = 0.0, run_sd: float = RUN_SD,
                    seeds: Sequence[int] = (0, 1, 2), cells: Sequence[Tuple[int, int]] =
                    tuple(RESNET_PARAMS), regularizers: Sequence[str] = ("so",),
-                   baseline_per_doubling: float = 0.0) -> pd.DataFrame:
-    """A sweep of ``none`` and ``regularizers`` over ``cells`` x ``seeds``.
+                   baseline_per_doubling: float = 0.0,
+                   baseline_seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+    """A sweep of ``none`` and ``regularizers`` over ``cells`` x ``seeds`` (the baseline over
+    ``baseline_seeds`` when given: a space whose ``none`` case has its own seed list).
 
     Gain of each regularizer at log2 parameter count x: ``gain - drop * (x - x_min) / range``
     (a drop of ``drop`` from the smallest to the largest cell) plus a per-cell offset
@@ -58,7 +60,8 @@ def capacity_sweep(rng: np.random.Generator, *, gain: float = 0.01, drop: float 
         for regularizer in ("none", *regularizers):
             planted = 0.0 if regularizer == "none" else (
                 gain - drop * (x[cell] - low) / span + rng.normal(0, cell_offset_sd))
-            for seed in seeds:
+            runs = seeds if regularizer != "none" or baseline_seeds is None else baseline_seeds
+            for seed in runs:
                 rows.append(trial_row(*cell, regularizer, seed,
                                       base + planted + rng.normal(0, run_sd),
                                       base + planted + rng.normal(0, run_sd)))
@@ -83,22 +86,25 @@ def floor_with_error(floor: float, sweeps: int) -> float:
 
 
 def collapse_verdicts(sweeps: Sequence[pd.DataFrame], alpha: float = 0.05,
-                      claimed_drop: float = 0.01) -> pd.DataFrame:
+                      claimed_drop: float = 0.01, family: Optional[Sequence[str]] = None,
+                      primary: Sequence[str] = ()) -> pd.DataFrame:
     """The collapse table's primary rows of every simulated sweep, each sweep on its own.
 
     The sweeps are analysed in one ``collapse_test`` call (each as its own data set,
-    for speed), then Holm and ``collapse_verdict`` are applied within each sweep, as a report of
-    that sweep alone does. Returns the primary-axis rows with ``sweep`` (index into ``sweeps``),
-    ``p_holm`` and ``verdict`` per sweep.
+    for speed; ``family`` and ``primary`` as there), then Holm and ``collapse_verdict`` are
+    applied within each sweep and test family, as a report of that sweep alone does. Returns
+    the primary-axis rows with ``sweep`` (index into ``sweeps``), ``p_holm`` and ``verdict``
+    per sweep.
     """
 
     trials = pd.concat([t.assign(dataset=f"sweep{i}") for i, t in enumerate(sweeps)],
                        ignore_index=True)
-    table = collapse_test(trials, alpha=alpha, claimed_drop=claimed_drop)
+    table = collapse_test(trials, alpha=alpha, claimed_drop=claimed_drop, family=family,
+                          primary=primary)
     table = table[table["axis"] == PRIMARY_AXIS].copy()
     table["sweep"] = table["dataset"].str.slice(5).astype(int)
     parts = []
-    for _, part in table.groupby("sweep"):
+    for _, part in table.groupby(["sweep", "test_family"]):
         part = part.copy()
         part["p_holm"] = holm_adjust(part["p_value"].to_numpy(float))
         part["verdict"] = collapse_verdict(

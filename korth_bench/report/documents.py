@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import pandas as pd
 
 from korth_bench.analysis import claims
+from korth_bench.analysis.collapse import PRIMARY_AXIS
 from korth_bench.analysis.entries import CELL
 from korth_bench.results import STATUSES, TABLES, plain
 from korth_bench.report.formatting import keyed_rows
@@ -31,7 +32,7 @@ from korth_bench.errors import ConfigError
 
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
-SCHEMA_VERSION = "3"  # 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
+SCHEMA_VERSION = "4"  # 4: collapse rows name their Holm family; 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 
 
@@ -118,10 +119,51 @@ def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
         f"Collapse test: alpha {settings['alpha']}, equivalence bound (claimed drop) "
         f"{100 * settings['claimed_drop']:.1f} pp over the capacity range; {confidence} % "
         f"intervals for gains; seed {settings['seed']} for the exact tests' Monte Carlo draws.",
+        *family_lines(result),
         *rule_lines(settings),
     ]
     if sources:
         lines.append("Sources: " + ", ".join(sources) + ".")
+    return lines
+
+
+def family_lines(result: dict) -> List[str]:
+    """Claim 2's test families, stated once (the verdict, the collapse table and its detectable
+    drop use them), and the primary contrast with when it was declared."""
+    collapse, settings = result["collapse"], result["settings"]
+    if not len(collapse):
+        return []
+    rows = collapse[collapse["axis"] == PRIMARY_AXIS]
+    alpha, drop = settings["alpha"], f"{100 * settings['claimed_drop']:.1f} pp"
+    parts = []
+    for name, what in (("claim 2", "the strict-orthogonality arms"),
+                       ("outside claim 2", "the other regularizers, their own family")):
+        part = rows[rows["test_family"] == name]
+        if len(part):
+            parts.append(f"{name} ({what}): {', '.join(sorted(set(part['regularizer'])))} in "
+                         f"{', '.join(sorted(set(part['metric'])))}, {len(part)} tests")
+    lines = [f"Collapse families, Holm at alpha {alpha} within each: " + "; ".join(parts) + "."]
+    primary = settings.get("primary")
+    if not primary:
+        return [lines[0][:-1] + "; claim 2's verdict decides on the claim 2 family."]
+    started = pd.to_datetime(result["completed"].get("started_at"), utc=True, errors="coerce")
+    first = started.min() if started is not None and len(started) else pd.NaT
+    declared = primary.get("declared")
+    if not declared:
+        when = "named at report time (--primary), not declared before the data"
+    elif pd.notna(first) and pd.Timestamp(declared, tz="UTC") > first.normalize():
+        when = (f"declared on {declared} in {primary.get('source')}, AFTER the first trial "
+                f"started ({first.date()}): not a pre-registration")
+    else:
+        when = (f"declared on {declared} in {primary.get('source')}, before the data" +
+                (f" (the first trial started {first.date()})" if pd.notna(first) else ""))
+    overrides = primary.get("overrides") or []
+    lines.append(
+        f"Primary contrast (claim 2's verdict): the mean gain of {', '.join(primary['arms'])} in "
+        f"{primary['metric']}, per seed and cell; its slope on log2 parameters is tested alone "
+        f"at alpha {alpha}, equivalence bound ±{drop}; {when}"
+        + (f"; overridden on the command line: {', '.join(overrides)}" if overrides else "")
+        + ". The per-arm rows are secondary.")
     return lines
 
 
@@ -135,8 +177,8 @@ def rule_lines(settings: dict) -> List[str]:
         "sign-flip or permutation p beside it and that test's smallest attainable p wherever it "
         f"exceeds {alpha}.",
         "Rule, collapse slope: the mean gain of each cell regressed on log2 of the parameter count, "
-        f"t test on n_cells - 2 degrees of freedom, Holm over regularizers x metrics at alpha {alpha}"
-        "; depth and width rows are descriptive.",
+        f"t test on n_cells - 2 degrees of freedom, Holm at alpha {alpha} within the row's "
+        "family (above; the primary contrast alone); depth and width rows are descriptive.",
         f"Rule, 'no trend': only when the slope is not significant, its test could reach its Holm "
         f"threshold, and the {round(100 * (1 - alpha))} % interval of the drop over the capacity "
         f"range lies inside ±{drop} (an equivalence test); otherwise 'inconclusive'.",
@@ -259,7 +301,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
                      for row in result["verdicts"].to_dict("records")],
         "entries": documents,
         "collapse": [{**_record(row, ("dataset", "model", "regularizer", "metric", "axis",
-                                      "n_units", "n_cells", "slope", "low", "high", "p_value",
+                                      "test_family", "family_size", "n_units", "n_cells", "slope", "low", "high", "p_value",
                                       "p_holm", "min_attainable_p", "lack_of_fit_p", "drop",
                                       "drop_low", "drop_high", "detectable_drop", "alpha",
                                       "verdict")),

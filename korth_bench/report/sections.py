@@ -11,7 +11,6 @@ from typing import List, Optional
 
 import pandas as pd
 
-from korth_bench.analysis.collapse import PRIMARY_AXIS
 from korth_bench.analysis.entries import CELL, higher_is_better
 from korth_bench.results import STATUSES
 from korth_bench.report.formatting import (
@@ -45,12 +44,14 @@ def report_sections(result: dict) -> List[Section]:
                 f"Cell means of the per-seed gains in {collapse_metric_names(settings)} regressed "
                 "on capacity. Slope and its t interval "
                 f"({round(100 * (1 - settings['alpha']))} %, n_cells - 2 df) in pp per unit of "
-                "the axis; p from the t test, Holm-adjusted over the log2-parameter rows "
-                "(regularizers x metrics); 'drop over range': minus the slope times the capacity "
+                "the axis; p from the t test, Holm-adjusted within the row's family (the "
+                "verdict column names it; the header states the families); 'drop over range': "
+                "minus the slope times the capacity "
                 "range, with its interval, against the equivalence bound. 'no trend' needs that "
                 "interval inside the bound, else a non-significant slope is 'inconclusive'. "
                 "Detectable drop: the drop over the range this design detects with 80 % power "
-                "at the strictest Holm threshold, from the within-cell spread of the gains (a "
+                "at its family's strictest Holm threshold, from the within-cell spread of the "
+                "gains (a "
                 "lower bound when cells carry offsets of their own). "
                 "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
                 "vs parameters with t-interval bands; x marks a missing cell.",
@@ -155,14 +156,12 @@ def collapse_metric_names(settings: dict) -> str:
 def collapse_table(result: dict) -> pd.DataFrame:
     collapse = result["collapse"]
     settings = result["settings"]
-    primary = collapse[collapse["axis"] == PRIMARY_AXIS] if len(collapse) else collapse
-    tests = int(primary["p_value"].notna().sum()) if len(primary) else 0
     rows = []
     several = len(collapse) and collapse["metric"].nunique() > 1
     for row in collapse.to_dict("records"):
         per = AXIS_UNITS[row["axis"]]
         verdict = (row["verdict"] if row["verdict"] == "descriptive" else
-                   f"{row['verdict']} (alpha {settings['alpha']}, Holm over {tests})")
+                   f"{row['verdict']} ({family_text(row, settings['alpha'])})")
         floor = row.get("min_attainable_p", math.nan)
         if math.isfinite(floor) and floor > settings["alpha"]:
             verdict += f"; smallest attainable p {p_text(floor)}"
@@ -183,6 +182,15 @@ def collapse_table(result: dict) -> pd.DataFrame:
             "detectable drop (80 % power)": f"{number_text(100 * row['detectable_drop'], 2)} pp",
             "lack-of-fit p": p_text(row["lack_of_fit_p"])})
     return pd.DataFrame(rows)
+
+
+def family_text(row: dict, alpha: float) -> str:
+    """'alpha 0.05, Holm over 5 (claim 2)' or 'alpha 0.05, alone (primary)': the family a
+    collapse row is adjusted in."""
+    size = int(row["family_size"])
+    if row["test_family"] == "primary":
+        return f"alpha {alpha}, alone (primary)"
+    return f"alpha {alpha}, Holm over {size} ({row['test_family']})"
 
 
 def penalty_scale_table(result: dict) -> pd.DataFrame:

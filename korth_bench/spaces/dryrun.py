@@ -127,6 +127,9 @@ def dry_run_text(space: Space) -> str:
             rows.append([str(number), cfg.trial_id, *[_cell(getattr(cfg, k)) for k in varying],
                          str(cfg.epochs), label, _duration(hours)])
         lines += _columns([header, *rows])
+        lines.append("per regularizer: " + "; ".join(
+            f"{name} {len(seeds)} trials at {len(set(seeds))} seeds"
+            for name, seeds in _seeds_by_regularizer(space.trials).items()))
         lines.append(f"cost estimate: {total:.3g} {unit} in all ({len(rows)} trials x {label}; "
                      f"nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, {CPU_CORE_FLOPS / 1e9:g} GFLOP/s "
                      "per CPU; rough)")
@@ -142,7 +145,20 @@ def dry_run_text(space: Space) -> str:
                      + ("; ASHA stops some early" if scheduler.type == "asha" else "")
                      + f"; nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, "
                        f"{CPU_CORE_FLOPS / 1e9:g} GFLOP/s per CPU; rough)")
+    if space.analysis:
+        analysis = space.analysis
+        lines.append(f"primary contrast (claim 2): mean gain of {', '.join(analysis.arms)} in "
+                     f"{analysis.metric}, claimed drop {analysis.claimed_drop:g} pt, alpha "
+                     f"{analysis.alpha:g}, declared {analysis.declared or '(no date)'}")
     return "\n".join(lines)
+
+
+def _seeds_by_regularizer(trials: List[TrialConfig]) -> dict:
+    """regularizer -> the seed of each of its trials (a case may run the baseline at more)."""
+    found: dict = {}
+    for cfg in trials:
+        found.setdefault(cfg.regularizer, []).append(cfg.seed)
+    return found
 
 
 def _duration(hours: float) -> str:

@@ -8,6 +8,7 @@ so each error names the section, the key, the value and what is allowed.
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 import os
 import re
@@ -53,6 +54,59 @@ class Scheduler:
     reduction_factor: float = 2.0        # asha: keep the best 1/reduction_factor at each rung
     metric: Optional[str] = None         # asha: an epochs column (default: the first search metric)
     mode: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The ``analysis`` section: claim 2's primary contrast, declared before the data.
+
+    ``arms`` are entry names as the report prints them ('so', or with ``report --arm`` keys
+    'so [penalty_reduction=sum]' or 'so [sum]'); the report pools their per-seed gains and
+    tests the slope of that pooled gain on log2 parameters alone at ``alpha``, with
+    ``claimed_drop`` (accuracy points) as the equivalence bound and the effect to detect."""
+    arms: Tuple[str, ...]
+    metric: str = "test_acc"
+    claimed_drop: float = 1.0            # accuracy percentage points
+    alpha: float = 0.05
+    declared: Optional[str] = None       # ISO date the declaration was written down
+
+
+def analysis_section(section: Mapping[str, Any], metrics: Sequence[str]) -> Optional[Analysis]:
+    """The parsed ``analysis`` section (None when absent); ``metrics``: the trials columns a
+    primary metric may name."""
+    if not section:
+        return None
+    only(section, "analysis", ("primary", "declared"))
+    primary = section.get("primary")
+    if not isinstance(primary, dict):
+        raise ConfigError(f"analysis.primary must be a mapping (arms, metric, claimed_drop, "
+                          f"alpha), got {primary!r}")
+    only(primary, "analysis.primary", ("arms", "metric", "claimed_drop", "alpha"))
+    arms = primary.get("arms")
+    if (not isinstance(arms, list) or not arms
+            or not all(isinstance(a, str) and a.strip() for a in arms)
+            or len(set(arms)) != len(arms)):
+        raise ConfigError(f"analysis.primary.arms={arms!r} must be a non-empty list of distinct "
+                          "entry names, e.g. [so, dn, srip] or ['so [sum]', 'dn [sum]']")
+    metric = primary.get("metric", "test_acc")
+    if metric not in metrics:
+        raise ConfigError(f"analysis.primary.metric={metric!r} is not a trials column"
+                          f"{hint(str(metric), metrics)}; an accuracy such as test_acc")
+    drop = number(primary.get("claimed_drop", 1.0), "analysis.primary.claimed_drop")
+    if not drop > 0:
+        raise ConfigError(f"analysis.primary.claimed_drop={drop!r} must be > 0 "
+                          "(accuracy percentage points)")
+    alpha = number(primary.get("alpha", 0.05), "analysis.primary.alpha")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"analysis.primary.alpha={alpha!r} must be between 0 and 1")
+    declared = section.get("declared")
+    if declared is not None:
+        try:
+            declared = datetime.date.fromisoformat(str(declared)).isoformat()
+        except ValueError:
+            raise ConfigError(f"analysis.declared={declared!r} must be a date, YYYY-MM-DD") from None
+    return Analysis(arms=tuple(arms), metric=str(metric), claimed_drop=float(drop),
+                    alpha=float(alpha), declared=declared)
 
 
 def resources_section(section: Mapping[str, Any]) -> Resources:

@@ -20,6 +20,9 @@ The schema (docs/search_spaces.md has the full reference)::
     scheduler: {type: asha, grace_period: 2, reduction_factor: 3}
     failure: {max_retries: 1}
     checkpoint: {every: 1, keep: 2}
+    analysis:                        # claim 2's primary contrast, declared before the data
+      primary: {arms: [so, dn], metric: test_acc, claimed_drop: 1.0, alpha: 0.05}
+      declared: "2026-12-05"
 
 Every trial configuration goes through ``TrialConfig.from_dict``; a grid is expanded completely
 and de-duplicated by ``trial_id``; an Optuna space is checked at every bound and choice. A key that
@@ -47,7 +50,8 @@ from korth_bench import results
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
 from korth_bench.spaces.expansion import OptunaSpace, expand_grid, optuna_entries
-from korth_bench.spaces.sections import (Resources, Scheduler, Search, base_keys, expand_env, hint,
+from korth_bench.spaces.sections import (Analysis, Resources, Scheduler, Search, analysis_section,
+                                        base_keys, expand_env, hint,
                                         integer, mapping, no_overlap, only, regularizer_entries,
                                         resources_section, scheduler_section, search_section)
 
@@ -67,7 +71,7 @@ def _shipped_spaces_dir() -> str:
 
 SPACES_DIR = _shipped_spaces_dir()
 SECTIONS = ("name", "description", "data", "training", "robustness", "fixed", "grid", "regularizers",
-            "sample", "resources", "search", "scheduler", "failure", "checkpoint")
+            "sample", "resources", "search", "scheduler", "failure", "checkpoint", "analysis")
 
 
 # ---------------------------------------------------------------------- the parsed space
@@ -88,6 +92,7 @@ class Space:
     max_retries: int = 0
     checkpoint_every: int = 1
     checkpoint_keep: int = 2
+    analysis: Optional[Analysis] = None  # the declared primary contrast, read by the report
 
     @property
     def num_trials(self) -> int:
@@ -181,7 +186,10 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
                   checkpoint_every=every,
                   checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1))
     _check_metrics(space, checked, grid, sample, entries)
-    return space
+    row = checked[0].to_dict() if checked else {}
+    return dataclasses.replace(space, analysis=analysis_section(
+        mapping(raw, "analysis"), [k for k, t in results.trials_columns(row).items()
+                                   if _numeric(t) and k not in TrialConfig.field_names()]))
 
 
 # ---------------------------------------------------------------------- inputs a sweep reads
