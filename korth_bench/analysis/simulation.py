@@ -225,7 +225,8 @@ def strength_sweep(rng: np.random.Generator, *, dn_effect: float = 0.0,
                 row["trial_id"] += f"-{coefficient:g}"
                 rows.append(row)
                 epochs.append({"trial_id": row["trial_id"], "epoch": 0, "train_loss": 2.0,
-                               "reg_loss": loss, "coefficient": coefficient})
+                               "reg_loss": loss, "coefficient": coefficient,
+                               "test_acc": row["test_acc"]})
     return {"trials": pd.DataFrame(rows), "epochs": pd.DataFrame(epochs)}
 
 
