@@ -186,14 +186,16 @@ def efficiency_sweep(rng: np.random.Generator, *, baseline_gap: float, lift: flo
     return pd.DataFrame(rows)
 
 
-def efficiency_statuses(sweeps: Sequence[pd.DataFrame], alpha: float = 0.05) -> pd.DataFrame:
+def efficiency_statuses(sweeps: Sequence[pd.DataFrame], alpha: float = 0.05,
+                        family_wise: bool = True) -> pd.DataFrame:
     """capacity_efficiency's table for every simulated sweep, each sweep its own Holm family
-    (as a report of that sweep alone), in one efficiency_tests call; column ``sweep``."""
+    (as a report of that sweep alone), in one efficiency_tests call; column ``sweep``.
+    ``family_wise=False``: every pair at alpha unadjusted (the rule before issue 20)."""
     trials = pd.concat([t.assign(dataset=f"sweep{i}") for i, t in enumerate(sweeps)],
                        ignore_index=True)
     tests = efficiency_tests(trials)
     tests["p_holm"] = tests.groupby("dataset")["p_iut"].transform(
-        lambda p: holm_adjust(p.to_numpy(float)))
+        lambda p: holm_adjust(p.to_numpy(float)) if family_wise else p)
     table = efficiency_matches(tests, alpha)
     return table.assign(sweep=table["dataset"].str.slice(5).astype(int))
 
