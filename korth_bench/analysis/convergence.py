@@ -44,7 +44,7 @@ def convergence_by_cell(epochs: pd.DataFrame, trials: pd.DataFrame,
         share of them whose highest test accuracy is at the last epoch).
     """
     done = trials[trials["status"] == "completed"]
-    if epochs is None or epochs.empty or done.empty:
+    if epochs is None or epochs.empty or "test_acc" not in epochs or done.empty:
         return pd.DataFrame(columns=CONVERGENCE_COLUMNS)
     keys = list(CELL)
     curves = epochs.merge(done[["trial_id", "regularizer", "num_params", *keys]], on="trial_id")
