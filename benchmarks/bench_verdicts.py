@@ -1,4 +1,4 @@
-"""Error rates of the report's verdicts on simulated sweeps with planted truths (issue 11).
+"""Error rates of the report's verdicts on simulated sweeps with planted truths (issues 11, 20).
 
 Each scenario draws ``--sweeps`` (default 1,000) sweeps from ``korth_bench.simulation`` (the
 design of ``resnet_capacity_cifar10.yaml``: ResNet depth 20/56/110 x width 1/4 with their true
@@ -6,9 +6,11 @@ parameter counts, 3 seeds, run-to-run sd 0.2 pt, unless the scenario says otherw
 project's own analysis on them: ``collapse_test`` with per-sweep Holm and ``collapse_verdict``,
 ``select_entries``/``entry_runs``, ``capacity_efficiency``, ``compare_runs``. It prints one
 markdown table: the rate measured, its binomial standard error, the issue's bound and whether
-the rate meets it. ``tests/test_analysis.py`` holds the same scenarios at 200 sweeps. No timings.
+the rate meets it; issue 20's scenarios (items 20.1, 20.2, 20.6) print the rate of the rule
+before that issue beside it. ``tests/test_analysis.py`` holds the same scenarios at 100-200
+sweeps. No timings.
 
-Run: ``.venv/bin/python benchmarks/bench_verdicts.py [--sweeps 1000] [--seed 0]``
+Run: ``.venv/bin/python benchmarks/bench_verdicts.py [--sweeps 1000] [--seed 0] [--items 20.1,20.2]``
 """
 from __future__ import annotations
 
@@ -19,10 +21,12 @@ from typing import Callable, Dict, List
 import numpy as np
 import pandas as pd
 
-from korth_bench.analysis import claims, simulation as sim, stats
+from korth_bench.analysis import claims, convergence, simulation as sim, stats
 
 REGULARIZERS = ("cs", "dn", "dn_relaxed", "ocnn", "so", "srip")  # six, as the capacity space
 SIGNIFICANT = ("gains shrink with capacity", "gains grow")
+EIGHT_ARMS = ("cs", "dn", "dn_relaxed", "dso", "mc", "ocnn", "so", "srip")
+STUDY_DEPTHS = (8, 14, 20, 26, 32, 44)  # the CPU capacity study's six cells
 
 
 def collapse_rate(verdict: str, **scenario) -> Callable[[np.random.Generator, int], float]:
@@ -132,6 +136,41 @@ def extra_baseline_interval(what, seed_sd=0.0):
 # (item, scenario, measure, kind, bound): kind 'max' (rate <= bound), 'min' (rate >= bound),
 # 'abs' (|mean gain in pt| <= bound), 'ratio' (value < bound) or 'level' (a test whose exact
 # level is the bound: rate <= bound + 3 binomial standard errors). Items 20.x: issue 20.
+def matched_strength_rate(verdict, **scenario):
+    """Claim 1's verdict rate (before: the tuned entries decide; after: matched strength)."""
+    def measure(rng, sweeps):
+        table = sim.claim1_verdicts([sim.strength_sweep(rng, **scenario) for _ in range(sweeps)],
+                                    rng)
+        return float((table["tuned"] == verdict).mean()), float((table["matched"] == verdict).mean())
+    return measure
+
+
+def efficiency_anywhere(**scenario):
+    """A match in any pair or arm of a sweep (before: unadjusted; after: Holm over them all)."""
+    def measure(rng, sweeps):
+        sweeps_ = [sim.efficiency_sweep(rng, depths=STUDY_DEPTHS, **scenario)
+                   for _ in range(sweeps)]
+        return tuple(float((table["status"] == "matched").groupby(table["sweep"]).any().mean())
+                     for table in (sim.efficiency_statuses(sweeps_, family_wise=False),
+                                   sim.efficiency_statuses(sweeps_)))
+    return measure
+
+
+def under_training_flagged(last_two):
+    """Claim 2 flagged 'capacity confounded with under-training' (before: never)."""
+    def measure(rng, sweeps):
+        runs = [sim.convergence_sweep(rng, last_two=last_two) for _ in range(sweeps)]
+        rename = lambda frame, i: frame.assign(trial_id=frame["trial_id"] + f"-{i}")  # noqa: E731
+        epochs = pd.concat([rename(r["epochs"], i) for i, r in enumerate(runs)])
+        trials = pd.concat([rename(r["trials"], i).assign(dataset=f"sweep{i}")
+                            for i, r in enumerate(runs)])
+        table = convergence.convergence_by_cell(epochs, trials)
+        flags = [convergence.undertraining_check(part, 0.01)["flagged"]
+                 for _, part in table.groupby("dataset")]
+        return 0.0, float(np.mean(flags))
+    return measure
+
+
 SCENARIOS: List[tuple] = [
     (1, "true drop = D (1 pp): 'no trend'", collapse_rate("no trend", drop=0.01), "max", 0.03),
     (1, "true drop = D, 0.2-pt cell offsets: 'no trend'",
@@ -176,6 +215,28 @@ SCENARIOS: List[tuple] = [
      extra_baseline_interval("coverage", 0.0014), "min", 0.93),
     ("20.5", "same, seed effect sd 0.14 pt: width / paired-only width",
      extra_baseline_interval("width ratio", 0.0014), "ratio", 1.0),
+    ("20.1", "dn = so in form, tuned at 1e-2 vs 1e-3, 3 seeds: claim 1 'supported'",
+     matched_strength_rate("supported"), "max", 0.05),
+    ("20.1", "dn 0.3 more orthogonal at matched strength, 5 seeds: 'supported'",
+     matched_strength_rate("supported", dn_effect=-0.3, seeds=range(5)), "min", 0.80),
+    ("20.1", "grids disjoint, ratios 3x apart: 'inconclusive (strengths not matched)'",
+     matched_strength_rate("inconclusive (strengths not matched)", grids=((1e-2,), (1e-3,)),
+                           reg_loss=(20.0, 60.0)), "min", 1.0),
+    ("20.2", "8 zero-effect arms, 6 cells x 3 seeds, baseline +0.5 pt (= M) per cell, "
+     "run sd 0.4 pt: a match anywhere",
+     efficiency_anywhere(baseline_gap=0.005, run_sd=0.004, regularizers=EIGHT_ARMS), "max",
+     0.05),
+    ("20.2", "8 arms lift ResNet-8 to M below ResNet-14 (baseline +1 pt per cell), 3 seeds: "
+     "a match anywhere", efficiency_anywhere(baseline_gap=0.01, lift=0.005,
+                                             regularizers=EIGHT_ARMS), "max", 0.05),
+    ("20.2", "one arm lifts ResNet-8 to ResNet-14 (+1.5 pt per cell), 5 seeds: matched",
+     efficiency_anywhere(baseline_gap=0.015, lift=0.015, seeds=range(5)), "min", 0.50),
+    ("20.6", "every cell's baseline 3 pt short of done: flagged", under_training_flagged(
+        (0.03,) * 6), "max", 0.05),
+    ("20.6", "the largest cell 2 pt further from done: flagged", under_training_flagged(
+        (0.03,) * 5 + (0.05,)), "min", 0.95),
+    ("20.6", "the capacity study's last-two-epoch gains (3.0-4.8 pt): flagged",
+     under_training_flagged((0.036, 0.031, 0.042, 0.030, 0.043, 0.048)), "min", 0.95),
 ]
 
 
@@ -183,15 +244,17 @@ def main(argv=None) -> List[Dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--item", action="append",
-                        help="run only the scenarios of this item (e.g. 20.4); repeatable")
+    parser.add_argument("--items", default="",
+                        help="comma-separated items to run, e.g. 20.4,20.5 (default all)")
     args = parser.parse_args(argv)
+    chosen = {item.strip() for item in args.items.split(",") if item.strip()}
     rows = []
     for index, (item, scenario, measure, kind, bound) in enumerate(SCENARIOS):
-        if args.item and str(item) not in args.item:
+        if chosen and str(item) not in chosen:
             continue
         rng = np.random.default_rng([args.seed, index])
         value = measure(rng, args.sweeps)
+        before, value = value if isinstance(value, tuple) else (math.nan, value)
         if kind == "abs":
             met, error = abs(value) <= bound, math.nan
         elif kind == "ratio":  # a ratio of means, below the bound
@@ -202,17 +265,20 @@ def main(argv=None) -> List[Dict[str, object]]:
         else:
             error = math.sqrt(max(value * (1 - value), 0.0) / args.sweeps)
             met = value <= bound if kind == "max" else value >= bound
-        rows.append({"item": item, "scenario": scenario, "sweeps": args.sweeps, "value": value,
-                     "binomial_se": error, "bound": f"{'>=' if kind == 'min' else '<' if kind == 'ratio' else '<='} {bound}"
+        rows.append({"item": item, "scenario": scenario, "sweeps": args.sweeps,
+                     "before": before, "value": value, "binomial_se": error,
+                     "bound": f"{'>=' if kind == 'min' else '<' if kind == 'ratio' else '<='} {bound}"
                      + (f" + 3 se ({sim.bound_with_error(bound, args.sweeps):.4f})"
                         if kind == "level" else ""),
                      "met": "yes" if met else "no"})
-        print(f"| {item} | {scenario} | {args.sweeps} | {value:.4f} | {error:.4f} | "
-              f"{rows[-1]['bound']} | {rows[-1]['met']} |", flush=True)
+        before_text = "n/a" if math.isnan(before) else f"{before:.4f}"
+        print(f"| {item} | {scenario} | {args.sweeps} | {before_text} | {value:.4f} | "
+              f"{error:.4f} | {rows[-1]['bound']} | {rows[-1]['met']} |", flush=True)
     return rows
 
 
 if __name__ == "__main__":
-    print("| item | scenario | sweeps | value | binomial se | bound | met |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| item | scenario | sweeps | rate before issue 20 | value (after) | binomial se | bound "
+          "| met |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     main()

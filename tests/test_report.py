@@ -161,10 +161,13 @@ def test_the_verdict_summary_comes_first_one_line_per_claim_with_its_rules(synth
         assert rule in markdown[summary:markdown.index("Hardware (device column)")]
     with open(synthetic_report["json"]) as handle:
         verdicts = {v["claim"]: v for v in json.load(handle)["verdicts"]}
-    assert list(verdicts) == ["1", "2", "2, relaxed", "3", "4, cs", "4, orthogonality"]
+    assert list(verdicts) == ["1", "1, tuned settings", "2", "2, relaxed", "3", "4, cs",
+                              "4, orthogonality"]
     # make_tables plants: dn the most orthogonal and feature-map similarity rising with the
     # cosines; the fixture's largest cell has no baseline, which leaves 2 cells: no slope test
     assert verdicts["1"]["verdict"] == "supported"
+    assert verdicts["1, tuned settings"]["verdict"] == "descriptive"
+    assert verdicts["1"]["seeds_min"] >= 2 and "seeds per side" in markdown[summary:]
     assert verdicts["2"]["verdict"] == "inconclusive" and verdicts["2"]["n_rows"] == 0
     assert verdicts["4, cs"]["verdict"] == "inconclusive" and verdicts["4, cs"]["n_rows"] == 0
     assert verdicts["4, orthogonality"]["verdict"] == "contradicted"
@@ -343,7 +346,7 @@ def test_html_renders_in_headless_chromium_without_console_errors(synthetic_repo
         body = sorted_dom[sorted_dom.index("<tbody>"):]
         rows = [int(n) for n in re.findall(r"<tr><td>[^<]*</td><td>[^<]*</td><td[^>]*>[^<]*</td>"
                                            r"<td>(\d+) \(", body[:body.index("</tbody>")])]
-        assert len(rows) == 6
+        assert len(rows) == 7
         first_claims.append(rows)
     assert first_claims[0] == sorted(first_claims[0]) and first_claims[1] == sorted(
         first_claims[1], reverse=True) and first_claims[0][0] < first_claims[0][-1]

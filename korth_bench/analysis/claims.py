@@ -27,12 +27,15 @@ import numpy as np
 import pandas as pd
 
 from korth_bench.analysis.collapse import CLAIMED_DROP, collapse_metric_choices, collapse_test
+from korth_bench.analysis.convergence import (
+    convergence_by_cell, slopes_without, undertraining_check)
 from korth_bench.analysis.entries import (
     BASELINE, CELL, FAMILY, SETTING_COLUMNS, entry_provenance, entry_runs, entry_scores, hardware,
     metric_columns, select_entries, status_grid)
 from korth_bench.analysis.stats import (
-    compare_runs, correlation_interval, holm_adjust, t_interval, welch_greater_p)
-from korth_bench.analysis.verdicts import STRICT, base_name, claim_verdicts
+    compare_runs, correlation_interval, holm_adjust, t_interval, welch_greater_p_moments)
+from korth_bench.analysis.strength import MATCH_FACTOR, epoch0_ratio, matched_strength
+from korth_bench.analysis.verdicts import ORTHO_COLUMNS, STRICT, base_name, claim_verdicts
 from korth_bench.errors import ConfigError
 
 ORTHO_MEASURES = ("gram_residual_fro", "diag_deviation", "cos_mean", "cos_max")
@@ -115,8 +118,8 @@ def strict_vs_relaxed(runs: pd.DataFrame, rng: np.random.Generator, metric: str 
             row.update(compare_runs(sides[relaxed], sides[strict], rng, confidence))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(CELL) + [
-        "num_params", "metric", "status", "mean", "sd", "low", "high", "n", "p_value", "pairing",
-        "n_treated", "n_control"])
+        "num_params", "metric", "status", "mean", "sd", "low", "high", "n", "p_value", "p_exact",
+        "min_attainable_p", "pairing", "n_treated", "n_control"])
 
 
 def similarity_correlation(trials: pd.DataFrame,
@@ -228,63 +231,110 @@ def penalty_targets(runs: pd.DataFrame, rng: np.random.Generator, baseline: str 
     return pd.DataFrame(rows, columns=columns)
 
 
-def capacity_efficiency(runs: pd.DataFrame, metric: str = "test_acc", baseline: str = BASELINE,
-                        margin: float = EFFICIENCY_MARGIN, alpha: float = 0.05) -> pd.DataFrame:
-    """[CS]: the smallest model with each regularizer that matches the baseline at a larger one.
+EFFICIENCY_PAIR_COLUMNS = [
+    "dataset", "model", "regularizer", "depth", "width", "num_params", "mean", "n",
+    "base_depth", "base_width", "base_params", "base_mean", "base_n", "p_noninferior", "p_gap",
+    "p_control", "p_iut"]
 
-    An intersection-union test per pair (small cell s, larger cell L) of one family: the
-    regularized s matches the baseline L only when both one-sided Welch tests reject at alpha,
+
+def efficiency_tests(runs: pd.DataFrame, metric: str = "test_acc", baseline: str = BASELINE,
+                     margin: float = EFFICIENCY_MARGIN) -> pd.DataFrame:
+    """[CS] capacity efficiency: the intersection-union test of every pair (small cell s, larger
+    cell L) of one family, for every regularizer.
+
+    The regularized s matches the baseline at L when both one-sided Welch tests reject:
     (a) non-inferiority, H0: mean reg(s) - mean base(L) <= -margin, and (b) a real gap to close,
-    H0: mean base(L) - mean base(s) <= margin; each test's error is at most alpha, so is the
-    pair's. Status 'matched' (the smallest s with a match, against its largest matched L),
-    'no match' (some pair has a gap (b) the regularizer did not close), 'inconclusive' (no pair
-    shows a gap, or too few seeds). Beside it, the control: of the pairs with a gap, how many
-    the baseline's own small cell passes (a) in place of the regularized one.
+    H0: mean base(L) - mean base(s) <= margin. The pair's p-value is p_iut = max(p_a, p_b):
+    rejecting at level a when both do has error at most a whichever null holds, so p_iut is a
+    valid p-value for "no match" and a family of them can be Holm-adjusted (efficiency_matches).
+    p_control is test (a) with the baseline's own small cell in place of the regularized one.
     Returns:
-        one row per family x regularizer: dataset, model, regularizer, metric, status, margin,
-        depth, width, num_params, mean, n (the matching small cell), base_depth, base_width,
-        base_params, base_mean, base_n (the larger baseline cell), p_noninferior, p_gap,
-        params_ratio, n_pairs, n_gap_pairs, n_control_passes.
+        one row per family x regularizer x pair with >= 2 runs on each side
+        (EFFICIENCY_PAIR_COLUMNS): the small cell (depth, width, num_params; mean, n of the
+        regularized runs), the larger baseline cell (base_*), p_noninferior (a), p_gap (b),
+        p_control, p_iut.
     """
-    values = {key: pd.to_numeric(part[metric], errors="coerce").dropna().to_numpy(float)
-              for key, part in runs.groupby(list(CELL) + ["regularizer"], dropna=False)}
-    params = runs.groupby(list(CELL), dropna=False)["num_params"].median()
-    rows = []
+    keys = list(CELL) + ["regularizer"]
+    values = pd.to_numeric(runs[metric], errors="coerce")
+    agg = values.groupby([runs[k] for k in keys], dropna=False).agg(["mean", "var", "count"])
+    moments = {key: row for key, *row in agg[agg["count"] >= 2].itertuples()}
+    params = runs.groupby(list(CELL), dropna=False)["num_params"].median().to_dict()
+    rows, sides = [], []
     for (dataset, model), family in runs.groupby(list(FAMILY), dropna=False):
         cells = sorted({tuple(c) for c in family[list(CELL)].itertuples(index=False)},
-                       key=lambda c: params[c])
-        base = {c: values.get(c + (baseline,), np.zeros(0)) for c in cells}
+                       key=params.get)
         for regularizer in sorted(set(family["regularizer"]) - {baseline}):
-            row = {"dataset": dataset, "model": model, "regularizer": regularizer,
-                   "metric": metric, "status": "inconclusive", "margin": margin,
-                   "n_pairs": 0, "n_gap_pairs": 0, "n_control_passes": 0}
-            for small in cells:
-                treated = values.get(small + (regularizer,), np.zeros(0))
-                for large in reversed([c for c in cells if params[c] > params[small]]):
-                    if min(treated.size, base[small].size, base[large].size) < 2:
+            for index, small in enumerate(cells):
+                for large in reversed([c for c in cells[index + 1:] if params[c] > params[small]]):
+                    found = [moments.get(small + (regularizer,)), moments.get(small + (baseline,)),
+                             moments.get(large + (baseline,))]
+                    if any(side is None for side in found):
                         continue
-                    p_noninferior = welch_greater_p(treated, base[large], -margin)
-                    p_gap = welch_greater_p(base[large], base[small], margin)
-                    row["n_pairs"] += 1
-                    if p_gap <= alpha:
-                        row["n_gap_pairs"] += 1
-                        row["n_control_passes"] += int(
-                            welch_greater_p(base[small], base[large], -margin) <= alpha)
-                    if row["status"] != "matched" and max(p_noninferior, p_gap) <= alpha:
-                        row.update(status="matched", depth=small[2], width=small[3],
-                                   num_params=params[small], mean=treated.mean(),
-                                   n=treated.size, base_depth=large[2], base_width=large[3],
-                                   base_params=params[large], base_mean=base[large].mean(),
-                                   base_n=base[large].size, p_noninferior=p_noninferior,
-                                   p_gap=p_gap, params_ratio=params[large] / params[small])
-            if row["status"] != "matched" and row["n_gap_pairs"]:
-                row["status"] = "no match"
-            rows.append(row)
-    return pd.DataFrame(rows, columns=[
-        "dataset", "model", "regularizer", "metric", "status", "margin", "depth", "width",
-        "num_params", "mean", "n", "base_depth", "base_width", "base_params", "base_mean",
-        "base_n", "p_noninferior", "p_gap", "params_ratio", "n_pairs", "n_gap_pairs",
-        "n_control_passes"])
+                    rows.append((dataset, model, regularizer, small[2], small[3], params[small],
+                                 large[2], large[3], params[large]))
+                    sides.append(found)
+    if not rows:
+        return pd.DataFrame(columns=EFFICIENCY_PAIR_COLUMNS)
+    table = pd.DataFrame(rows, columns=["dataset", "model", "regularizer", "depth", "width",
+                                        "num_params", "base_depth", "base_width", "base_params"])
+    treated, small, large = np.transpose(np.array(sides, float), (1, 2, 0))  # mean, var, count
+    table["mean"], table["n"] = treated[0], treated[2].astype(int)
+    table["base_mean"], table["base_n"] = large[0], large[2].astype(int)
+    table["p_noninferior"] = welch_greater_p_moments(*treated, *large, -margin)
+    table["p_gap"] = welch_greater_p_moments(*large, *small, margin)
+    table["p_control"] = welch_greater_p_moments(*small, *large, -margin)
+    table["p_iut"] = np.fmax(table["p_noninferior"], table["p_gap"]).where(
+        table[["p_noninferior", "p_gap"]].notna().all(axis=1))
+    return table[EFFICIENCY_PAIR_COLUMNS]
+
+
+def efficiency_matches(tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per family and regularizer, the smallest model that matches a larger baseline, from
+    efficiency_tests rows that carry ``p_holm`` (p_iut adjusted over the report's family of
+    pairs x regularizers).
+
+    Status 'matched' (the smallest s whose pair rejects after Holm, against its largest such
+    L), 'no match' (some pair shows a gap (b) at alpha, unadjusted, and none matches),
+    'inconclusive' (no pair shows a gap, or too few seeds). Beside it, the control: of the pairs
+    with a gap, how many the baseline's own small cell passes (a) at alpha.
+    Returns:
+        one row per family x regularizer: dataset, model, regularizer, status, the matched
+        pair's EFFICIENCY_PAIR_COLUMNS (NaN unless matched), p_holm (the matched pair's, else
+        the smallest of the regularizer's pairs), params_ratio, n_pairs, n_gap_pairs,
+        n_control_passes.
+    """
+    keys = ["dataset", "model", "regularizer"]
+    pair = EFFICIENCY_PAIR_COLUMNS[3:-2] + ["p_iut"]
+    columns = keys + ["status"] + pair + ["p_holm", "params_ratio", "n_pairs", "n_gap_pairs",
+                                          "n_control_passes"]
+    gap = tests["p_gap"] <= alpha
+    summary = tests.assign(gap=gap, control=gap & (tests["p_control"] <= alpha)).groupby(
+        keys, dropna=False).agg(n_pairs=("p_iut", "size"), n_gap_pairs=("gap", "sum"),
+                                n_control_passes=("control", "sum"), p_holm=("p_holm", "min"))
+    # efficiency_tests orders each regularizer's pairs by small cell, then larger cell first
+    matched = tests[tests["p_holm"] <= alpha].groupby(keys, dropna=False).head(1)
+    table = summary.reset_index().merge(matched[keys + pair + ["p_holm"]], on=keys, how="left",
+                                        suffixes=("_min", ""))
+    found = table["p_iut"].notna()
+    table["p_holm"] = table["p_holm"].where(found, table["p_holm_min"])
+    table["status"] = np.select([found, table["n_gap_pairs"] > 0],
+                                ["matched", "no match"], "inconclusive")
+    table["params_ratio"] = table["base_params"] / table["num_params"]
+    return table[columns]
+
+
+def capacity_efficiency(runs: pd.DataFrame, metric: str = "test_acc", baseline: str = BASELINE,
+                        margin: float = EFFICIENCY_MARGIN, alpha: float = 0.05) -> pd.DataFrame:
+    """[CS]: the smallest model with each regularizer that matches the baseline at a larger one,
+    family-wise: the intersection-union p of every pair and regularizer the report tests
+    (efficiency_tests) is Holm-adjusted over all of them at once, so that the chance of
+    reporting any match where none is true stays at most alpha (efficiency_matches).
+    Returns efficiency_matches' table with metric, margin and n_tests (the size of the Holm
+    family: every pair x regularizer with a p_iut) added."""
+    tests = efficiency_tests(runs, metric, baseline, margin)
+    tests["p_holm"] = holm_adjust(tests["p_iut"].to_numpy(float))
+    return efficiency_matches(tests, alpha).assign(
+        metric=metric, margin=margin, n_tests=int(tests["p_iut"].notna().sum()))
 
 
 def learning_curves(epochs: pd.DataFrame, runs: pd.DataFrame, column: str = "test_acc",
@@ -356,18 +406,14 @@ def resolve_arms(names: Sequence[str], labels: Sequence[str],
 def penalty_scale(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """Regularization strength per entry: the selected coefficient(s) and the epoch-0 ratio
     coefficient x reg_loss / train_loss (the penalty relative to the cross-entropy; the
-    ``epochs`` table's coefficient is the schedule's value at that epoch), mean over the runs.
+    ``epochs`` table's coefficient is the schedule's value at that epoch: strength.epoch0_ratio),
+    mean over the runs.
     Returns one row per cell x regularizer: CELL, regularizer, num_params, coefficients (sorted
     list), ratio, n."""
     columns = list(CELL) + ["regularizer", "num_params", "coefficients", "ratio", "n"]
-    if epochs is None or epochs.empty or not {"reg_loss", "train_loss"} <= set(epochs):
+    joined = epoch0_ratio(runs, epochs)
+    if joined.empty:
         return pd.DataFrame(columns=columns)
-    first = epochs[epochs["epoch"] == 0].drop_duplicates("trial_id")
-    keep = ["trial_id", "reg_loss", "train_loss"] + (["coefficient"] if "coefficient" in first else [])
-    joined = runs.merge(first[keep], on="trial_id", suffixes=("", "_epoch"))
-    coefficient = joined.get("coefficient_epoch", joined.get("coefficient"))
-    joined = joined.assign(ratio=pd.to_numeric(coefficient, errors="coerce") * joined["reg_loss"]
-                           / joined["train_loss"])
     rows = [{**dict(zip(CELL + ("regularizer",), key)), "num_params": part["num_params"].median(),
              "coefficients": sorted(pd.to_numeric(part["coefficient"], errors="coerce")
                                     .dropna().unique().tolist()) if "coefficient" in part else [],
@@ -387,6 +433,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             metrics: Optional[Sequence[str]] = None, confidence: float = 0.95,
             alpha: float = 0.05, claimed_drop: float = CLAIMED_DROP,
             efficiency_margin: float = EFFICIENCY_MARGIN, arms: Sequence[str] = (),
+            match_factor: float = MATCH_FACTOR,
             seed: int = 0, primary: Optional[Dict[str, object]] = None,
             expected_seeds: Optional[int] = None, baseline: str = BASELINE,
             setting_columns: Sequence[str] = SETTING_COLUMNS,
@@ -402,6 +449,8 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             of the trial identity; those varying within a cell and regularizer label a setting).
         claimed_drop: the collapse verdict's equivalence bound (CLAIMED_DROP).
         efficiency_margin: the capacity-efficiency test's margin M (EFFICIENCY_MARGIN).
+        match_factor: claim 1's strengths match when their epoch-0 penalty ratios differ by at
+            most this factor (strength.MATCH_FACTOR), or their coefficients are equal.
         arms: trial keys whose values become part of an entry's identity (arm_labels): each
             arm is compared with the one baseline and gets its own collapse and
             strict-vs-relaxed rows, the collapse rows Holm-adjusted together.
@@ -417,7 +466,10 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         dict of DataFrames: grid, entries, runs, completed (every completed trial), hardware,
         provenance, scores, gains, collapse, strict_vs_relaxed, similarity, penalty_targets,
         ranking, efficiency,
-        curves, robustness, verdicts (one row per claim: analysis.verdicts); 'synthetic'
+        curves, robustness, matched_strength (claim 1 at matched strength: strength.
+        matched_strength), convergence (convergence.convergence_by_cell), undertraining (dict:
+        convergence.undertraining_check), undertraining_slopes (convergence.slopes_without),
+        verdicts (one row per claim: analysis.verdicts); 'synthetic'
         (True when any trial ran on dataset 'synthetic') and
         'settings' (the options used).
     """
@@ -472,11 +524,19 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "settings": {"selection": selection, "metrics": metrics, "confidence": confidence,
                      "alpha": alpha, "claimed_drop": claimed_drop,
                      "efficiency_margin": efficiency_margin, "arms": list(arms), "seed": seed,
+                     "match_factor": match_factor,
                      "baseline": baseline, "setting_columns": list(setting_columns),
                      "collapse_metrics": list(collapse_metrics),
                      "primary": {**primary, "arms": primary_arms, "metric": primary_metric}
                      if primary else None},
     }
+    result["matched_strength"] = matched_strength(result["completed"], epochs, rng, ORTHO_COLUMNS,
+                                                  factor=match_factor, confidence=confidence)
+    result["convergence"] = convergence_by_cell(epochs, trials, baseline)
+    result["undertraining"] = undertraining_check(result["convergence"], claimed_drop)
+    result["undertraining_slopes"] = slopes_without(
+        runs, result["collapse"], result["undertraining"]["least_trained"],
+        metric=list(collapse_metrics), baseline=baseline, alpha=alpha, claimed_drop=claimed_drop)
     result["verdicts"] = claim_verdicts(result, rng)
     # after the verdicts, so that the draws of the tests above stay what they were
     result["penalty_targets"] = penalty_targets(runs, rng, baseline, confidence)

@@ -14,9 +14,12 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from korth_bench.analysis.claims import efficiency_matches, efficiency_tests
 from korth_bench.analysis.collapse import PRIMARY_AXIS, collapse_test, collapse_verdict
 from korth_bench.analysis.entries import entry_runs, select_entries
 from korth_bench.analysis.stats import holm_adjust
+from korth_bench.analysis.strength import matched_strength
+from korth_bench.analysis.verdicts import NOT_MATCHED, ORTHO_COLUMNS, contrasts, decide
 
 RESNET_PARAMS: Dict[Tuple[int, int], int] = {
     (20, 1): 269_722, (56, 1): 853_018, (110, 1): 1_727_962,
@@ -171,12 +174,112 @@ def entry_gains(sweeps: Sequence[pd.DataFrame], regularizer: str = "so"
 
 
 def efficiency_sweep(rng: np.random.Generator, *, baseline_gap: float, lift: float = 0.0,
-                     run_sd: float = RUN_SD, seeds: Sequence[int] = (0, 1, 2)) -> pd.DataFrame:
-    """ResNet-20 and ResNet-56 (width 1): the baseline is ``baseline_gap`` better at 56; the
-    regularizer adds ``lift`` at both sizes."""
+                     run_sd: float = RUN_SD, seeds: Sequence[int] = (0, 1, 2),
+                     depths: Sequence[int] = (20, 56),
+                     regularizers: Sequence[str] = ("so",)) -> pd.DataFrame:
+    """CIFAR ResNets of ``depths`` (width 1), the baseline ``baseline_gap`` better at each
+    depth than at the one before; every regularizer adds ``lift`` at the smallest depth only
+    when more than two depths are given (a lift to the next baseline's accuracy is then
+    ``lift = baseline_gap``), at every depth otherwise (the two-cell design of issue 11)."""
     rows = []
-    for cell, base in (((20, 1), 0.9), ((56, 1), 0.9 + baseline_gap)):
-        for regularizer, truth in (("none", base), ("so", base + lift)):
-            rows += [trial_row(*cell, regularizer, seed, truth + rng.normal(0, run_sd),
+    for step, depth in enumerate(depths):
+        base = 0.9 + baseline_gap * step
+        for regularizer in ("none", *regularizers):
+            lifted = regularizer != "none" and (step == 0 or len(depths) == 2)
+            truth = base + (lift if lifted else 0.0)
+            rows += [trial_row(depth, 1, regularizer, seed, truth + rng.normal(0, run_sd),
                                truth + rng.normal(0, run_sd)) for seed in seeds]
     return pd.DataFrame(rows)
+
+
+def efficiency_statuses(sweeps: Sequence[pd.DataFrame], alpha: float = 0.05,
+                        family_wise: bool = True) -> pd.DataFrame:
+    """capacity_efficiency's table for every simulated sweep, each sweep its own Holm family
+    (as a report of that sweep alone), in one efficiency_tests call; column ``sweep``.
+    ``family_wise=False``: every pair at alpha unadjusted (the rule before issue 20)."""
+    trials = pd.concat([t.assign(dataset=f"sweep{i}") for i, t in enumerate(sweeps)],
+                       ignore_index=True)
+    tests = efficiency_tests(trials)
+    tests["p_holm"] = tests.groupby("dataset")["p_iut"].transform(
+        lambda p: holm_adjust(p.to_numpy(float)) if family_wise else p)
+    table = efficiency_matches(tests, alpha)
+    return table.assign(sweep=table["dataset"].str.slice(5).astype(int))
+
+
+def strength_sweep(rng: np.random.Generator, *, dn_effect: float = 0.0,
+                   grids: Tuple[Sequence[float], Sequence[float]] = ((1e-4, 1e-3, 1e-2),
+                                                                     (1e-5, 1e-4, 1e-3)),
+                   reg_loss: Tuple[float, float] = (20.0, 20.0), seeds: Sequence[int] = (0, 1, 2),
+                   measure_sd: float = 0.1) -> Dict[str, pd.DataFrame]:
+    """Claim 1's planted truth, one cell (ResNet-20): dn and so over coefficient grids (``grids``:
+    dn's, so's, as the CPU pilot's), their layer-mean Gram residual ``2 - log10(coefficient)``
+    (a stronger penalty, a lower residual) plus ``dn_effect`` for dn and N(0, measure_sd) per
+    run; validation prefers dn's largest and so's largest coefficient by 1 pt. The epoch-0
+    penalty ratio is coefficient x reg_loss / 2 (``reg_loss``: dn's, so's). Returns the trials
+    and epochs tables."""
+    rows, epochs = [], []
+    for seed in seeds:
+        rows.append(trial_row(20, 1, "none", seed, 0.9 + rng.normal(0, RUN_SD),
+                              0.9 + rng.normal(0, RUN_SD), ortho_gram_residual_mean=4.0))
+    for name, grid, loss, effect in (("dn", grids[0], reg_loss[0], dn_effect),
+                                     ("so", grids[1], reg_loss[1], 0.0)):
+        for coefficient in grid:
+            tuned = 0.01 if coefficient == max(grid) else 0.0
+            for seed in seeds:
+                row = trial_row(20, 1, name, seed, 0.9 + rng.normal(0, RUN_SD),
+                                0.9 + tuned + rng.normal(0, RUN_SD), coefficient=coefficient,
+                                ortho_gram_residual_mean=2 - math.log10(coefficient) + effect
+                                + rng.normal(0, measure_sd))
+                row["trial_id"] += f"-{coefficient:g}"
+                rows.append(row)
+                epochs.append({"trial_id": row["trial_id"], "epoch": 0, "train_loss": 2.0,
+                               "reg_loss": loss, "coefficient": coefficient,
+                               "test_acc": row["test_acc"]})
+    return {"trials": pd.DataFrame(rows), "epochs": pd.DataFrame(epochs)}
+
+
+def claim1_verdicts(sweeps: Sequence[Dict[str, pd.DataFrame]], rng: np.random.Generator,
+                    alpha: float = 0.05) -> pd.DataFrame:
+    """Claim 1's verdict in every simulated sweep (each its own data set, one analysis call):
+    'matched' from strength.matched_strength (the rule), 'tuned' from the selected entries
+    (the comparison that decided claim 1 before issue 20). One row per sweep."""
+    trials = pd.concat([s["trials"].assign(dataset=f"sweep{i}") for i, s in enumerate(sweeps)],
+                       ignore_index=True)
+    epochs = pd.concat([s["epochs"] for s in sweeps], ignore_index=True)
+    runs = entry_runs(trials, select_entries(trials))
+    rows = []
+    by_sweep = {"matched": dict(list(matched_strength(trials, epochs, rng, ORTHO_COLUMNS)
+                                     .groupby("dataset"))),
+                "tuned": dict(list(runs.groupby("dataset")))}
+    for i in range(len(sweeps)):
+        row = {"sweep": i}
+        matched = by_sweep["matched"].get(f"sweep{i}")
+        row["matched"] = NOT_MATCHED if matched is None else decide(
+            matched["mean"].to_numpy(float), holm_adjust(matched["p_value"].to_numpy(float)),
+            -1, alpha, np.zeros(len(matched), bool))
+        tuned = contrasts(by_sweep["tuned"][f"sweep{i}"], [("dn", "so")], ORTHO_COLUMNS, rng)
+        row["tuned"] = decide(tuned["effect"].to_numpy(float),
+                              holm_adjust(tuned["p_value"].to_numpy(float)), -1, alpha,
+                              np.zeros(len(tuned), bool))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def convergence_sweep(rng: np.random.Generator, *, last_two: Sequence[float],
+                      run_sd: float = RUN_SD, seeds: Sequence[int] = (0, 1, 2),
+                      epochs: int = 8) -> Dict[str, pd.DataFrame]:
+    """Baseline learning curves of CIFAR ResNets of depth 8, 14, ... (one per entry of
+    ``last_two``): test accuracy 0.9 - last_two[c] x (epochs - 1 - e) / 2 at epoch e (a cell
+    still improving by last_two[c] over its last two epochs), plus N(0, run_sd) per epoch and
+    run. Returns the trials and epochs tables."""
+    rows, curves = [], []
+    for index, slope in enumerate(last_two):
+        depth = 8 + 6 * index
+        for seed in seeds:
+            row = trial_row(depth, 1, "none", seed, 0.9, 0.9)
+            rows.append(row)
+            for epoch in range(epochs):
+                curves.append({"trial_id": row["trial_id"], "epoch": epoch, "train_acc": 0.95,
+                               "test_acc": 0.9 - slope * (epochs - 1 - epoch) / 2
+                               + rng.normal(0, run_sd)})
+    return {"trials": pd.DataFrame(rows), "epochs": pd.DataFrame(curves)}

@@ -66,18 +66,31 @@ def welch_greater_p(treated: np.ndarray, control: np.ndarray, shift: float) -> f
     Args:
         treated: shape [n1]; control: shape [n2] (independent runs, finite values).
     Returns:
-        P(T >= t), t = (difference - shift) / se on the Welch-Satterthwaite df; NaN unless
-        n1, n2 >= 2, and NaN with no spread at all (accuracies on a few hundred images are
+        welch_greater_p_moments of the two samples' means, variances (ddof 1) and sizes.
+    """
+    moments = [(x.mean(), x.var(ddof=1), x.size) if x.size >= 2 else (math.nan, math.nan, x.size)
+               for x in (np.asarray(treated, float), np.asarray(control, float))]
+    return float(welch_greater_p_moments(*moments[0], *moments[1], shift))
+
+
+def welch_greater_p_moments(mean1, var1, n1, mean2, var2, n2, shift) -> np.ndarray:
+    """The one-sided Welch test of welch_greater_p from summary moments, elementwise.
+
+    Args:
+        mean*, var* (ddof 1), n*: arrays of one shape (or scalars), one test per element.
+    Returns:
+        P(T >= t), t = (mean1 - mean2 - shift) / se on the Welch-Satterthwaite df; NaN where
+        n1 or n2 < 2, and NaN with no spread at all (accuracies on a few hundred images are
         quantized, so equal runs are a coincidence of rounding, not infinite evidence).
     """
-    estimate = welch_interval(treated, control)
-    if not np.isfinite(estimate["df"]):
-        return math.nan
-    se = math.sqrt(treated.var(ddof=1) / treated.size + control.var(ddof=1) / control.size)
-    excess = estimate["mean"] - shift
-    if se == 0:
-        return math.nan
-    return float(stats.t.sf(excess / se, estimate["df"]))
+    mean1, var1, n1, mean2, var2, n2 = (np.asarray(a, float) for a in
+                                        (mean1, var1, n1, mean2, var2, n2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v1, v2 = var1 / n1, var2 / n2
+        se = np.sqrt(v1 + v2)
+        df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+        p = stats.t.sf((mean1 - mean2 - shift) / se, df)
+    return np.where((n1 >= 2) & (n2 >= 2) & (se > 0), p, math.nan)
 
 
 def sign_flip_min_p(n: int) -> float:

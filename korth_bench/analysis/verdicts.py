@@ -9,6 +9,14 @@ claim's own rows, then (``decide``):
   or, for the capacity trend, some row is an equivalence ('no trend' in the collapse table:
   the drop's interval inside the claimed bound) and none is significant with the claimed sign;
 - 'inconclusive' otherwise (nothing significant, or significant rows of both signs).
+Claim 1 is decided at matched strength only (analysis.strength: dn and so settings of one cell,
+arm and sweep with the same coefficient or epoch-0 penalty ratios within the match factor);
+without a matched pair it is 'inconclusive (strengths not matched)', and the comparison of the
+selected entries stays beside it as the row '1, tuned settings', verdict 'descriptive'.
+Beside every verdict: the seeds per compared side its rows rest on (seeds_min, seeds_max) and
+the smallest p the distribution-free check of its rows can reach (exact_floor: 0.25 for a
+sign flip on 3 seeds; NaN where the rows have no such check), and caveats in words (claim 2:
+'capacity confounded with under-training' where analysis.convergence flags it).
 Pure functions of the ``analyze`` result; effects are in the rows' own units (accuracies as
 fractions, orthogonality and similarity measures as measured).
 """
@@ -32,7 +40,13 @@ ORTHO_COLUMNS = ("ortho_gram_residual_mean", "ortho_diag_deviation_mean", "ortho
 """The trial-level near-orthogonality measures (mean over layers; lower is more orthogonal)."""
 SIMILARITY = "fm_sim_mean"
 COLUMNS = ["claim", "statement", "verdict", "n_rows", "n_supporting", "n_opposing",
-           "n_equivalent", "label", "unit", "effect", "low", "high", "p_holm"]
+           "n_equivalent", "label", "unit", "effect", "low", "high", "p_holm", "seeds_min",
+           "seeds_max", "exact_floor", "caveat"]
+ROW_COLUMNS = ["label", "effect", "low", "high", "p_value", "seeds", "min_attainable_p"]
+"""A claim's rows: the estimate, its two-sided p, the seeds per compared side it rests on and
+the smallest p its distribution-free check can reach (NaN: no such check)."""
+UNDERTRAINED = "capacity confounded with under-training"
+NOT_MATCHED = "inconclusive (strengths not matched)"
 
 
 def significant_signs(effect: np.ndarray, p_holm: np.ndarray, claimed_sign: int,
@@ -69,8 +83,8 @@ def arm_suffix(label: str) -> str:
 def contrasts(runs: pd.DataFrame, pairs: Sequence[tuple], columns: Sequence[str],
               rng: np.random.Generator) -> pd.DataFrame:
     """treated minus control per cell and column (compare_runs: paired by seed where seeds
-    match). ``pairs``: (treated label, control label). One row per measured comparison: label,
-    effect, low, high, p_value."""
+    match). ``pairs``: (treated label, control label). One row per measured comparison
+    (ROW_COLUMNS)."""
     rows = []
     for key, cell in runs.groupby(list(CELL), dropna=False):
         by_name = {name: part.set_index("seed") for name, part in cell.groupby("regularizer")}
@@ -83,19 +97,30 @@ def contrasts(runs: pd.DataFrame, pairs: Sequence[tuple], columns: Sequence[str]
                     rows.append({"label": f"{treated} - {control}, {key[1]}-{key[2]}x{key[3]}, "
                                           f"{column}", "effect": found["mean"],
                                  "low": found["low"], "high": found["high"],
-                                 "p_value": found["p_value"]})
-    return pd.DataFrame(rows, columns=["label", "effect", "low", "high", "p_value"])
+                                 "p_value": found["p_value"], "seeds": seeds_per_side(found),
+                                 "min_attainable_p": found["min_attainable_p"]})
+    return pd.DataFrame(rows, columns=ROW_COLUMNS)
+
+
+def seeds_per_side(found) -> int:
+    """The seeds a compare_runs result rests on: matched pairs, else the smaller side."""
+    return int(found["n"] if found["pairing"] == "paired"
+               else min(found["n_treated"], found["n_control"]))
 
 
 def _claim(claim: str, statement: str, rows: pd.DataFrame, claimed_sign: int, alpha: float,
-           unit: str, equivalent: Sequence[bool] = ()) -> Dict[str, object]:
-    """One summary row: Holm over ``rows`` (label, effect, low, high, p_value; or their own
-    p_holm when ``rows`` has that column: a table whose family is already adjusted), the
-    verdict and the row that decides it (the most significant one)."""
+           unit: str, equivalent: Sequence[bool] = (), caveat: str = "") -> Dict[str, object]:
+    """One summary row: Holm over ``rows`` (ROW_COLUMNS; or their own p_holm when ``rows`` has
+    that column: a table whose family is already adjusted), the verdict, the row that decides it
+    (the most significant one), the seeds the rows rest on and the floor of their exact check."""
+    floors = rows["min_attainable_p"].dropna() if len(rows) else pd.Series(dtype=float)
     out = {"claim": claim, "statement": statement, "unit": unit, "n_rows": len(rows),
            "n_supporting": 0, "n_opposing": 0, "n_equivalent": int(np.sum(equivalent)),
            "verdict": "inconclusive", "label": None, "effect": math.nan, "low": math.nan,
-           "high": math.nan, "p_holm": math.nan}
+           "high": math.nan, "p_holm": math.nan,
+           "seeds_min": int(rows["seeds"].min()) if len(rows) else 0,
+           "seeds_max": int(rows["seeds"].max()) if len(rows) else 0,
+           "exact_floor": float(floors.min()) if len(floors) else math.nan, "caveat": caveat}
     if not len(rows):
         return out
     p_holm = (rows["p_holm"].to_numpy(float) if "p_holm" in rows
@@ -112,9 +137,20 @@ def _claim(claim: str, statement: str, rows: pd.DataFrame, claimed_sign: int, al
 
 
 def _rows(frame: pd.DataFrame, labels: pd.Series, effect: str) -> pd.DataFrame:
-    """The claim rows (label, effect, low, high, p_value) of an analysis table."""
+    """The claim rows (ROW_COLUMNS) of an analysis table: compare_runs rows (gains,
+    strict_vs_relaxed, matched_strength) or collapse rows (seeds: units per cell, no exact
+    check)."""
+    if "n_units" in frame:
+        seeds = frame["n_units"] // frame["n_cells"].clip(lower=1)
+        floor = pd.Series(math.nan, index=frame.index)
+    else:
+        seeds = frame["n"].where(frame["pairing"] == "paired",
+                                 frame[["n_treated", "n_control"]].min(axis=1))
+        floor = frame["min_attainable_p"]
     return pd.DataFrame({"label": labels, "effect": frame[effect], "low": frame["low"],
-                         "high": frame["high"], "p_value": frame["p_value"]})
+                         "high": frame["high"], "p_value": frame["p_value"],
+                         "seeds": seeds.astype(float), "min_attainable_p": floor},
+                        columns=ROW_COLUMNS)
 
 
 def _cell_text(frame: pd.DataFrame) -> pd.Series:
@@ -140,15 +176,30 @@ def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
     primary = result["settings"].get("primary")
     relaxed = result["strict_vs_relaxed"]
     relaxed = relaxed[relaxed["status"] == "measured"]
+    matched = result["matched_strength"]
+    matched_rows = _rows(matched, matched["treated"] + " at " + matched["treated_coefficient"].map(
+        "{:g}".format) + " - " + matched["control"] + " at " + matched["control_coefficient"].map(
+        "{:g}".format) + " (" + matched["matched_by"] + "), " + _cell_text(matched) + ", "
+        + matched["measure"], "mean")
+    tuned = _claim("1, tuned settings", "[DN] the same comparison between the selected entries "
+                   "(validation-tuned coefficients, strengths not matched): descriptive only",
+                   contrasts(runs, same_arm("dn", "so"), ORTHO_COLUMNS, rng), -1, alpha,
+                   "measure")
+    tuned["verdict"] = "descriptive"
+    undertrained = result["undertraining"]["flagged"]
     gains = result["gains"]
     robust = gains[(gains["status"] == "measured")
                    & gains["regularizer"].map(base_name).isin(ORTHOGONAL)
                    & (gains["metric"].eq("corruption_acc_mean")
                       | gains["metric"].str.startswith(ATTACK_PREFIXES))]
+    at_matched = _claim("1", "[DN] dn reaches better near-orthogonality than so at matched "
+                        "strength (lower layer-mean Gram residual, diagonal deviation and "
+                        "cosines; same coefficient or epoch-0 penalty ratio within "
+                        f"{result['settings']['match_factor']:g}x)", matched_rows, -1, alpha, "measure")
+    if not len(matched):
+        at_matched["verdict"] = NOT_MATCHED
     return pd.DataFrame([
-        _claim("1", "[DN] dn reaches better near-orthogonality than so (lower layer-mean Gram "
-               "residual, diagonal deviation and cosines)",
-               contrasts(runs, same_arm("dn", "so"), ORTHO_COLUMNS, rng), -1, alpha, "measure"),
+        at_matched, tuned,
         _claim("2", "[DN] the gains of strict orthogonality shrink as capacity grows "
                "(slope of the gain per doubling of parameters < 0" + (
                    "; the primary contrast, tested alone: " + (
@@ -156,7 +207,8 @@ def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
                        else "named at report time, not pre-registered)") if primary else "; Holm over the strict-orthogonality arms)"),
                _rows(trend, trend["regularizer"] + ", " + trend["model"] + ", " + trend["metric"],
                      "slope").assign(p_holm=trend["p_holm"]), -1, alpha, "pp per doubling",
-               (trend["verdict"] == "no trend").to_numpy()),
+               (trend["verdict"] == "no trend").to_numpy(),
+               caveat=UNDERTRAINED if undertrained else ""),
         _claim("2, relaxed", "[DN] a relaxed penalty recovers the gains at the largest capacity "
                "(dn_relaxed minus dn > 0)",
                _rows(relaxed, "dn_relaxed - dn" + relaxed["arm"].fillna("").map(

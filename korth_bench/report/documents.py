@@ -73,7 +73,8 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
         written[name] = _write(out_dir, f"{name}.png", data)
     header = header_lines(result, sources)
     sections = report_sections(result)
-    summary, rules = verdict_table(result["verdicts"]), summary_rules(result["settings"])
+    summary = verdict_table(result["verdicts"], result["settings"]["alpha"])
+    rules = summary_rules(result["settings"])
     written["markdown"] = _write(out_dir, "leaderboard.md",
                                  to_markdown(header, summary, rules, sections, notice).encode())
     written["html"] = _write(out_dir, "leaderboard.html", to_html(
@@ -186,7 +187,15 @@ def rule_lines(settings: dict) -> List[str]:
         "seed spread; a small p says the cells differ by more than a line and seed noise.",
         "Rule, capacity efficiency: a small regularized model matches a larger baseline only "
         "when it is shown no more than M below it and that baseline is shown more than M above "
-        f"the small baseline, both one-sided Welch tests at {alpha} (an intersection-union test).",
+        "the small baseline, both one-sided Welch tests (an intersection-union test, p = the "
+        f"larger of the two), Holm-adjusted over every pair and regularizer tested, at {alpha}.",
+        f"Rule, claim 1 at matched strength: dn and so are compared only at the same "
+        f"coefficient or at epoch-0 penalty ratios within {settings['match_factor']:g}x of each "
+        "other (every completed trial of one cell, arm and sweep); without such a pair, "
+        "'inconclusive (strengths not matched)'; the selected entries' comparison is descriptive.",
+        "Rule, under-training: capacity is confounded with under-training when the baseline's "
+        "test-accuracy gain over its last two epochs differs between the cells of a family by "
+        f"more than the claimed drop ({drop}); claim 2's verdict then says so.",
     ]
 
 
@@ -297,7 +306,8 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
                                  for h in hashes}),
         "verdicts": [_record(row, ("claim", "statement", "verdict", "n_rows", "n_supporting",
                                    "n_opposing", "n_equivalent", "label", "unit", "effect", "low",
-                                   "high", "p_holm"))
+                                   "high", "p_holm", "seeds_min", "seeds_max", "exact_floor",
+                                   "caveat"))
                      for row in result["verdicts"].to_dict("records")],
         "entries": documents,
         "collapse": [{**_record(row, ("dataset", "model", "regularizer", "metric", "axis",
@@ -314,9 +324,9 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
         "efficiency": [
             {**_record(row, ("dataset", "model", "regularizer", "metric", "status", "margin",
                              "num_params", "mean", "base_params", "base_mean", "p_noninferior",
-                             "p_gap", "params_ratio")),
+                             "p_gap", "p_iut", "p_holm", "params_ratio")),
              **{name: None if pd.isna(row[name]) else int(row[name]) for name in (
                  "depth", "width", "n", "base_depth", "base_width", "base_n", "n_pairs",
-                 "n_gap_pairs", "n_control_passes")}}
+                 "n_gap_pairs", "n_control_passes", "n_tests")}}
             for row in result["efficiency"].to_dict("records")],
     }

@@ -56,6 +56,27 @@ def report_sections(result: dict) -> List[Section]:
                 "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
                 "vs parameters with t-interval bands; x marks a missing cell.",
                 collapse_table(result), ["gain_vs_capacity"]),
+        Section("Training length by cell: is capacity confounded with under-training? "
+                "([DN] claim 2)",
+                "Per cell, the baseline's gain in test accuracy over its last epoch and its last "
+                "two epochs (mean over its runs), its final train accuracy, and the share of all "
+                "completed trials whose best test epoch is the last. Rule: when the last-two-epoch "
+                "gain differs between cells by more than the claimed drop "
+                f"({number_text(100 * settings['claimed_drop'], 1)} pp), a capacity trend of that "
+                "size could be a trend in under-training, and claim 2's verdict says so. "
+                + undertraining_text(result["undertraining"]), convergence_table(result)),
+        Section("Claim 2's slopes without the least-trained cell",
+                "The collapse slope of each arm on all cells and without the cell still "
+                "improving most at its last epoch (the baseline's largest last-two-epoch gain): "
+                "pp per doubling of parameters [t interval], p (unadjusted), cells.",
+                undertraining_slopes_table(result)),
+        Section("Claim 1 at matched strength ([DN])",
+                f"dn minus so in each layer-mean orthogonality measure, only where their "
+                f"strengths match: the same coefficient or epoch-0 penalty ratios within "
+                f"{settings['match_factor']:g}x, every completed trial of one cell, arm and sweep; "
+                f"mean [{confidence} t interval], n, p (t) with the exact check's floor. "
+                f"Negative: dn more orthogonal. No rows: 'inconclusive (strengths not matched)'.",
+                matched_strength_table(result)),
         Section("Regularization strength per cell",
                 "Per entry, the selected coefficient(s) and the epoch-0 ratio coefficient x "
                 "reg_loss / train_loss (the penalty relative to the cross-entropy), mean over its "
@@ -89,7 +110,9 @@ def report_sections(result: dict) -> List[Section]:
                 f"{settings['alpha']} with margin M = "
                 f"{number_text(100 * settings['efficiency_margin'])} pp: (a) regularized small "
                 f"minus larger baseline > -M and (b) larger baseline minus small baseline > M, "
-                f"both one-sided Welch tests rejecting. 'no match': a gap (b) the regularizer did "
+                f"both one-sided Welch tests rejecting, the pair's p (the larger of the two) "
+                f"Holm-adjusted over every pair and regularizer tested, so that a match anywhere "
+                f"by chance stays below alpha. 'no match': a gap (b) the regularizer did "
                 f"not close; 'inconclusive': no gap shown. The last column is the control: how "
                 f"often the baseline itself passes (a).", efficiency_table(result)),
         Section("Learning curves",
@@ -258,9 +281,65 @@ def efficiency_table(result: dict) -> pd.DataFrame:
             "p (a) non-inferior / (b) gap": f"{p_text(row['p_noninferior'])} / "
             f"{p_text(row['p_gap'])}" if matched else "",
             "parameter ratio": f"{row['params_ratio']:.1f}x" if matched else "",
+            f"p Holm (over {int(row['n_tests'])} pair x regularizer tests)":
+                p_text(row["p_holm"]),
             "baseline's own small cell passes (a)": f"{int(row['n_control_passes'])} of "
             f"{int(row['n_gap_pairs'])} pairs with a gap"})
     return pd.DataFrame(rows)
+
+
+def undertraining_text(found: dict) -> str:
+    """The under-training rule's outcome in one sentence (analysis.convergence)."""
+    if found["least_trained"] is None:
+        return "Not measured (no epochs table or no baseline curves)."
+    cell = dict(zip(CELL, found["least_trained"]))
+    verdict = "flagged" if found["flagged"] else "not flagged"
+    return (f"Here: {verdict}, the gains differ by up to {number_text(100 * found['spread'])} pp "
+            f"(correlation with log2 parameters r = {number_text(found['correlation'], 2, True)}); "
+            f"least trained: {cell_name(cell)}.")
+
+
+def convergence_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "params": params_text(row["num_params"]),
+         "epochs": int(row["epochs"]), "baseline runs": int(row["n_baseline"]),
+         "baseline gain, last epoch": f"{number_text(100 * row['last_epoch_gain'], 2, True)} pp",
+         "baseline gain, last two epochs":
+             f"{number_text(100 * row['last_two_epoch_gain'], 2, True)} pp",
+         "baseline final train accuracy": f"{number_text(100 * row['final_train_acc'])} %",
+         "trials whose best epoch is the last":
+             f"{round(row['best_is_last_share'] * row['n_trials'])} of {int(row['n_trials'])}"}
+        for row in result["convergence"].to_dict("records")])
+
+
+def undertraining_slopes_table(result: dict) -> pd.DataFrame:
+    slope = lambda row, end="": (  # noqa: E731
+        f"{number_text(100 * row['slope' + end], 3, True)} "
+        f"[{number_text(100 * row['low' + end], 3, True)}, "
+        f"{number_text(100 * row['high' + end], 3, True)}], p {p_text(row['p_value' + end])}, "
+        f"{int(row['n_cells' + end])} cells")
+    return pd.DataFrame([
+        {"family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
+         "gain in": METRIC_NAMES.get(row["metric"], row["metric"]),
+         "slope, all cells": slope(row), "slope without the least-trained cell":
+             slope(row, "_without") if pd.notna(row["slope_without"]) else "n/a"}
+        for row in result["undertraining_slopes"].to_dict("records")])
+
+
+def matched_strength_table(result: dict) -> pd.DataFrame:
+    alpha = result["settings"]["alpha"]
+    return pd.DataFrame([
+        {"model cell": cell_name(row), "sweep": row["sweep"],
+         "dn (coefficient, epoch-0 ratio)": f"{row['treated']} ({row['treated_coefficient']:g}, "
+         f"{number_text(row['treated_ratio'], 4)})",
+         "so (coefficient, epoch-0 ratio)": f"{row['control']} ({row['control_coefficient']:g}, "
+         f"{number_text(row['control_ratio'], 4)})",
+         "matched by": row["matched_by"], "measure": row["measure"],
+         "dn minus so [CI]": f"{number_text(row['mean'], 4, True)} "
+         f"[{number_text(row['low'], 4, True)}, {number_text(row['high'], 4, True)}], "
+         f"{row['pairing']}, n={int(row['n'])}",
+         "p": gain_p_text(row, alpha)}
+        for row in result["matched_strength"].to_dict("records")])
 
 
 def gains_table(result: dict) -> pd.DataFrame:

@@ -41,10 +41,28 @@ def effect_text(row: dict) -> str:
             f"{number_text(scale * row['high'], digits, True)}], p Holm {p_text(row['p_holm'])}")
 
 
-def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """The summary as report text: claim, verdict, rows tested, the deciding row."""
+def verdict_text(row: dict, alpha: float) -> str:
+    """'supported; 3 seeds per side; the exact sign-flip/permutation check cannot reach alpha
+    0.05 at that n (smallest p 0.250); capacity confounded with under-training' for a verdicts
+    row: the verdict, the seeds it rests on, the distribution-free check's reach, the caveat."""
+    parts = [row["verdict"]]
+    if row["n_rows"]:
+        low, high = int(row["seeds_min"]), int(row["seeds_max"])
+        parts.append(f"{low if low == high else f'{low}-{high}'} seeds per side")
+    floor = row.get("exact_floor", math.nan)
+    if floor is not None and math.isfinite(floor) and floor > alpha:
+        parts.append(f"the exact sign-flip/permutation check cannot reach alpha {alpha} at that n "
+                     f"(smallest p {p_text(floor)}); the t p rests on the normal model")
+    if row.get("caveat"):
+        parts.append(row["caveat"])
+    return "; ".join(parts)
+
+
+def verdict_table(verdicts: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """The summary as report text: claim, verdict (verdict_text), rows tested, the deciding row."""
     return pd.DataFrame([
-        {"claim": row["claim"], "statement": row["statement"], "verdict": row["verdict"],
+        {"claim": row["claim"], "statement": row["statement"],
+         "verdict": verdict_text(row, alpha),
          "rows (significant for / against)":
              f"{row['n_rows']} ({row['n_supporting']} / {row['n_opposing']}"
              + (f", {row['n_equivalent']} equivalent" if row["n_equivalent"] else "") + ")",
