@@ -111,9 +111,9 @@ def test_missing_cells_are_shown_as_missing(synthetic_report):
     with open(synthetic_report["markdown"]) as handle:
         markdown = handle.read()
     row = next(line for line in markdown.splitlines()
-               if line.startswith("| resnet-14 x1 (synthetic) | ") and "| so |" in line)
+               if line.startswith("| resnet-14x1 (synthetic) | ") and "| so |" in line)
     assert "missing: no completed runs" in row
-    assert re.search(r"\| resnet-20 x1 \(synthetic\) \| [^|]+ \| dn \|.*missing baseline", markdown)
+    assert re.search(r"\| resnet-20x1 \(synthetic\) \| [^|]+ \| dn \|.*missing baseline", markdown)
     with open(synthetic_report["html"]) as handle:
         assert '<td class="missing">missing baseline</td>' in handle.read()
 

@@ -95,7 +95,8 @@ def _write(out_dir: str, name: str, data: bytes) -> str:
 def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
     """Hardware, trial and seed counts, the statistic and the selection rule, one line each."""
     grid, settings = result["grid"], result["settings"]
-    hardware = ", ".join(f"{row.device} ({row.n_trials} trials)"
+    # rows written before provenance said "1 thread" read "1 threads"
+    hardware = ", ".join(f"{row.device.replace(' 1 threads)', ' 1 thread)')} ({row.n_trials} trials)"
                          for row in result["hardware"].itertuples())
     counts = ", ".join(f"{int(grid[f'n_{s}'].sum())} {s}" for s in STATUSES)
     seeds = result["provenance"]["seeds"].map(len)

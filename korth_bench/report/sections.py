@@ -16,7 +16,7 @@ from korth_bench.analysis.entries import CELL, higher_is_better
 from korth_bench.results import STATUSES
 from korth_bench.report.formatting import (
     METRIC_NAMES, cell_name, gain_p_text, gain_text, keyed_rows, level_text, metric_name, metric_units,
-    number_text, p_text, params_text)
+    model_label, number_text, p_text, params_text)
 
 AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
               "width": "per unit of width"}
@@ -241,10 +241,10 @@ def efficiency_table(result: dict) -> pd.DataFrame:
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
             "status": row["status"],
-            "smallest matching model": f"depth {row['depth']} x{row['width']}, "
+            "smallest matching model": f"{model_label(row['model'], row['depth'], row['width'])}, "
             f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} %, "
             f"n={int(row['n'])}" if matched else "",
-            "matches baseline at": f"depth {row['base_depth']} x{row['base_width']}, "
+            "matches baseline at": f"{model_label(row['model'], row['base_depth'], row['base_width'])}, "
             f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} %, "
             f"n={int(row['base_n'])}" if matched else "",
             "p (a) non-inferior / (b) gap": f"{p_text(row['p_noninferior'])} / "
