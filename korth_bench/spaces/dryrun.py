@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, List, Optional
 
+from korth_bench.analysis.design import design_limits
 from korth_bench.config import TrialConfig
 from korth_bench.spaces.sections import Resources, show_point
 
@@ -124,7 +125,22 @@ def dry_run_text(space: Space) -> str:
                      + ("; ASHA stops some early" if scheduler.type == "asha" else "")
                      + f"; nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, "
                        f"{CPU_CORE_FLOPS / 1e9:g} GFLOP/s per CPU; rough)")
+    lines += [f"report limit: {limit}" for limit in space_limits(space)]
     return "\n".join(lines)
+
+
+def space_limits(space: Space) -> List[str]:
+    """What the report of this space cannot do (analysis.design.design_limits): a grid counts the
+    seeds of each cell, regularizer and setting; an Optuna space is checked for its baseline only
+    (its seeds are the sampler's to choose)."""
+    if space.search.type != "grid":
+        return design_limits(space.optuna.describe(), max_seeds=2)
+    seeds = {}
+    for cfg in space.trials:
+        setting = repr(sorted((k, v) for k, v in cfg.to_dict().items() if k != "seed"))
+        seeds.setdefault(setting, set()).add(cfg.seed)
+    return design_limits({cfg.regularizer for cfg in space.trials},
+                         max(map(len, seeds.values()), default=0))
 
 
 def _duration(hours: float) -> str:
