@@ -73,12 +73,12 @@ def _heading(title: str, notice: Optional[str], width: float) -> str:
 
 
 def _small_multiples(rows: Sequence[str], arms: Sequence[str], title: str,
-                     notice: Optional[str], share: str = "all"):
-    """A rows x arms grid of panels sharing their axes (`share`: 'all' or 'row'), the arm named
-    above each column, the row named at the left."""
+                     notice: Optional[str], share: str = "all", panel: tuple = PANEL):
+    """A rows x arms grid of panels (`panel`: inches each) sharing their axes (`share`: 'all' or
+    'row'), the arm named above each column, the row named at the left."""
     columns = max(1, len(arms))
-    width = max(6.0, PANEL[0] * columns + 1.0)
-    figure = Figure(figsize=(width, PANEL[1] * len(rows) + 1.3), layout="constrained")
+    width = max(6.0, panel[0] * columns + 1.0)
+    figure = Figure(figsize=(width, panel[1] * len(rows) + 1.3), layout="constrained")
     FigureCanvasAgg(figure)
     figure.suptitle(_heading(title, notice, width), fontsize=11)
     axes = figure.subplots(len(rows), columns, squeeze=False, sharex=share, sharey=share)
@@ -131,7 +131,8 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
     arms = [arm for arm in arms if arm in set(gains["regularizer"])]
     families = list(gains.groupby(list(entries.FAMILY)))
     rows = [f"{model} ({dataset})" for (dataset, model), _ in families]
-    figure, axes = _small_multiples(rows, arms, title, notice)
+    figure, axes = _small_multiples(rows, arms, title, notice, panel=(2.9, 2.6))
+    wedges = []  # drawn once the data have set the shared y range, which they do not widen
     collapse = result["collapse"]
     lines = keyed_rows(collapse[collapse["metric"] == "test_acc"], ["dataset", "model",
                                                                     "regularizer", "axis"])
@@ -149,8 +150,8 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
             axis.axhline(0, color=BASELINE_COLOR, linewidth=0.8)
             fit = lines.get((dataset, model, arm, axis_name))
             if fit is not None and len(measured) >= 2 and math.isfinite(fit["slope"]):
-                _fit_wedges(axis, measured[x].to_numpy(float), mean, fit, by_params, drop,
-                            colors[arm])
+                wedges.append((axis, measured[x].to_numpy(float), mean, fit, by_params,
+                               colors[arm]))
             axis.errorbar(measured[x], mean, yerr=[mean - 100 * measured["low"].to_numpy(float),
                                                    100 * measured["high"].to_numpy(float) - mean],
                           fmt="o", markersize=4, capsize=2, color=colors[arm], linewidth=1)
@@ -172,6 +173,11 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
         axes[row, 0].set_ylabel(f"{rows[row]}\ngain (pp)", fontsize=8)
         for axis in axes[-1]:
             axis.set_xlabel("parameters" if by_params else "depth", fontsize=8)
+    limits = axes[0, 0].get_ylim()
+    for wedge in wedges:
+        _fit_wedges(*wedge, drop)
+    for axis in axes.ravel():
+        axis.set_ylim(limits)
     _legend_below(figure, [
         Line2D([], [], marker="o", color="black", linestyle="none", markersize=4,
                label=f"cell mean gain, {confidence} % t interval"),
@@ -184,7 +190,7 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
 
 
 def _fit_wedges(axis, x: np.ndarray, mean: np.ndarray, fit: dict, by_params: bool,
-                drop: float, color: str) -> None:
+                color: str, drop: float) -> None:
     """The collapse test's line through the centroid of the cell means (an unweighted least-squares
     line passes through it), the wedge of lines whose slope lies in its interval, and the wedge
     whose drop over the capacity range stays within +-drop pp (inside it: 'no trend')."""
@@ -195,13 +201,11 @@ def _fit_wedges(axis, x: np.ndarray, mean: np.ndarray, fit: dict, by_params: boo
     span = np.ptp(coordinate)
     line = lambda slope: level + 100 * slope * (grid - centre)
     bound = drop / span / 100 if span > 0 else 0.0
-    limits = axis.get_ylim()
     axis.fill_between(shown, line(-bound), line(bound), facecolor="none",
                       edgecolor=BASELINE_COLOR, hatch="////", linewidth=0)
     axis.fill_between(shown, line(fit["low"]), line(fit["high"]), color=color, alpha=0.2,
                       linewidth=0)
     axis.plot(shown, line(fit["slope"]), color=color, linewidth=1.2)
-    axis.set_ylim(limits)
 
 
 # ---------------------------------------------------------------- learning curves
@@ -338,8 +342,9 @@ def similarity_figure(result: dict, colors: dict, notice: Optional[str]) -> Plot
                 f"{number_text(stat['high'], 2, True)}], n={stat['n']}") if stat else "rho n/a"
         axis.set_title(f"{name}\nSpearman {text}", fontsize=8)
         axis.tick_params(labelsize=7)
-    for axis in axes[:len(cells)]:
-        if axis.get_subplotspec().is_last_row() or axis is axes[len(cells) - 1]:
+    for index, axis in enumerate(axes[:len(cells)]):
+        if index + columns >= len(cells):  # no panel below: this one carries the x axis
+            axis.xaxis.set_tick_params(labelbottom=True)
             axis.set_xlabel(x, fontsize=8)
         if axis.get_subplotspec().is_first_col():
             axis.set_ylabel(y, fontsize=8)
@@ -351,15 +356,26 @@ def similarity_figure(result: dict, colors: dict, notice: Optional[str]) -> Plot
 
 # ---------------------------------------------------------------- rendering
 
+SVG_STYLE = {"svg.fonttype": "none", "font.sans-serif": ["DejaVu Sans", "Arial"]}
+"""Text as text (small, searchable, crisp at any zoom), in a short font list."""
+
+
 def svg_text(plot: Plot, name: str) -> str:
-    """The figure as an SVG document that scales with its container: text kept as text (small,
-    searchable, crisp at any zoom), every id prefixed with `name` so that several figures can be
-    inlined in one page."""
+    """The figure as an SVG element to inline in a page or save as a file, scaled by its container:
+    coordinates to 0.1 pt (finer than a screen pixel), no indentation, only the ids something
+    refers to (and each panel's ``axes_N`` group, which counts the panels), every id prefixed with
+    `name` so that several figures can share one page."""
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
+    with matplotlib.rc_context({**SVG_STYLE, "svg.hashsalt": name}):
         plot.figure.savefig(buffer, format="svg", facecolor="white")
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]
+    text = re.sub(r"\n\s+", "\n", text[text.index("<svg"):])
+    text = re.sub(r' transform="rotate\(-0 [^)]*\)"', "", text)
+    # numbers inside tags only: a tick label such as 0.125 is text and keeps its digits
+    text = re.sub(r"<[^>]+>", lambda tag: re.sub(r"(\d\.\d)\d+", r"\1", tag.group(0)), text)
+    referenced = set(re.findall(r'(?:url\(#|xlink:href="#)([^)"]+)', text))
+    text = re.sub(r' id="([^"]+)"', lambda m: m.group(0) if m.group(1) in referenced
+                  or re.fullmatch(r"axes_\d+", m.group(1)) else "", text)
     text = re.sub(r'\bid="', f'id="{name}-', text)
     text = re.sub(r"url\(#", f"url(#{name}-", text)
     return re.sub(r'xlink:href="#', f'xlink:href="#{name}-', text)

@@ -6,6 +6,7 @@ and/or the names of its plots. Markdown and HTML (`korth_bench.report.documents`
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -30,6 +31,35 @@ class Section:
     table: Optional[pd.DataFrame] = None  # every cell already a string
     plots: List[str] = field(default_factory=list)
 
+    @property
+    def caption(self) -> str:
+        """The caption of the section's figures: the lead where a figure is all the section has,
+        else a pointer to the section's table."""
+        return self.lead if self.table is None else f"Its numbers: '{self.title}'."
+
+    @property
+    def anchor(self) -> str:
+        """The section's id in the HTML page, from its title ('do-the-gains-shrink-...')."""
+        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60].rstrip("-")
+
+
+@dataclass
+class Page:
+    """Everything a report document prints, in reading order: what the design cannot show, the
+    verdict summary with its sentences and rules, the figures (each named by the section that
+    explains it), the header lines, then the sections' tables."""
+    limits: List[str]
+    summary: pd.DataFrame
+    sentences: List[str]
+    rules: List[str]
+    header: List[str]
+    sections: List[Section]
+
+    @property
+    def figures(self) -> List[tuple]:
+        """(plot name, the section that names it), in the sections' order."""
+        return [(name, section) for section in self.sections for name in section.plots]
+
 
 def report_sections(result: dict) -> List[Section]:
     """Every section of the leaderboard, in reading order."""
@@ -52,8 +82,9 @@ def report_sections(result: dict) -> List[Section]:
                 "Detectable drop: the drop over the range this design detects with 80 % power "
                 "at the strictest Holm threshold, from the within-cell spread of the gains (a "
                 "lower bound when cells carry offsets of their own). "
-                "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
-                "vs parameters with t-interval bands; x marks a missing cell.",
+                "Lack-of-fit p: cell means about the line vs the within-cell spread. Figure: one "
+                "panel per regularizer, the cell means with t intervals, the fitted line with "
+                "its slope's interval and the equivalence wedge; x marks a missing cell.",
                 collapse_table(result), ["gain_vs_capacity"]),
         Section("Regularization strength per cell",
                 "Per entry, the selected coefficient(s) and the epoch-0 ratio coefficient x "
