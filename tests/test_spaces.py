@@ -245,3 +245,18 @@ def test_numbers_as_people_write_them_in_yaml_keys_grids_choices_and_bounds(tmp_
 def test_non_numbers_in_yaml_are_refused(tmp_path, text, pattern):
     with pytest.raises(ConfigError, match=pattern):
         _typed_space(tmp_path, text)
+
+
+@pytest.mark.parametrize("regularizers, seeds, said", [
+    ({"so": {}, "dn": {}}, [0, 1, 2], ["no 'none' (the baseline)"]),
+    ({"none": {}, "so": {}}, [0], ["one seed per cell"]),
+    ({"so": {}}, [0], ["no 'none' (the baseline)", "one seed per cell"]),
+    ({"none": {}, "so": {}}, [0, 1], []),
+])
+def test_dry_run_says_what_the_report_cannot_do(write_space, capsys, regularizers, seeds, said):
+    path = write_space("limits", grid={"seed": seeds, "coefficient": [1e-3]},
+                       regularizers=regularizers)
+    assert sweep.run(path, dry_run=True) == 0
+    limits = [line for line in capsys.readouterr().out.splitlines()
+              if line.startswith("report limit: ")]
+    assert len(limits) == len(said) and all(text in line for text, line in zip(said, limits))

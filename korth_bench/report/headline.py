@@ -4,11 +4,11 @@ and what the design cannot show (analysis.design), printed at the top.
 `headline_sentences(result)`: the largest gain in final test accuracy with its interval; claim 2's
 most significant row (the one the verdict table prints) as the drop of the gain over the capacity
 range with its interval, against the equivalence bound and the drop the design could detect; and
-what would decide claim 2 (`deciding_sentence`, the hook where a sample-size plan adds its answer).
+what would decide claim 2 while it is inconclusive and the design cannot detect a drop of the
+claimed size (`deciding_sentence`, the hook where a sample-size plan adds its answer).
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional
 
 from korth_bench.analysis.collapse import PRIMARY_AXIS
@@ -60,24 +60,30 @@ def trend_sentence(result: dict) -> Optional[str]:
     if row is None:
         return ("Claim 2 (gains of strict orthogonality shrink as capacity grows): no slope "
                 "could be tested (it needs a baseline and 3 capacities with gains).")
-    verdicts = result["verdicts"]
-    verdict = verdicts.loc[verdicts["claim"] == "2", "verdict"]
+    verdict = _claim_verdict(result) or row["verdict"]
     gains = result["gains"]
     family = gains[(gains["dataset"] == row["dataset"]) & (gains["model"] == row["model"])]
     span = (f"{params_text(family['num_params'].min())} to "
             f"{params_text(family['num_params'].max())} parameters")
     confidence = round(100 * (1 - row["alpha"]))
     bound, detectable = 100 * row["claimed_drop"], 100 * row["detectable_drop"]
-    reach = ("so a drop of the claimed size lies below what it can detect" if detectable > bound
-             else "enough to detect a drop of the claimed size")
+    reach = "" if verdict != "inconclusive" else (
+        ", so a drop of the claimed size lies below what it can detect" if detectable > bound
+        else ", enough to detect a drop of the claimed size")
     return (f"Claim 2 (gains of strict orthogonality shrink as capacity grows): "
-            f"{verdict.iloc[0] if len(verdict) else row['verdict']}. Its most significant row, "
+            f"{verdict}. Its most significant row, "
             f"{row['regularizer']} on {row['model']} ({row['dataset']}): the gain drops by "
             f"{number_text(100 * row['drop'], 2, True)} pp "
             f"[{number_text(100 * row['drop_low'], 2, True)}, "
             f"{number_text(100 * row['drop_high'], 2, True)}] ({confidence} % interval) from "
             f"{span}, against an equivalence bound of ±{number_text(bound)} pp; this design "
-            f"detects a drop of {number_text(detectable)} pp with 80 % power, {reach}.")
+            f"detects a drop of {number_text(detectable)} pp with 80 % power{reach}.")
+
+
+def _claim_verdict(result: dict) -> Optional[str]:
+    verdicts = result["verdicts"]
+    verdict = verdicts.loc[verdicts["claim"] == "2", "verdict"]
+    return verdict.iloc[0] if len(verdict) else None
 
 
 def deciding_sentence(result: dict) -> Optional[str]:
@@ -87,9 +93,8 @@ def deciding_sentence(result: dict) -> Optional[str]:
     if result.get("plan_sentence"):
         return result["plan_sentence"]
     row = _trend_row(result)
-    if row is None or not math.isfinite(row["detectable_drop"]):
-        return None
-    if row["detectable_drop"] <= row["claimed_drop"]:
+    if (row is None or _claim_verdict(result) != "inconclusive"
+            or not row["detectable_drop"] > row["claimed_drop"]):
         return None
     return (f"What would decide claim 2: a design whose detectable drop is below the "
             f"±{number_text(100 * row['claimed_drop'])} pp bound; it shrinks about as one over "

@@ -363,13 +363,14 @@ SVG_STYLE = {"svg.fonttype": "none", "font.sans-serif": ["DejaVu Sans", "Arial"]
 def svg_text(plot: Plot, name: str) -> str:
     """The figure as an SVG element to inline in a page or save as a file, scaled by its container:
     coordinates to 0.1 pt (finer than a screen pixel), no indentation, only the ids something
-    refers to (and each panel's ``axes_N`` group, which counts the panels), every id prefixed with
-    `name` so that several figures can share one page."""
+    refers to (and each panel's ``axes_N`` group, which counts the panels), no metadata block,
+    every id prefixed with `name` so that several figures can share one page."""
     buffer = io.StringIO()
     with matplotlib.rc_context({**SVG_STYLE, "svg.hashsalt": name}):
         plot.figure.savefig(buffer, format="svg", facecolor="white")
     text = buffer.getvalue()
     text = re.sub(r"\n\s+", "\n", text[text.index("<svg"):])
+    text = re.sub(r"<metadata>.*?</metadata>\n?", "", text, flags=re.S)  # creator, date: not ours
     text = re.sub(r' transform="rotate\(-0 [^)]*\)"', "", text)
     # numbers inside tags only: a tick label such as 0.125 is text and keeps its digits
     text = re.sub(r"<[^>]+>", lambda tag: re.sub(r"(\d\.\d)\d+", r"\1", tag.group(0)), text)
