@@ -39,6 +39,7 @@ from korth_bench.report.formatting import cell_name, keyed_rows, model_label, nu
 BASELINE_COLOR = "#666666"
 ACCURACY_RANGE = (0.0, 100.0)  # accuracies in %: a t band is clipped to what the metric can take
 PANEL = (2.5, 1.75)  # inches per panel
+MAX_COLUMNS = 5  # arms side by side; more wrap into blocks below
 
 
 @dataclass
@@ -58,7 +59,8 @@ def figures(result: dict, notice: Optional[str]) -> Dict[str, Plot]:
     """The report's figures by file stem; a figure without data says what is missing."""
     regularizers = sorted(result["grid"]["regularizer"].unique())
     baseline = result["settings"]["baseline"]
-    colors = {name: f"C{index % 10}" for index, name in
+    palette = [f"C{i}" for i in range(10) if i not in (5, 7)]  # grey and brown: the baseline
+    colors = {name: palette[index % len(palette)] for index, name in
               enumerate(r for r in regularizers if r != baseline)}
     colors[baseline] = BASELINE_COLOR
     arms = [r for r in regularizers if r != baseline] or [baseline]
@@ -73,17 +75,45 @@ def _heading(title: str, notice: Optional[str], width: float) -> str:
 
 
 def _small_multiples(rows: Sequence[str], arms: Sequence[str], title: str,
-                     notice: Optional[str], share: str = "all", panel: tuple = PANEL):
-    """A rows x arms grid of panels (`panel`: inches each) sharing their axes (`share`: 'all' or
-    'row'), the arm named above each column, the row named at the left."""
-    columns = max(1, len(arms))
+                     notice: Optional[str], ylabel: str, xlabels: Sequence[str],
+                     share: str = "all", panel: tuple = PANEL):
+    """Panels for rows x arms (`panel`: inches each), returned as that array: the arm named
+    above its column, the row and `ylabel` at the left, `xlabels[row]` below. At most
+    MAX_COLUMNS arms side by side: more wrap into blocks stacked below, so that a panel keeps its
+    size. Panels share both axes with every panel (`share` 'all') or with their row ('row');
+    tick labels show on the left column and the bottom row of each block only ('row': every row
+    keeps its x labels, its own x range)."""
+    blocks = max(1, math.ceil(len(arms) / MAX_COLUMNS))
+    columns = max(1, math.ceil(len(arms) / blocks))  # blocks as even as they can be
     width = max(6.0, panel[0] * columns + 1.0)
-    figure = Figure(figsize=(width, panel[1] * len(rows) + 1.3), layout="constrained")
+    figure = Figure(figsize=(width, panel[1] * len(rows) * blocks + 1.3), layout="constrained")
     FigureCanvasAgg(figure)
     figure.suptitle(_heading(title, notice, width), fontsize=11)
-    axes = figure.subplots(len(rows), columns, squeeze=False, sharex=share, sharey=share)
-    for column, arm in enumerate(arms):
-        axes[0, column].set_title(arm, fontsize=10, fontweight="bold")
+    grid = figure.subplots(len(rows) * blocks, columns, squeeze=False)
+    axes = np.empty((len(rows), max(1, len(arms))), dtype=object)
+    for index in range(max(1, len(arms))):
+        block, column = divmod(index, columns)
+        for row in range(len(rows)):
+            axes[row, index] = grid[block * len(rows) + row, column]
+    used = {id(axis) for axis in axes.ravel()}
+    for axis in grid.ravel():
+        if id(axis) not in used:
+            axis.remove()
+    first = axes[0, 0]
+    for (row, index), axis in np.ndenumerate(axes):
+        block, column = divmod(index, columns)
+        lead = first if share == "all" else axes[row, 0]
+        if axis is not lead:
+            axis.sharex(lead)
+            axis.sharey(lead)
+        last = row == len(rows) - 1 or share == "row"
+        axis.tick_params(labelsize=7, labelleft=column == 0, labelbottom=last)
+        if row == 0 and index < len(arms):
+            axis.set_title(arms[index].replace(" [", "\n["), fontsize=9, fontweight="bold")
+        if column == 0:
+            axis.set_ylabel(f"{rows[row]}\n{ylabel}", fontsize=8)
+        if last:
+            axis.set_xlabel(xlabels[row], fontsize=8)
     return figure, axes
 
 
@@ -131,7 +161,10 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
     arms = [arm for arm in arms if arm in set(gains["regularizer"])]
     families = list(gains.groupby(list(entries.FAMILY)))
     rows = [f"{model} ({dataset})" for (dataset, model), _ in families]
-    figure, axes = _small_multiples(rows, arms, title, notice, panel=(2.9, 2.6))
+    by_params = bool(np.isfinite(gains["num_params"]).all())
+    figure, axes = _small_multiples(rows, arms, title, notice, "gain (pp)",
+                                    ["parameters" if by_params else "depth"] * len(rows),
+                                    panel=(2.9, 2.6))
     wedges = []  # drawn once the data have set the shared y range, which they do not widen
     collapse = result["collapse"]
     lines = keyed_rows(collapse[collapse["metric"] == "test_acc"], ["dataset", "model",
@@ -139,7 +172,6 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
     for row, ((dataset, model), family) in enumerate(families):
         # parameter counts on a log axis (the collapse test's primary axis); depth where the
         # tables lack them
-        by_params = bool(np.isfinite(family["num_params"]).all())
         x, axis_name = ("num_params", PRIMARY_AXIS) if by_params else ("depth", "depth")
         cells = np.sort(family[x].unique())
         for column, arm in enumerate(arms):
@@ -168,11 +200,7 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
             axis.set_xticks(cells, [f"{v / 1e3:.0f}k" if by_params else f"{v:g}" for v in cells],
                             rotation=45, fontsize=7)
             axis.set_xticks([], minor=True)
-            axis.tick_params(axis="y", labelsize=7)
             axis.margins(x=0.08)
-        axes[row, 0].set_ylabel(f"{rows[row]}\ngain (pp)", fontsize=8)
-        for axis in axes[-1]:
-            axis.set_xlabel("parameters" if by_params else "depth", fontsize=8)
     limits = axes[0, 0].get_ylim()
     for wedge in wedges:
         _fit_wedges(*wedge, drop)
@@ -231,7 +259,8 @@ def curves_figure(result: dict, arms: List[str], colors: dict, notice: Optional[
     cells = _cells(result)
     rows = [model_label(model, depth, width) + (f" ({dataset})" if len(
         {c[0] for c in cells}) > 1 else "") for dataset, model, depth, width in cells]
-    figure, axes = _small_multiples(rows, arms, title, notice)
+    figure, axes = _small_multiples(rows, arms, title, notice, "test acc. (%)",
+                                    ["epoch (0-based)"] * len(rows))
     for row, cell in enumerate(cells):
         for column, arm in enumerate(arms):
             axis = axes[row, column]
@@ -248,11 +277,8 @@ def curves_figure(result: dict, arms: List[str], colors: dict, notice: Optional[
             if shown:
                 axis.text(0.98, 0.05, f"n={_n_range(shown[0])}", transform=axis.transAxes,
                           ha="right", fontsize=7, color="#444444")
-            axis.tick_params(labelsize=7)
-        axes[row, 0].set_ylabel(f"{rows[row]}\ntest acc. (%)", fontsize=8)
     axes[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
-    for axis in axes[-1]:
-        axis.set_xlabel("epoch (0-based)", fontsize=8)
+    axes[0, 0].yaxis.set_major_locator(MaxNLocator(4))
     _legend_below(figure, [
         Line2D([], [], color=BASELINE_COLOR, label=f"{baseline} (baseline)"),
         Line2D([], [], color="C0", label="the regularizer named above the column"),
@@ -279,9 +305,12 @@ def robustness_figure(result: dict, arms: List[str], colors: dict,
                       notice)
     groups = list(shifted.groupby(family_keys + ["kind", "name"]))
     several = shifted.groupby(family_keys).ngroups > 1
-    rows = [f"{name} ({kind})" + (f", {model} ({dataset})" if several else "")
+    rows = [name + (f", {model} ({dataset})" if several else "")
             for (dataset, model, kind, name), _ in groups]
-    figure, axes = _small_multiples(rows, arms, title, notice, share="row")
+    figure, axes = _small_multiples(
+        rows, arms, title, notice, "accuracy (%)",
+        ["eps (k/255)" if kind == "attack" else "severity" for (*_, kind, _), _ in groups],
+        share="row")
     for row, ((dataset, model, kind, name), group) in enumerate(groups):
         start = clean[(clean["dataset"] == dataset) & (clean["model"] == model)]
         for column, arm in enumerate(arms):
@@ -294,18 +323,14 @@ def robustness_figure(result: dict, arms: List[str], colors: dict,
                     continue
                 _band(axis, part["severity"], 100 * part["low"], 100 * part["high"],
                       colors[regularizer])
-                axis.plot(part["severity"], 100 * part["mean"], "o-", markersize=2.5,
-                          linewidth=1.1, color=colors[regularizer])
-            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-            axis.tick_params(labelsize=7)
-        axes[row, 0].set_ylabel(f"{name}\naccuracy (%)", fontsize=8)
-        for axis in axes[row]:
-            axis.set_xlabel("eps (k/255)" if kind == "attack" else "severity", fontsize=7)
+                axis.plot(part["severity"], 100 * part["mean"], linewidth=1.1,
+                          color=colors[regularizer])
+            # ticks at the severities measured (integers), few on the shared accuracy axis
+            axis.set_xticks(sorted(set(group["severity"]) | set(start["severity"])))
+            axis.yaxis.set_major_locator(MaxNLocator(4))
     _legend_below(figure, [
-        Line2D([], [], color=BASELINE_COLOR, marker="o", markersize=2.5,
-               label=f"{baseline} (baseline)"),
-        Line2D([], [], color="C0", marker="o", markersize=2.5,
-               label="the regularizer named above the column"),
+        Line2D([], [], color=BASELINE_COLOR, label=f"{baseline} (baseline)"),
+        Line2D([], [], color="C0", label="the regularizer named above the column"),
         Patch(color="black", alpha=0.2, label=f"{confidence} % t band")])
     return Plot(figure, rows, arms)
 
@@ -369,14 +394,25 @@ def svg_text(plot: Plot, name: str) -> str:
     with matplotlib.rc_context({**SVG_STYLE, "svg.hashsalt": name}):
         plot.figure.savefig(buffer, format="svg", facecolor="white")
     text = buffer.getvalue()
-    text = re.sub(r"\n\s+", "\n", text[text.index("<svg"):])
+    text = re.sub(r"\n\s+", "\n", text[text.index("<svg"):]).replace(" \n", " ")
     text = re.sub(r"<metadata>.*?</metadata>\n?", "", text, flags=re.S)  # creator, date: not ours
     text = re.sub(r' transform="rotate\(-0 [^)]*\)"', "", text)
+    # one font rule for the figure instead of one per label
+    text = re.sub(r"font-family: [^;\"]*;? ?", "", text)
+    text = re.sub(r"(<svg[^>]*>)", r"\1<style>text { font-family: 'DejaVu Sans', Arial, "
+                  r"sans-serif; }</style>", text, count=1)
     # numbers inside tags only: a tick label such as 0.125 is text and keeps its digits
     text = re.sub(r"<[^>]+>", lambda tag: re.sub(r"(\d\.\d)\d+", r"\1", tag.group(0)), text)
     referenced = set(re.findall(r'(?:url\(#|xlink:href="#)([^)"]+)', text))
     text = re.sub(r' id="([^"]+)"', lambda m: m.group(0) if m.group(1) in referenced
                   or re.fullmatch(r"axes_\d+", m.group(1)) else "", text)
+    while True:  # groups that only wrap one element, now that their ids are gone
+        unwrapped = re.sub(r"<g>\n?(<(?:[^<>]*/>|text[^>]*>[^<]*</text>|g>)\n?)</g>\n?", r"\1",
+                           text)
+        unwrapped = re.sub(r"<g>\n?</g>\n?", "", unwrapped)
+        if unwrapped == text:
+            break
+        text = unwrapped
     text = re.sub(r'\bid="', f'id="{name}-', text)
     text = re.sub(r"url\(#", f"url(#{name}-", text)
     return re.sub(r'xlink:href="#', f'xlink:href="#{name}-', text)
