@@ -1,5 +1,6 @@
 """Leaderboard files: written, schema-valid, labelled synthetic, missing cells visible, and the HTML
 renders in headless Chromium without console errors."""
+import html
 import json
 import os
 import re
@@ -10,7 +11,7 @@ import pytest
 
 from korth_bench import cli
 from korth_bench.report import documents as report
-from korth_bench.report.formatting import gain_text
+from korth_bench.report.formatting import gain_text, number_text
 from test_analysis import make_tables
 
 PLOTS = ("gain_vs_capacity", "learning_curves", "robustness", "orthogonality_vs_similarity")
@@ -78,8 +79,9 @@ def test_every_file_is_written(synthetic_report):
     for path in synthetic_report.values():
         assert os.path.getsize(path) > 0
     for name in PLOTS:
-        with open(synthetic_report[name], "rb") as handle:
-            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert synthetic_report[name].endswith(f"{name}.svg")
+        with open(synthetic_report[name]) as handle:
+            assert handle.read(4) == "<svg"
 
 
 def test_json_validates_and_has_one_entry_per_regularizer_per_cell(synthetic_report):
@@ -111,9 +113,9 @@ def test_missing_cells_are_shown_as_missing(synthetic_report):
     with open(synthetic_report["markdown"]) as handle:
         markdown = handle.read()
     row = next(line for line in markdown.splitlines()
-               if line.startswith("| resnet-14 x1 (synthetic) | ") and "| so |" in line)
+               if line.startswith("| resnet-14x1 (synthetic) | ") and "| so |" in line)
     assert "missing: no completed runs" in row
-    assert re.search(r"\| resnet-20 x1 \(synthetic\) \| [^|]+ \| dn \|.*missing baseline", markdown)
+    assert re.search(r"\| resnet-20x1 \(synthetic\) \| [^|]+ \| dn \|.*missing baseline", markdown)
     with open(synthetic_report["html"]) as handle:
         assert '<td class="missing">missing baseline</td>' in handle.read()
 
@@ -146,10 +148,13 @@ def test_headers_state_hardware_seeds_and_statistic_and_no_notice_for_real_data(
 def test_html_is_self_contained(synthetic_report):
     with open(synthetic_report["html"]) as handle:
         page = handle.read()
-    assert page.count('src="data:image/png;base64,') == len(PLOTS)
-    # one inline script (the table sorter) and no external resource of any kind
+    assert page.count('<figure id="figure-') == page.count("<svg ") == len(PLOTS)
+    # one inline script (the table sorter) and no external resource of any kind (an SVG's
+    # url(#id) and xlink:href="#id" point inside the page; the SVG namespace is a name, not a fetch)
+    page = page.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
+        'xmlns:xlink="http://www.w3.org/1999/xlink"', "")
     assert page.count("<script>") == 1 and "<script " not in page
-    assert not re.search(r"<link|src=\"(?!data:)|url\(|https?://|import\(|fetch\(", page)
+    assert not re.search(r"<link|src=|url\((?!#)|href=\"(?!#)|https?://|import\(|fetch\(", page)
 
 
 def test_the_verdict_summary_comes_first_one_line_per_claim_with_its_rules(synthetic_report):
@@ -335,7 +340,8 @@ def test_html_renders_in_headless_chromium_without_console_errors(synthetic_repo
                    if ("CONSOLE" in line and "source: file://" in line) or "Uncaught" in line]
         assert console == []
     dom = dump.stdout
-    assert report.NOTICE.upper() in dom and dom.count("data:image/png;base64,") == len(PLOTS)
+    assert report.NOTICE.upper() in dom and dom.count("<figure ") == len(PLOTS)
+    page_structure(dom, ["none", "so", "dn", "dn_relaxed"])  # as the browser built it
     tables = dom.count("<table")
     assert tables > 5 and dom.count('data-sortable="ready"') == tables  # the sorter ran
     # the sorter itself: the verdicts sorted by rows tested, ascending and descending
@@ -352,6 +358,88 @@ def test_html_renders_in_headless_chromium_without_console_errors(synthetic_repo
         first_claims[1], reverse=True) and first_claims[0][0] < first_claims[0][-1]
 
 
+def page_structure(page: str, regularizers, baseline="none") -> None:
+    """The page's table of contents links every section and figure, each link lands on an id of
+    the page, and every figure has one panel per arm (one column per regularizer other than the
+    baseline, one row per family, cell or corruption; the similarity figure one panel per cell),
+    counted from the panels the SVG draws."""
+    nav = re.search(r'<nav class="toc" id="contents">(.*?)</nav>', page, flags=re.S)
+    assert nav, "no table of contents"
+    links = re.findall(r'href="#([^"]+)"', nav.group(1))
+    ids = set(re.findall(r'\bid="([^"]+)"', page))
+    assert links and set(links) <= ids
+    sections = re.findall(r'<section id="([^"]+)"', page)
+    assert len(sections) >= 10 and set(sections) <= set(links)
+    figures = re.findall(r'<figure id="figure-(\w+)" data-panels="(\d+)" data-arms="([^"]*)" '
+                         r'data-rows="([^"]*)">(.*?)</figure>', page, flags=re.S)
+    assert [name for name, *_ in figures] == [
+        "gain_vs_capacity", "orthogonality_vs_similarity", "learning_curves", "robustness"]
+    assert {f"figure-{name}" for name, *_ in figures} <= set(links)
+    arms = sorted(set(regularizers) - {baseline})
+    for name, panels, arm_text, row_text, svg in figures:
+        drawn = len(re.findall(rf'id="{name}-axes_\d+"', svg))
+        rows = row_text.split("|")
+        assert int(panels) == drawn > 0, name
+        if name == "orthogonality_vs_similarity":
+            assert arm_text == "" and drawn == len(rows)
+        else:
+            assert arm_text.split() == arms and drawn == len(arms) * len(rows), name
+
+
+def test_the_page_has_contents_and_one_panel_per_arm_in_every_figure(synthetic_report):
+    with open(synthetic_report["html"]) as handle:
+        page = handle.read()
+    page_structure(page, ["none", "so", "dn", "dn_relaxed"])
+    # the figures come right after the verdicts and their sentences, the long tables collapsed
+    assert page.index('id="verdicts"') < page.index('id="figures"') < page.index('id="setup"')
+    assert "Show the table (" in page
+
+
+def test_sentences_under_the_verdicts_are_the_results_own_numbers(tmp_path):
+    """A planted capacity trend (dn's gain falls 1 pp per doubling over 3 capacities): the
+    largest gain, claim 2's drop with its interval and detectable drop, as in leaderboard.json."""
+    written = report.build_report_from_frames(make_tables(depths=(8, 16, 32)), str(tmp_path))
+    with open(written["json"]) as handle:
+        document = json.load(handle)
+    with open(written["markdown"]) as handle:
+        markdown = handle.read()
+    summary = markdown[markdown.index("## Verdicts"):markdown.index("## Figures")]
+    gains = [e["gains"]["test_acc"] | {"regularizer": e["regularizer"], "depth": e["depth"]}
+             for e in document["entries"] if e["gains"].get("test_acc", {}).get("status") ==
+             "measured"]
+    best = max(gains, key=lambda g: g["mean"])
+    assert (f"Largest gain in final test accuracy: {best['regularizer']} at resnet-"
+            f"{best['depth']}x1 (synthetic), {gain_text(best, 'test_acc')}") in summary
+    assert f"the largest of {len(gains)} gains" in summary
+    strict = [r for r in document["collapse"] if r["regularizer"] in ("so", "dn")
+              and r["axis"] == "log2_params"]
+    row = min(strict, key=lambda r: r["p_holm"])  # the row the verdict table prints
+    assert (f"{row['regularizer']} on resnet (synthetic): the gain drops by "
+            f"{100 * row['drop']:+.2f} pp [{100 * row['drop_low']:+.2f}, "
+            f"{100 * row['drop_high']:+.2f}]") in summary
+    assert f"detects a drop of {100 * row['detectable_drop']:.2f} pp with 80 % power" in summary
+    dn = next(r for r in strict if r["regularizer"] == "dn")
+    assert 1.0 < 100 * dn["drop"] < 3.0  # planted: 1 pp per doubling over 2 doublings
+
+
+@pytest.mark.parametrize("case, said", [
+    ("no baseline", "no 'none' (the baseline) in this design: the report can show no gains"),
+    ("one seed", "one seed per cell: the report can show no seed spread"),
+])
+def test_the_top_of_the_report_says_what_the_design_cannot_show(case, said, tmp_path):
+    frames = make_tables(depths=(8, 14), seeds=(0,) if case == "one seed" else (0, 1, 2))
+    if case == "no baseline":
+        frames["trials"] = frames["trials"][frames["trials"]["regularizer"] != "none"]
+    written = report.build_report_from_frames(frames, str(tmp_path))
+    with open(written["markdown"]) as handle:
+        markdown = handle.read()
+    assert markdown.index(said) < markdown.index("## Verdicts")
+    with open(written["html"]) as handle:
+        page = handle.read()
+    assert (page.index('<div class="limits">') < page.index(html.escape(said))
+            < page.index('id="contents"'))
+
+
 def test_gain_without_seed_spread_prints_no_interval():
     row = {"status": "measured", "mean": -0.0039, "low": -0.0039, "high": -0.0039,
            "pairing": "paired", "n": 2}
@@ -359,3 +447,9 @@ def test_gain_without_seed_spread_prints_no_interval():
         "-0.39 pp [no seed spread: interval undefined], paired, n=2")
     spread = {**row, "low": -0.02, "high": 0.0122}
     assert gain_text(spread, "test_acc") == "-0.39 pp [-2.00, +1.22], paired, n=2"
+
+
+def test_a_value_that_rounds_to_zero_prints_unsigned():
+    assert [number_text(v, 2, True) for v in (-0.004, 0.0, -0.0, 0.004, -0.006)] == [
+        "0.00", "0.00", "0.00", "0.00", "-0.01"]
+    assert number_text(-0.00001, 4) == "0.0000" and number_text(0.5, 0) == "0"

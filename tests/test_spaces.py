@@ -264,3 +264,16 @@ def test_a_case_runs_the_baseline_at_more_seeds_and_the_analysis_section_is_read
     assert "per regularizer: none 6 trials at 6 seeds; so 3 trials at 3 seeds" in text
     assert "primary contrast (claim 2): mean gain of so in test_acc" in text
     assert spaces.load(write_space("plain")).analysis is None
+@pytest.mark.parametrize("regularizers, seeds, said", [
+    ({"so": {}, "dn": {}}, [0, 1, 2], ["no 'none' (the baseline)"]),
+    ({"none": {}, "so": {}}, [0], ["one seed per cell"]),
+    ({"so": {}}, [0], ["no 'none' (the baseline)", "one seed per cell"]),
+    ({"none": {}, "so": {}}, [0, 1], []),
+])
+def test_dry_run_says_what_the_report_cannot_do(write_space, capsys, regularizers, seeds, said):
+    path = write_space("limits", grid={"seed": seeds, "coefficient": [1e-3]},
+                       regularizers=regularizers)
+    assert sweep.run(path, dry_run=True) == 0
+    limits = [line for line in capsys.readouterr().out.splitlines()
+              if line.startswith("report limit: ")]
+    assert len(limits) == len(said) and all(text in line for text, line in zip(said, limits))

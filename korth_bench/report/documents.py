@@ -1,11 +1,13 @@
-"""Leaderboard files from result tables: Markdown, one self-contained HTML page, JSON and PNGs.
+"""Leaderboard files from result tables: Markdown, one self-contained HTML page, JSON and SVGs.
 
 `build_report(result_dirs, out_dir)` reads the four tables of one or more result directories
 (merged and de-duplicated by `korth_bench.results.read_frame`), runs
 `korth_bench.analysis.claims.analyze` and writes what it returns; this module only formats: the
 header lines, the Markdown and JSON documents (the sections and their tables come from
-`korth_bench.report.sections`, the page from `korth_bench.report.html`, the figures from
-`korth_bench.report.plots`). Every printed number says what it is and over how many seeds; cells
+`korth_bench.report.sections`, the sentences under the verdicts and the design's limits from
+`korth_bench.report.headline`, the page from `korth_bench.report.html`, the figures from
+`korth_bench.report.plots`). Both documents read in the same order: what the design cannot
+show, the verdicts with their sentences and rules, the figures, the header lines, the tables. Every printed number says what it is and over how many seeds; cells
 without completed runs are printed as missing; results from the synthetic data set carry
 "synthetic data: not a result" in every header.
 """
@@ -25,8 +27,9 @@ from korth_bench.analysis.entries import CELL
 from korth_bench.results import STATUSES, TABLES, plain
 from korth_bench.report.formatting import keyed_rows
 from korth_bench.report.html import to_html
-from korth_bench.report.plots import figures, png_bytes
-from korth_bench.report.sections import Section, report_sections
+from korth_bench.report.headline import headline_sentences, report_limits
+from korth_bench.report.plots import figures, svg_text
+from korth_bench.report.sections import Page, report_sections
 from korth_bench.report.summary import summary_rules, verdict_table
 from korth_bench.errors import ConfigError
 
@@ -44,7 +47,7 @@ def build_report(result_dirs: Sequence[str], out_dir: str, endpoint: Optional[st
 
     Args:
         result_dirs: directories (or URIs) holding `trials/`, `epochs/`, `layers/`, `robustness/`.
-        out_dir: where leaderboard.md, leaderboard.html, leaderboard.json and the PNGs go.
+        out_dir: where leaderboard.md, leaderboard.html, leaderboard.json and the SVGs go.
         endpoint: an S3-compatible server for ``s3://`` directories (default ``AWS_ENDPOINT_URL``).
         **options: passed to korth_bench.analysis.analyze (selection='val'|'test',
             claimed_drop, alpha, confidence, n_permutations, n_bootstrap, seed, ...).
@@ -67,18 +70,17 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
     result = claims.analyze(frames, **options)
     os.makedirs(out_dir, exist_ok=True)
     notice = NOTICE if result["synthetic"] else None
-    images = {name: png_bytes(figure) for name, figure in figures(result, notice).items()}
+    plots = figures(result, notice)
+    images = {name: svg_text(plot, name) for name, plot in plots.items()}
     written = {}
-    for name, data in images.items():
-        written[name] = _write(out_dir, f"{name}.png", data)
-    header = header_lines(result, sources)
-    sections = report_sections(result)
-    summary = verdict_table(result["verdicts"], result["settings"]["alpha"])
-    rules = summary_rules(result["settings"])
-    written["markdown"] = _write(out_dir, "leaderboard.md",
-                                 to_markdown(header, summary, rules, sections, notice).encode())
-    written["html"] = _write(out_dir, "leaderboard.html", to_html(
-        TITLE, header, summary, rules, sections, images, notice).encode())
+    for name, text in images.items():
+        written[name] = _write(out_dir, f"{name}.svg", text.encode())
+    page = Page(limits=report_limits(result), summary=verdict_table(result["verdicts"], result["settings"]["alpha"]),
+                sentences=headline_sentences(result), rules=summary_rules(result["settings"]),
+                header=header_lines(result, sources), sections=report_sections(result))
+    written["markdown"] = _write(out_dir, "leaderboard.md", to_markdown(page, notice).encode())
+    written["html"] = _write(out_dir, "leaderboard.html",
+                             to_html(TITLE, page, plots, images, notice).encode())
     document = leaderboard_json(result, sources)
     written["json"] = _write(out_dir, "leaderboard.json",
                              json.dumps(document, indent=1, allow_nan=False).encode())
@@ -97,7 +99,8 @@ def _write(out_dir: str, name: str, data: bytes) -> str:
 def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
     """Hardware, trial and seed counts, the statistic and the selection rule, one line each."""
     grid, settings = result["grid"], result["settings"]
-    hardware = ", ".join(f"{row.device} ({row.n_trials} trials)"
+    # rows written before provenance said "1 thread" read "1 threads"
+    hardware = ", ".join(f"{row.device.replace(' 1 threads)', ' 1 thread)')} ({row.n_trials} trials)"
                          for row in result["hardware"].itertuples())
     counts = ", ".join(f"{int(grid[f'n_{s}'].sum())} {s}" for s in STATUSES)
     seeds = result["provenance"]["seeds"].map(len)
@@ -224,22 +227,26 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def to_markdown(header: List[str], summary: pd.DataFrame, rules: List[str],
-                sections: List[Section], notice: Optional[str]) -> str:
-    """leaderboard.md: the verdict summary and its rules, the header lines, then each section
-    (plots linked as PNG files)."""
+def to_markdown(page: Page, notice: Optional[str]) -> str:
+    """leaderboard.md, in the page's order (sections.Page); figures linked as SVG files."""
     parts = [f"# {_title(TITLE, notice)}", ""]
     if notice:
         parts += [f"> **{notice.upper()}**: every number below comes from the synthetic data set.",
                   ""]
-    parts += [f"## {_title('Verdicts, one per claim', notice)}", "", _markdown_table(summary), ""]
-    parts += [f"- {rule}" for rule in rules] + [""]
-    parts += [f"- {line}" for line in header]
-    for section in sections:
-        parts += ["", f"## {_title(section.title, notice)}", "", section.lead, ""]
-        parts += [f"![{name}]({name}.png)" for name in section.plots]
+    parts += [f"> **What this report cannot show**: {limit}." for limit in page.limits]
+    parts += [""] if page.limits else []
+    parts += [f"## {_title('Verdicts, one per claim', notice)}", "",
+              _markdown_table(page.summary), ""]
+    parts += [" ".join(page.sentences), ""] if page.sentences else []
+    parts += [f"- {rule}" for rule in page.rules] + [""]
+    parts += [f"## {_title('Figures', notice)}", ""]
+    parts += [f"![{name}]({name}.svg)  \n_{section.caption}_\n" for name, section in page.figures]
+    parts += [f"## {_title('What was run and how it is tested', notice)}", ""]
+    parts += [f"- {line}" for line in page.header]
+    for section in page.sections:
         if section.table is not None:
-            parts += ["", _markdown_table(section.table)]
+            parts += ["", f"## {_title(section.title, notice)}", "", section.lead, "",
+                      _markdown_table(section.table)]
     return "\n".join(parts) + "\n"
 
 

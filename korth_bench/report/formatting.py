@@ -39,11 +39,14 @@ def metric_units(metric: str) -> tuple:
 
 
 def number_text(value: float, digits: int = 2, signed: bool = False) -> str:
-    """'0.12' / '+0.12' (signed); 'n/a' for a missing value, '+inf' / '-inf' for an infinite one."""
+    """'0.12' / '+0.12' (signed); 'n/a' for a missing value, '+inf' / '-inf' for an infinite one;
+    a value that rounds to zero prints unsigned ('0.00', never '-0.00' or '+0.00')."""
     if value is None or np.isnan(value):
         return "n/a"
     if np.isinf(value):
         return "+inf" if value > 0 else "-inf"
+    if round(float(value), digits) == 0:
+        return f"{0:.{digits}f}"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
@@ -83,9 +86,14 @@ def gain_text(row, metric: str) -> str:
             f"n={int(row['n'])}")
 
 
+def model_label(model: str, depth, width) -> str:
+    """'resnet-20x1': the one spelling of a model cell's architecture in every table and figure."""
+    return f"{model}-{depth}x{width}"
+
+
 def cell_name(row) -> str:
-    """'resnet-20 x1 (cifar10)' for a row with the CELL columns."""
-    return f"{row['model']}-{row['depth']} x{row['width']} ({row['dataset']})"
+    """'resnet-20x1 (cifar10)' for a row with the CELL columns."""
+    return f"{model_label(row['model'], row['depth'], row['width'])} ({row['dataset']})"
 
 
 def params_text(value: float) -> str:

@@ -1,11 +1,10 @@
-"""leaderboard.html: one self-contained page. Inline CSS, the plots as base64 PNGs and one small
-inline script that sorts a table by the column whose header is clicked; nothing is fetched from
-anywhere (no external script, style sheet, font or image)."""
+"""leaderboard.html: one self-contained page. Inline CSS, the figures as inline SVG, a table of
+contents and one small inline script that sorts a table by the column whose header is clicked;
+nothing is fetched from anywhere (no external script, style sheet, font or image)."""
 from __future__ import annotations
 
-import base64
 import html
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import pandas as pd
 
@@ -26,8 +25,21 @@ td.missing { color: #b00020; font-style: italic; }
 td.verdict-supported { background: #e3f4e3; font-weight: bold; }
 td.verdict-contradicted { background: #fbe3e3; font-weight: bold; }
 td.verdict-inconclusive { background: #f4f4f4; font-weight: bold; }
-img { max-width: 100%; border: 1px solid #ddd; }
+nav.toc { font-size: 0.9em; background: #f7f7f7; padding: 0.3em 1em; border-radius: 4px; }
+nav.toc h2 { font-size: 1em; margin: 0.3em 0; }
+nav.toc ol { margin: 0.2em 0; padding-left: 1.4em; columns: 2; }
+nav.toc ol.inline { columns: 1; padding-left: 0; }
+nav.toc ol.inline li { display: inline; margin-right: 1em; list-style: none; }
+.limits { background: #fff4d6; border: 1px solid #e0b000; padding: 0.4em 1em; border-radius: 4px; }
+p.glance { font-size: 1.05em; margin: 0.5em 0; max-width: 60em; }
+figure { margin: 1em 0 2em 0; }
+figure svg { width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
+details > summary { cursor: pointer; color: #0050a0; margin: 0.4em 0; }
 """
+
+LONG_TABLE = 12
+"""Tables with more rows than this are collapsed under their section's lead."""
 
 SORT_SCRIPT = r"""
 // Click a column header to sort its table by that column; click again to reverse. A cell sorts
@@ -93,31 +105,70 @@ def html_table(table: Optional[pd.DataFrame]) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
-def to_html(title: str, header: List[str], summary: pd.DataFrame, rules: List[str],
-            sections: list, images: Dict[str, bytes], notice: Optional[str]) -> str:
-    """The page: the notice (synthetic data), the title, the verdict summary and its rules, the
-    header lines, then every section (``sections.Section``) with its plots and table."""
+def _figure(name: str, plot, svg: str, section) -> str:
+    """One figure: the inline SVG, its layout as data attributes (data-panels: the panels drawn;
+    data-arms: one column per arm; data-rows: one row of panels each) and its caption."""
+    caption = (html.escape(section.lead) if section.table is None else
+               f'Its numbers: <a href="#{section.anchor}">{html.escape(section.title)}</a>.')
+    return (f'<figure id="figure-{name}" data-panels="{plot.panels}" '
+            f'data-arms="{html.escape(" ".join(plot.arms))}" '
+            f'data-rows="{html.escape("|".join(plot.rows))}">{svg}'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+def _contents(page, tag: str) -> str:
+    """The table of contents: a link to every block of the page and to every figure."""
+    figures = "".join(f'<li><a href="#figure-{name}">{html.escape(name.replace("_", " "))}</a></li>'
+                      for name, _ in page.figures)
+    sections = "".join(f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>'
+                       for s in page.sections if s.table is not None)
+    return (f'<nav class="toc" id="contents"><h2>Contents{tag}</h2><ol>'
+            '<li><a href="#verdicts">Verdicts, one per claim</a></li>'
+            f'<li><a href="#figures">Figures</a><ol class="inline">{figures}</ol></li>'
+            '<li><a href="#setup">What was run and how it is tested</a></li>'
+            f"{sections}</ol></nav>")
+
+
+def to_html(title: str, page, plots: dict, images: Dict[str, str],
+            notice: Optional[str]) -> str:
+    """The page, in the order of ``sections.Page``: the notice (synthetic data), the title, what
+    the design cannot show, the table of contents, the verdict summary with its sentences and
+    rules, the figures (inline SVG, from ``plots.figures``), the header lines, then every
+    section's table, collapsed in <details> when longer than LONG_TABLE rows."""
     tag = f' <span class="notice-tag">({html.escape(notice)})</span>' if notice else ""
     page_title = f"{title} ({notice})" if notice else title
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{html.escape(page_title)}</title>",
              f"<style>{STYLE}</style></head><body>"]
     if notice:
         parts.append(f'<div class="notice">{html.escape(notice.upper())}</div>')
     parts.append(f"<h1>{html.escape(title)}{tag}</h1>")
-    parts.append(f"<section><h2>Verdicts, one per claim{tag}</h2>" + html_table(summary)
-                 + '<ul class="rules">' + "".join(f"<li>{html.escape(rule)}</li>" for rule in rules)
-                 + "</ul></section>")
-    parts.append('<ul class="header">' + "".join(f"<li>{html.escape(line)}</li>"
-                                                  for line in header) + "</ul>")
-    for section in sections:
-        parts.append(f"<section><h2>{html.escape(section.title)}{tag}</h2>"
-                     f"<p>{html.escape(section.lead)}</p>")
-        for name in section.plots:
-            data = base64.b64encode(images[name]).decode()
-            parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        if section.table is not None:
-            parts.append(html_table(section.table))
-        parts.append("</section>")
+    if page.limits:
+        parts.append('<div class="limits"><strong>What this report cannot show:</strong><ul>'
+                     + "".join(f"<li>{html.escape(limit)}.</li>" for limit in page.limits)
+                     + "</ul></div>")
+    parts.append(_contents(page, tag))
+    parts.append(f'<section id="verdicts"><h2>Verdicts, one per claim{tag}</h2>'
+                 + html_table(page.summary)
+                 + "".join(f'<p class="glance">{html.escape(s)}</p>' for s in page.sentences)
+                 + '<details><summary>How a verdict is decided</summary><ul class="rules">'
+                 + "".join(f"<li>{html.escape(rule)}</li>" for rule in page.rules)
+                 + "</ul></details></section>")
+    parts.append(f'<section id="figures"><h2>Figures{tag}</h2>')
+    parts += [_figure(name, plots[name], images[name], section) for name, section in page.figures]
+    parts.append("</section>")
+    parts.append(f'<section id="setup"><h2>What was run and how it is tested{tag}</h2>'
+                 '<ul class="header">' + "".join(f"<li>{html.escape(line)}</li>"
+                                                  for line in page.header) + "</ul></section>")
+    for section in page.sections:
+        if section.table is None:
+            continue
+        table = html_table(section.table)
+        if len(section.table) > LONG_TABLE:
+            table = (f"<details><summary>Show the table ({len(section.table)} rows)</summary>"
+                     f"{table}</details>")
+        parts.append(f'<section id="{section.anchor}"><h2>{html.escape(section.title)}{tag}</h2>'
+                     f"<p>{html.escape(section.lead)}</p>{table}</section>")
     parts.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(parts)

@@ -6,6 +6,7 @@ and/or the names of its plots. Markdown and HTML (`korth_bench.report.documents`
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -15,7 +16,7 @@ from korth_bench.analysis.entries import CELL, higher_is_better
 from korth_bench.results import STATUSES
 from korth_bench.report.formatting import (
     METRIC_NAMES, cell_name, gain_p_text, gain_text, keyed_rows, level_text, metric_name, metric_units,
-    number_text, p_text, params_text)
+    model_label, number_text, p_text, params_text)
 
 AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
               "width": "per unit of width"}
@@ -28,6 +29,35 @@ class Section:
     lead: str
     table: Optional[pd.DataFrame] = None  # every cell already a string
     plots: List[str] = field(default_factory=list)
+
+    @property
+    def caption(self) -> str:
+        """The caption of the section's figures: the lead where a figure is all the section has,
+        else a pointer to the section's table."""
+        return self.lead if self.table is None else f"Its numbers: '{self.title}'."
+
+    @property
+    def anchor(self) -> str:
+        """The section's id in the HTML page, from its title ('do-the-gains-shrink-...')."""
+        return re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:60].rstrip("-")
+
+
+@dataclass
+class Page:
+    """Everything a report document prints, in reading order: what the design cannot show, the
+    verdict summary with its sentences and rules, the figures (each named by the section that
+    explains it), the header lines, then the sections' tables."""
+    limits: List[str]
+    summary: pd.DataFrame
+    sentences: List[str]
+    rules: List[str]
+    header: List[str]
+    sections: List[Section]
+
+    @property
+    def figures(self) -> List[tuple]:
+        """(plot name, the section that names it), in the sections' order."""
+        return [(name, section) for section in self.sections for name in section.plots]
 
 
 def report_sections(result: dict) -> List[Section]:
@@ -53,8 +83,9 @@ def report_sections(result: dict) -> List[Section]:
                 "at its family's strictest Holm threshold, from the within-cell spread of the "
                 "gains (a "
                 "lower bound when cells carry offsets of their own). "
-                "Lack-of-fit p: cell means about the line vs the within-cell spread. Plot: gain "
-                "vs parameters with t-interval bands; x marks a missing cell.",
+                "Lack-of-fit p: cell means about the line vs the within-cell spread. Figure: one "
+                "panel per regularizer, the cell means with t intervals, the fitted line with "
+                "its slope's interval and the equivalence wedge; x marks a missing cell.",
                 collapse_table(result), ["gain_vs_capacity"]),
         Section("Training length by cell: is capacity confounded with under-training? "
                 "([DN] claim 2)",
@@ -272,10 +303,10 @@ def efficiency_table(result: dict) -> pd.DataFrame:
         rows.append({
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
             "status": row["status"],
-            "smallest matching model": f"depth {row['depth']} x{row['width']}, "
+            "smallest matching model": f"{model_label(row['model'], row['depth'], row['width'])}, "
             f"{params_text(row['num_params'])}: {number_text(100 * row['mean'])} %, "
             f"n={int(row['n'])}" if matched else "",
-            "matches baseline at": f"depth {row['base_depth']} x{row['base_width']}, "
+            "matches baseline at": f"{model_label(row['model'], row['base_depth'], row['base_width'])}, "
             f"{params_text(row['base_params'])}: {number_text(100 * row['base_mean'])} %, "
             f"n={int(row['base_n'])}" if matched else "",
             "p (a) non-inferior / (b) gap": f"{p_text(row['p_noninferior'])} / "

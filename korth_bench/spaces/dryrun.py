@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any, List, Optional
 
+from korth_bench.analysis.design import design_limits
 from korth_bench.config import TrialConfig
 from korth_bench.spaces.sections import Resources, show_point
 
@@ -150,6 +151,7 @@ def dry_run_text(space: Space) -> str:
         lines.append(f"primary contrast (claim 2): mean gain of {', '.join(analysis.arms)} in "
                      f"{analysis.metric}, claimed drop {analysis.claimed_drop:g} pt, alpha "
                      f"{analysis.alpha:g}, declared {analysis.declared or '(no date)'}")
+    lines += [f"report limit: {limit}" for limit in space_limits(space)]
     return "\n".join(lines)
 
 
@@ -159,6 +161,20 @@ def _seeds_by_regularizer(trials: List[TrialConfig]) -> dict:
     for cfg in trials:
         found.setdefault(cfg.regularizer, []).append(cfg.seed)
     return found
+
+
+def space_limits(space: Space) -> List[str]:
+    """What the report of this space cannot do (analysis.design.design_limits): a grid counts the
+    seeds of each cell, regularizer and setting; an Optuna space is checked for its baseline only
+    (its seeds are the sampler's to choose)."""
+    if space.search.type != "grid":
+        return design_limits(space.optuna.describe(), max_seeds=2)
+    seeds = {}
+    for cfg in space.trials:
+        setting = repr(sorted((k, v) for k, v in cfg.to_dict().items() if k != "seed"))
+        seeds.setdefault(setting, set()).add(cfg.seed)
+    return design_limits({cfg.regularizer for cfg in space.trials},
+                         max(map(len, seeds.values()), default=0))
 
 
 def _duration(hours: float) -> str:

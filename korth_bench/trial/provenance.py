@@ -40,7 +40,8 @@ def _git_state() -> Dict[str, Optional[object]]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({os.cpu_count()} cores, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def provenance(device: torch.device) -> Dict[str, object]:

@@ -1,0 +1,102 @@
+"""The report at a glance: plain sentences under the verdict table, generated from the results,
+and what the design cannot show (analysis.design), printed at the top.
+
+`headline_sentences(result)`: the largest gain in final test accuracy with its interval; claim 2's
+most significant row (the one the verdict table prints) as the drop of the gain over the capacity
+range with its interval, against the equivalence bound and the drop the design could detect; and
+what would decide claim 2 while it is inconclusive and the design cannot detect a drop of the
+claimed size (`deciding_sentence`, the hook where a sample-size plan adds its answer).
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from korth_bench.analysis.collapse import PRIMARY_AXIS
+from korth_bench.analysis.design import design_limits
+from korth_bench.analysis.verdicts import STRICT, base_name
+from korth_bench.report.formatting import cell_name, gain_text, number_text, params_text
+
+
+def report_limits(result: dict) -> List[str]:
+    """What this result set cannot show: no baseline, or one seed per cell (as designed)."""
+    grid = result["grid"]
+    return design_limits(set(grid["regularizer"]), int(grid["n_seeds_expected"].max()),
+                         result["settings"]["baseline"])
+
+
+def headline_sentences(result: dict) -> List[str]:
+    """The sentences under the verdict table, each standing alone; none for what is missing."""
+    return [s for s in (largest_gain_sentence(result), trend_sentence(result),
+                        deciding_sentence(result)) if s]
+
+
+def largest_gain_sentence(result: dict) -> Optional[str]:
+    gains = result["gains"]
+    measured = gains[(gains["metric"] == "test_acc") & (gains["status"] == "measured")]
+    if measured.empty:
+        return None
+    best = measured.loc[measured["mean"].idxmax()].to_dict()
+    confidence = round(100 * result["settings"]["confidence"])
+    covers = "includes" if best["low"] <= 0 <= best["high"] else "excludes"
+    return (f"Largest gain in final test accuracy: {best['regularizer']} at {cell_name(best)}, "
+            f"{gain_text(best, 'test_acc')} ({confidence} % t interval); the largest of "
+            f"{len(measured)} gains, picked for being largest, so its interval ({covers} 0) is "
+            f"not adjusted for that choice.")
+
+
+def _trend_row(result: dict) -> Optional[dict]:
+    """Claim 2's most significant row: the primary-axis collapse row of a strict regularizer
+    with the smallest Holm p (the verdict table's 'most significant row')."""
+    collapse = result["collapse"]
+    if collapse.empty:
+        return None
+    rows = collapse[(collapse["axis"] == PRIMARY_AXIS) & collapse["p_value"].notna()
+                    & collapse["regularizer"].map(base_name).isin(STRICT)]
+    return None if rows.empty else rows.sort_values(["p_holm", "p_value"]).iloc[0].to_dict()
+
+
+def trend_sentence(result: dict) -> Optional[str]:
+    row = _trend_row(result)
+    if row is None:
+        return ("Claim 2 (gains of strict orthogonality shrink as capacity grows): no slope "
+                "could be tested (it needs a baseline and 3 capacities with gains).")
+    verdict = _claim_verdict(result) or row["verdict"]
+    gains = result["gains"]
+    family = gains[(gains["dataset"] == row["dataset"]) & (gains["model"] == row["model"])]
+    span = (f"{params_text(family['num_params'].min())} to "
+            f"{params_text(family['num_params'].max())} parameters")
+    confidence = round(100 * (1 - row["alpha"]))
+    bound, detectable = 100 * row["claimed_drop"], 100 * row["detectable_drop"]
+    reach = "" if verdict != "inconclusive" else (
+        ", so a drop of the claimed size lies below what it can detect" if detectable > bound
+        else ", enough to detect a drop of the claimed size")
+    return (f"Claim 2 (gains of strict orthogonality shrink as capacity grows): "
+            f"{verdict}. Its most significant row, "
+            f"{row['regularizer']} on {row['model']} ({row['dataset']}): the gain drops by "
+            f"{number_text(100 * row['drop'], 2, True)} pp "
+            f"[{number_text(100 * row['drop_low'], 2, True)}, "
+            f"{number_text(100 * row['drop_high'], 2, True)}] ({confidence} % interval) from "
+            f"{span}, against an equivalence bound of ±{number_text(bound)} pp; this design "
+            f"detects a drop of {number_text(detectable)} pp with 80 % power{reach}.")
+
+
+def _claim_verdict(result: dict) -> Optional[str]:
+    verdicts = result["verdicts"]
+    verdict = verdicts.loc[verdicts["claim"] == "2", "verdict"]
+    return verdict.iloc[0] if len(verdict) else None
+
+
+def deciding_sentence(result: dict) -> Optional[str]:
+    """What would decide claim 2. THE PLAN HOOK: where ``result`` carries a sample-size plan
+    (``result['plan_sentence']``, a sentence from ``korth-bench plan``), it is printed here;
+    otherwise the generic rule below."""
+    if result.get("plan_sentence"):
+        return result["plan_sentence"]
+    row = _trend_row(result)
+    if (row is None or _claim_verdict(result) != "inconclusive"
+            or not row["detectable_drop"] > row["claimed_drop"]):
+        return None
+    return (f"What would decide claim 2: a design whose detectable drop is below the "
+            f"±{number_text(100 * row['claimed_drop'])} pp bound; it shrinks about as one over "
+            f"the square root of the seeds per cell, and with more cells spread over the "
+            f"capacity range.")
