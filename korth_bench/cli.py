@@ -10,10 +10,11 @@ import math
 import os
 import shutil
 import sys
+import warnings
 from typing import Any, Dict, List, Optional
 
 import yaml
-from korth_bench.errors import ConfigError
+from korth_bench.errors import ConfigError, IgnoredSetting
 
 EXIT_BAD_INPUT = 2
 
@@ -65,9 +66,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from korth_bench import data, models, regularizers, spaces
     from korth_bench.config import TrialConfig
 
-    print("regularizers (parameters and defaults):")
+    print("regularizers (required keys, then parameters and defaults):")
     for name, params in regularizers.describe().items():
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "-"
+        needed = regularizers.required(name)
+        shown = ", ".join([f"{k} (required)" for k in needed]
+                          + [f"{k}={v!r}" for k, v in params.items() if k not in needed]) or "-"
         print(f"  {name:<12} {shown}")
     print("model families (valid depths):")
     for name in models.names():
@@ -296,13 +299,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as err:  # bad input: one line, exit 2; anything else keeps its traceback
-        print(f"korth-bench: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *rest, **options):  # a setting without effect: one line
+            if issubclass(category, IgnoredSetting):
+                print(f"korth-bench: note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *rest, **options)
+
+        warnings.showwarning = show
+        try:
+            return args.func(args)
+        except ConfigError as err:  # bad input: one line, exit 2; anything else keeps its traceback
+            print(f"korth-bench: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            return 130
 
 
 if __name__ == "__main__":
