@@ -14,6 +14,7 @@ import warnings
 from typing import Any, Dict, List, Optional
 
 import yaml
+from korth_bench import __version__
 from korth_bench.errors import ConfigError, IgnoredSetting
 
 EXIT_BAD_INPUT = 2
@@ -85,16 +86,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench import results
     from korth_bench.config import TrialConfig
-    from korth_bench.data.packed import check_file
+    from korth_bench.data.packed import check_file, cifar10_parquet
     from korth_bench.trial.checkpoint import CHECKPOINT_FILE
     from korth_bench.trial.loop import resolve_device, train_and_measure
+    from korth_bench.trial.precision import slow_bf16_note
 
-    values = load_yaml_mapping(args.config) if args.config else {}
-    cfg = TrialConfig.from_dict({**values, **parse_assignments(args.set)})
+    values = {**(load_yaml_mapping(args.config) if args.config else {}), **parse_assignments(args.set)}
+    if values.get("dataset") == "packed" and not values.get("data_path"):
+        values["data_path"] = cifar10_parquet()  # the one rule for the packed CIFAR-10 file
+    cfg = TrialConfig.from_dict(values)
     # Every input is checked before the trial directory exists: a refused trial writes nothing.
-    resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     if cfg.dataset == "packed":
         check_file(cfg.data_path)
+    note = slow_bf16_note(cfg.precision) if device.type == "cpu" else None
+    if note:
+        print(f"korth-bench: note: {note}", file=sys.stderr)
     results.check_writable(args.out, f"--out {args.out}")
     trial_dir = os.path.join(os.path.abspath(args.out), cfg.name)
     checkpoint_dir = os.path.join(trial_dir, "checkpoint")
@@ -208,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="korth-bench",
         description="Benchmarks for kernel-orthogonality regularization of CNNs.")
+    parser.add_argument("--version", action="version", version=f"korth-bench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="regularizers, models, data sets, search spaces")
