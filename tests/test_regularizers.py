@@ -1,4 +1,4 @@
-"""Every regularizer against an independent float64 loop over the papers.md formula, plus the API."""
+"""Every regularizer against an independent float64 loop over the docs/regularizers.md formula, plus the API."""
 import math
 from fractions import Fraction
 

@@ -2,7 +2,7 @@
 ``required(name)`` (what a regularizer cannot run without, ``coefficient`` included).
 
 Each family lives in its own module; importing them here registers them. The normative formulas are
-those of papers.md, "Regularizer definitions (normative)".
+those of docs/regularizers.md.
 """
 from korth_bench.regularizers.base import (
     REDUCTIONS,

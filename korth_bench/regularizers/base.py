@@ -1,6 +1,6 @@
 """The regularizer interface, its registry, and the walk over a model's regularized layers.
 
-Notation (papers.md): a conv weight ``W [o, i, kh, kw]`` or a linear weight ``[o, i]``; the
+Notation (docs/regularizers.md): a conv weight ``W [o, i, kh, kw]`` or a linear weight ``[o, i]``; the
 penalty of a model is ``sum_layers R(W)`` (or its mean over layers with ``reduction="mean"``).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Disentangled-norm regularizers ``dn`` and ``dn_relaxed`` ([DN], Wu et al., arXiv 2306.09939).
 
-Notation (papers.md): ``k_i`` row i of ``K = W.reshape(o, -1)`` in R^{o x n},
+Notation (docs/regularizers.md): ``k_i`` row i of ``K = W.reshape(o, -1)`` in R^{o x n},
 ``cos_ij = <k_i, k_j> / (|k_i| |k_j|)``, m = o(o-1)/2 correlation pairs per layer.
 """
 from __future__ import annotations

@@ -78,7 +78,7 @@ def run_trial(config: Union[dict, TrialConfig], report: Optional[Report] = None,
     """Train and measure one configuration.
 
     Args:
-        config: a flat dict of trial keys (DESIGN.md; validated by ``TrialConfig.from_dict``).
+        config: a flat dict of trial keys (the fields of ``TrialConfig``; validated by ``TrialConfig.from_dict``).
         report: called once per epoch as ``report(epoch_row, checkpoint_dir_or_None)``.
         resume_from: a checkpoint directory handed to ``report`` earlier.
     Returns:
