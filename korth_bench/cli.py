@@ -11,10 +11,10 @@ import os
 import shutil
 import sys
 import warnings
+from importlib import metadata
 from typing import Any, Dict, List, Optional
 
 import yaml
-from korth_bench import __version__
 from korth_bench.errors import ConfigError, IgnoredSetting
 
 EXIT_BAD_INPUT = 2
@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="korth-bench",
         description="Benchmarks for kernel-orthogonality regularization of CNNs.")
-    parser.add_argument("--version", action="version", version=f"korth-bench {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"korth-bench {metadata.version('korth-bench')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="regularizers, models, data sets, search spaces")

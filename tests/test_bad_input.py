@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from korth_bench import cli
 from korth_bench.spaces import space as spaces
 from korth_bench.errors import ConfigError
-from korth_bench.trial import run_trial
+from korth_bench.trial.loop import run_trial
 from conftest import make_space
 
 
