@@ -56,7 +56,8 @@ def configs(count: int) -> List[TrialConfig]:
         out.append(TrialConfig.from_dict({
             "model": model, "depth": depth, "width": width, "dataset": "cifar10", "epochs": EPOCHS,
             "val_size": 5000, "lr": lr, "weight_decay": weight_decay, "regularizer": regularizer,
-            "coefficient": 1e-3, "seed": seed, "lr_schedule": "multistep"}))
+            "coefficient": 0.0 if regularizer == "none" else 1e-3, "seed": seed,
+            "lr_schedule": "multistep"}))
     return out
 
 

@@ -10,10 +10,12 @@ import math
 import os
 import shutil
 import sys
+import warnings
+from importlib import metadata
 from typing import Any, Dict, List, Optional
 
 import yaml
-from korth_bench.errors import ConfigError
+from korth_bench.errors import ConfigError, IgnoredSetting
 
 EXIT_BAD_INPUT = 2
 
@@ -65,9 +67,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from korth_bench import data, models, regularizers, spaces
     from korth_bench.config import TrialConfig
 
-    print("regularizers (parameters and defaults):")
+    print("regularizers (required keys, then parameters and defaults):")
     for name, params in regularizers.describe().items():
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "-"
+        needed = regularizers.required(name)
+        shown = ", ".join([f"{k} (required)" for k in needed]
+                          + [f"{k}={v!r}" for k, v in params.items() if k not in needed]) or "-"
         print(f"  {name:<12} {shown}")
     print("model families (valid depths):")
     for name in models.names():
@@ -82,16 +86,22 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench import results
     from korth_bench.config import TrialConfig
-    from korth_bench.data.packed import check_file
+    from korth_bench.data.packed import check_file, cifar10_parquet
     from korth_bench.trial.checkpoint import CHECKPOINT_FILE
     from korth_bench.trial.loop import resolve_device, train_and_measure
+    from korth_bench.trial.precision import slow_bf16_note
 
-    values = load_yaml_mapping(args.config) if args.config else {}
-    cfg = TrialConfig.from_dict({**values, **parse_assignments(args.set)})
+    values = {**(load_yaml_mapping(args.config) if args.config else {}), **parse_assignments(args.set)}
+    if values.get("dataset") == "packed" and not values.get("data_path"):
+        values["data_path"] = cifar10_parquet()  # the one rule for the packed CIFAR-10 file
+    cfg = TrialConfig.from_dict(values)
     # Every input is checked before the trial directory exists: a refused trial writes nothing.
-    resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     if cfg.dataset == "packed":
         check_file(cfg.data_path)
+    note = slow_bf16_note(cfg.precision) if device.type == "cpu" else None
+    if note:
+        print(f"korth-bench: note: {note}", file=sys.stderr)
     results.check_writable(args.out, f"--out {args.out}")
     trial_dir = os.path.join(os.path.abspath(args.out), cfg.name)
     checkpoint_dir = os.path.join(trial_dir, "checkpoint")
@@ -292,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="korth-bench",
         description="Benchmarks for kernel-orthogonality regularization of CNNs.")
+    parser.add_argument("--version", action="version",
+                        version=f"korth-bench {metadata.version('korth-bench')}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="regularizers, models, data sets, search spaces")
@@ -425,13 +437,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as err:  # bad input: one line, exit 2; anything else keeps its traceback
-        print(f"korth-bench: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message, category, *rest, **options):  # a setting without effect: one line
+            if issubclass(category, IgnoredSetting):
+                print(f"korth-bench: note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, *rest, **options)
+
+        warnings.showwarning = show
+        try:
+            return args.func(args)
+        except ConfigError as err:  # bad input: one line, exit 2; anything else keeps its traceback
+            print(f"korth-bench: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            return 130
 
 
 if __name__ == "__main__":

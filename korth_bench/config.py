@@ -57,9 +57,9 @@ class TrialConfig:
     warmup_epochs: int = 0             # linear warm-up from lr/10, per step
     # --- regularization ---
     regularizer: str = "none"          # korth-bench list shows the names and their parameters
-    coefficient: float = 0.0           # lambda0; forced to 0 for regularizer none
+    coefficient: float = 0.0           # lambda0 > 0, required by every regularizer but none (regularizers.required); 0 for none
     coefficient_schedule: str = "constant"  # constant, step ([SRIP]: x1, 1e-3, 1e-4, 1e-6, 0 at 0/20/50/70/120 of 200)
-    relaxation: Optional[float] = None      # dn_relaxed only: r in [0, 1)
+    relaxation: Optional[float] = None      # dn_relaxed only, required: r in [0, 1)
     power_iterations: Optional[int] = None  # srip only (default 2)
     squared: Optional[bool] = None          # srip only (default True)
     pairs: Optional[str] = None             # cs only: all, adjacent (default all)
@@ -300,13 +300,11 @@ def _resolve(cfg: TrialConfig) -> TrialConfig:
     _at_least("lr_gamma", cfg.lr_gamma, 0.0, strict=True)
     _at_least("warmup_epochs", cfg.warmup_epochs, 0)
 
-    _at_least("coefficient", cfg.coefficient, 0.0)
-    if cfg.regularizer == "none":
-        changes["coefficient"] = 0.0
     _choice("coefficient_schedule", cfg.coefficient_schedule, schedules.COEFFICIENT_SCHEDULES)
     _choice("penalty_reduction", cfg.penalty_reduction, regularizers.REDUCTIONS)
     changes.update(regularizers.check(cfg.regularizer,
                                       {key: getattr(cfg, key) for key in REGULARIZER_PARAM_KEYS},
+                                      coefficient=cfg.coefficient,
                                       include_linear=cfg.regularize_linear))
 
     _choice("init", cfg.init, ("default", "orthogonal", "cs_iterative"))

@@ -9,3 +9,8 @@ exception is a bug (or an environment failure) and keeps its traceback.
 
 class ConfigError(ValueError):
     """A user-supplied value that is not allowed; the message names field, value and choices."""
+
+
+class IgnoredSetting(UserWarning):
+    """A value a user gave that is accepted but has no effect (a coefficient for ``none``);
+    ``korth-bench`` prints it as one line."""

@@ -1,6 +1,6 @@
 """Orthogonality and similarity measures for reporting: no gradient, float64 inside.
 
-Notation (papers.md): ``K = W.reshape(o, -1)`` in R^{o x n}, ``G_o = K K^T``, ``G_s`` the smaller
+Notation (docs/regularizers.md): ``K = W.reshape(o, -1)`` in R^{o x n}, ``G_o = K K^T``, ``G_s`` the smaller
 Gram, ``k_i`` row i of K, ``cos_ij`` the cosine of filters i and j.
 
 - ``layer_rows(model)``: one row per regularized layer (the weight columns of the ``layers`` table).

@@ -319,19 +319,31 @@ class TableFile:
     filesystem: pafs.FileSystem
 
 
+def result_roots(fs: pafs.FileSystem, root: str) -> List[str]:
+    """The result directories a directory stands for: itself when it holds a ``trials`` folder
+    (a sweep, or one ``korth-bench train`` output), else each subfolder that does (the folder
+    of ``train`` outputs, ``results/train/<trial name>/``, read as one result set)."""
+    if fs.get_file_info(f"{root}/trials").type == pafs.FileType.Directory:
+        return [root]
+    children = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    return sorted(info.path for info in children if info.type == pafs.FileType.Directory
+                  and fs.get_file_info(f"{info.path}/trials").type == pafs.FileType.Directory)
+
+
 def list_table(dirs: Union[str, Iterable[str]], table: str,
                filesystem: Optional[pafs.FileSystem] = None,
                endpoint: Optional[str] = None) -> Dict[str, TableFile]:
-    """trial_id -> its newest file of ``table`` over one or more result directories: one listing
-    per directory, the snapshot a read works on. The most recently written file wins, then the
-    later directory in ``dirs``."""
+    """trial_id -> its newest file of ``table`` over one or more result directories
+    (``result_roots`` of each): one listing per directory, the snapshot a read works on. The most
+    recently written file wins, then the later directory in ``dirs``."""
     columns(table)  # validates the name
     dirs = [dirs] if isinstance(dirs, str) else list(dirs)
     newest: Dict[str, Tuple[Tuple[int, int], TableFile]] = {}
     for order, uri in enumerate(dirs):
         fs, root = _filesystem(uri, filesystem, endpoint)
-        selector = pafs.FileSelector(f"{root}/{table}", allow_not_found=True)
-        for info in fs.get_file_info(selector):
+        infos = [info for base in result_roots(fs, root) for info in fs.get_file_info(
+            pafs.FileSelector(f"{base}/{table}", allow_not_found=True))]
+        for info in infos:
             name = info.base_name
             if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith("."):
                 continue

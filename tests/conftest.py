@@ -13,8 +13,8 @@ import yaml
 
 from korth_bench.data.packed import cifar10_parquet
 
-# The real CIFAR-10 file, found by the one rule (KORTH_CIFAR10_PARQUET, else data/ of the checkout;
-# `make test` points the variable at the shared copy when there is one).
+# The real CIFAR-10 file, found by the one rule (KORTH_CIFAR10_PARQUET, else data/ of the checkout);
+# the tests that need it are skipped without it.
 CIFAR = Path(cifar10_parquet()).resolve()
 needs_cifar = pytest.mark.skipif(not CIFAR.exists(), reason=f"real CIFAR-10 file not found at {CIFAR} "
                                  "(set KORTH_CIFAR10_PARQUET)")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from korth_bench import cli
 from korth_bench.spaces import space as spaces
 from korth_bench.errors import ConfigError
+from korth_bench.trial.loop import run_trial
 from conftest import make_space
 
 
@@ -65,6 +66,22 @@ SPACE_CASES = {
                                    ["analysis.primary.alpha=5", "between 0 and 1"]),
     "declared not a date": ({"analysis": {"primary": {"arms": ["so"]}, "declared": "soon"}},
                             ["analysis.declared='soon'", "YYYY-MM-DD"]),
+    # A regularizer without its coefficient (or relaxation) would train the baseline under its name.
+    "regularizer without a coefficient": ({"regularizers": ["none", "so"]}, [
+        "regularizer='so'", "coefficient=0.0", "give a coefficient", "regularizer=none"]),
+    "grid coefficient 0": ({"grid": {"coefficient": [0, 1e-3]}, "regularizers": ["so"]}, [
+        "regularizer='so'", "coefficient=0.0", "give a coefficient"]),
+    "dn_relaxed without relaxation": (
+        {"grid": {"coefficient": [1e-3]}, "regularizers": {"dn_relaxed": {}}},
+        ["regularizer='dn_relaxed' needs relaxation", "r = 0 is dn"]),
+    "sampled regularizer without a coefficient": (
+        {"sample": {"seed": {"int": [0, 3]}}, "regularizers": {"none": {}, "dn": {}},
+         "search": {"type": "optuna", "metric": "val_acc", "mode": "max", "num_samples": 4}},
+        ["sampled trial", "regularizer='dn'", "coefficient=0.0", "give a coefficient"]),
+    "sampled dn_relaxed without relaxation": (
+        {"regularizers": {"dn_relaxed": {"coefficient": {"loguniform": [1e-4, 1e-2]}}},
+         "search": {"type": "optuna", "metric": "val_acc", "mode": "max", "num_samples": 4}},
+        ["sampled trial", "regularizer='dn_relaxed' needs relaxation"]),
 }
 
 
@@ -214,6 +231,32 @@ def test_train_checks_its_inputs_before_it_writes(case, tmp_path, capsys):
     assert code == 2 and len(lines) == 1, lines
     assert all(word in lines[0] for word in words), lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no trial directory
+
+
+@pytest.mark.parametrize("settings, words", [
+    (["regularizer=dn_relaxed", "relaxation=0.3"], ["regularizer='dn_relaxed'", "coefficient=0.0",
+                                                    "regularizer=none"]),
+    (["regularizer=so", "coefficient=0"], ["regularizer='so'", "give a coefficient"]),
+    (["regularizer=dn_relaxed", "coefficient=1e-3"], ["needs relaxation", "r = 0 is dn"]),
+])
+def test_train_refuses_a_regularizer_without_its_required_keys(settings, words, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, lines = _cli_lines(capsys, "train", *TRAIN, *[a for s in settings for a in ("--set", s)],
+                             "--out", out)
+    assert code == 2 and len(lines) == 1, lines
+    assert all(word in lines[0] for word in words), lines[0]
+    assert not out.exists()
+    with pytest.raises(ConfigError, match=words[0].replace("=", ".").replace("'", ".")):
+        run_trial({"dataset": "synthetic", **dict(s.split("=") for s in settings)})
+
+
+def test_a_coefficient_for_none_is_one_line_saying_it_is_ignored(tmp_path, capsys):
+    code, lines = _cli_lines(capsys, "train", *TRAIN, "--set", "regularizer=none", "--set",
+                             "coefficient=0.01", "--set", "train_size=32", "--set", "test_size=32",
+                             "--set", "robustness=false", "--set", "depth=8", "--out", tmp_path)
+    assert code == 0
+    assert lines[0] == ("korth-bench: note: coefficient=0.01 is ignored: regularizer='none' has no "
+                        "penalty (its coefficient is 0)"), lines
 
 
 def test_data_pack_of_a_missing_source_is_refused(tmp_path, capsys):

@@ -2,7 +2,7 @@
 import pytest
 
 from korth_bench.config import TrialConfig
-from korth_bench.errors import ConfigError
+from korth_bench.errors import ConfigError, IgnoredSetting
 
 
 def test_strings_are_coerced_to_field_types():
@@ -26,6 +26,11 @@ def test_unknown_key_suggests_close_match():
     ({"coefficient": "abc"}, r"coefficient must be a finite number"),
     ({"regularizer": "dn_relaxed", "relaxation": 1.0, "coefficient": 0.1}, r"relaxation"),
     ({"regularizer": "so", "relaxation": 0.3}, r"relaxation=0.3 does not apply to regularizer 'so'"),
+    ({"regularizer": "dn_relaxed", "relaxation": 0.3}, r"regularizer='dn_relaxed' needs a coefficient > 0, got "
+                                    r"coefficient=0.0.*give a coefficient.*or use regularizer=none"),
+    ({"regularizer": "so", "coefficient": 0}, r"regularizer='so' needs a coefficient > 0"),
+    ({"regularizer": "dn_relaxed", "coefficient": 1e-3},
+     r"regularizer='dn_relaxed' needs relaxation, which has no default: give relaxation"),
     ({"lr_schedule": "linear"}, r"lr_schedule='linear'.*cosine, multistep"),
     ({"dataset": "packed"}, r"needs data_path"),
     ({"epochs": 0}, r"epochs=0 must be >= 1"),
@@ -56,7 +61,10 @@ def test_precision_defaults_to_fp32_and_the_identity_hashes_the_requested_value(
 
 
 def test_none_ignores_coefficient_and_regularizer_defaults_are_resolved():
-    assert TrialConfig.from_dict({"regularizer": "none", "coefficient": 0.5}).coefficient == 0.0
+    with pytest.warns(IgnoredSetting, match=r"coefficient=0.5 is ignored: regularizer='none'"):
+        assert TrialConfig.from_dict({"regularizer": "none", "coefficient": 0.5}).coefficient == 0.0
+    assert TrialConfig.from_dict({"regularizer": "dn_relaxed", "coefficient": 1e-3,
+                                  "relaxation": 0}).relaxation == 0.0  # given: allowed
     srip = TrialConfig.from_dict({"regularizer": "srip", "coefficient": 0.01})
     assert srip.power_iterations == 2 and srip.squared is True
     assert srip.regularizer_params()["power_iterations"] == 2
@@ -87,5 +95,6 @@ def test_non_finite_and_non_numbers_are_refused_in_one_line(text):
 
 
 def test_string_fields_keep_their_text():
-    cfg = TrialConfig.from_dict({"data_root": "1e-3", "regularizer": "cs", "pairs": "adjacent"})
+    cfg = TrialConfig.from_dict({"data_root": "1e-3", "regularizer": "cs", "pairs": "adjacent",
+                                  "coefficient": 1e-4})
     assert cfg.data_root == "1e-3" and cfg.pairs == "adjacent"

@@ -164,7 +164,7 @@ def test_tests_import_names_from_their_real_home(test_file):
             f"{test_file}:{line}: import {imported} from {home}, where it is defined, not {module}")
 
 
-PUBLIC_API = {  # DESIGN.md's Python API and the entry points of the CLI layers
+PUBLIC_API = {  # the README's Python API and the entry points of the CLI layers
     "korth_bench.trial": ["run_trial", "train_and_measure", "TrialRecord"],
     "korth_bench.regularizers": ["get", "names", "register", "describe", "check", "Regularizer"],
     "korth_bench.models": ["build", "names", "register", "valid_depths", "check"],

@@ -59,3 +59,20 @@ def test_the_machine_itself_is_read_from_proc_cpuinfo():
     flags = precision.cpu_flags()
     assert isinstance(flags, frozenset)
     assert native_bf16(CPU) == bool(flags & precision.CPU_BF16_FLAGS)
+
+
+CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 {extra}\nbogomips\t: 4000\n"
+
+
+@pytest.mark.parametrize("extra, slow", [("avx512f", True), ("avx512f avx512_bf16", False),
+                                         ("amx_bf16 amx_tile", False)])
+def test_bf16_on_a_cpu_without_native_bf16_is_one_line_naming_auto(extra, slow):
+    flags = precision.parse_cpu_flags(CPUINFO.format(extra=extra))
+    note = precision.slow_bf16_note("bf16", flags=flags)
+    if not slow:
+        assert note is None
+        return
+    assert "\n" not in note and "several times slower than fp32" in note
+    assert "precision=bf16" in note and "precision: auto" in note
+    assert precision.slow_bf16_note("fp32", flags=flags) is None
+    assert precision.slow_bf16_note("auto", flags=flags) is None  # auto is fp32 there

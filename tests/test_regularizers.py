@@ -1,4 +1,4 @@
-"""Every regularizer against an independent float64 loop over the papers.md formula, plus the API."""
+"""Every regularizer against an independent float64 loop over the docs/regularizers.md formula, plus the API."""
 import math
 from fractions import Fraction
 
@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from korth_bench import regularizers
+from korth_bench.errors import IgnoredSetting
 from korth_bench.regularizers import base, disentangled
 
 CONV_SHAPES = [(4, 3, 1, 1), (6, 3, 3, 3), (3, 2, 5, 5), (5, 2, 3, 2), (20, 2, 1, 1), (64, 16, 1, 1)]
@@ -385,8 +386,22 @@ def test_describe_lists_every_parameter_default():
     described = regularizers.describe()
     assert list(described) == regularizers.names()
     assert described["srip"] == {"power_iterations": 2, "squared": True, "seed": 0}
-    assert described["dn_relaxed"]["relaxation"] == 0.0
+    assert described["dn_relaxed"]["relaxation"] is None  # required: r = 0 would be dn
     assert described["cs"] == {"pairs": "all"}
+
+
+def test_required_is_the_coefficient_of_every_penalty_and_each_parameter_without_a_default():
+    table = {name: regularizers.required(name) for name in regularizers.names()}
+    assert table.pop("none") == ()
+    assert table.pop("dn_relaxed") == ("coefficient", "relaxation")
+    assert set(table.values()) == {("coefficient",)}
+    with pytest.raises(ValueError, match=r"regularizer='dn_relaxed' needs relaxation.*r = 0 is dn"):
+        regularizers.get("dn_relaxed")
+    with pytest.raises(ValueError, match=r"regularizer='so' needs a coefficient > 0, got "
+                                         r"coefficient=0.0.*or use regularizer=none"):
+        regularizers.check("so", {})
+    with pytest.warns(IgnoredSetting, match=r"coefficient=0.5 is ignored: regularizer='none'"):
+        assert regularizers.check("none", {}, coefficient=0.5) == {"coefficient": 0.0}
 
 
 def test_register_a_custom_regularizer(monkeypatch):

@@ -212,3 +212,20 @@ def test_status_of_a_sweep_on_s3_counts_trials_and_estimates_time_left(s3_server
     assert cli.main(["status", uri, "--storage-endpoint", s3_server]) == 0
     text = capsys.readouterr().out
     assert "trials: 1 completed, 1 error, 1 in progress" in text and "time left" not in text
+
+
+def test_a_folder_of_train_outputs_is_read_as_one_result_set(tmp_path):
+    """`korth-bench train` writes results/train/<trial name>/{trials,...}: the folder reads as one."""
+    train = tmp_path / "train"
+    written = []
+    for seed in (0, 1):
+        cfg, tables = trial_tables(seed=seed)
+        results.write_trial(str(train / cfg.name), tables, sweep=cfg.name)
+        written.append(cfg.trial_id)
+    (train / "report").mkdir()  # what `korth-bench report results/train` leaves beside them
+    assert results.result_roots(results.resolve(str(train))[0], str(train)) == sorted(
+        str(path) for path in train.iterdir() if path.name != "report")
+    for table in ("trials", "epochs", "layers", "robustness"):
+        assert set(results.read_table(str(train), table).column("trial_id").to_pylist()) == set(written)
+    one = train / next(p.name for p in train.iterdir() if p.name != "report")
+    assert results.result_roots(results.resolve(str(one))[0], str(one)) == [str(one)]

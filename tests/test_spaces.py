@@ -16,7 +16,7 @@ from korth_bench.spaces.sections import resources_section
 from korth_bench.errors import ConfigError
 
 SHIPPED = sorted(Path(spaces.SPACES_DIR).glob("*.yaml"))
-# Which regularizers take which parameter (papers.md, "Regularizer definitions").
+# Which regularizers take which parameter (docs/regularizers.md, "The penalties").
 PARAMETER_OWNERS = {"relaxation": {"dn_relaxed"}, "pairs": {"cs"}, "power_iterations": {"srip"},
                     "squared": {"srip"}, "diag_weight": {"dn", "dn_relaxed"},
                     "corr_weight": {"dn", "dn_relaxed"}}

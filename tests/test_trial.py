@@ -1,5 +1,7 @@
 """One trial end to end: on real CIFAR-10 images (the packed file, KORTH_CIFAR10_PARQUET) where a
 test is about learning, on synthetic images where it is about the loop's mechanics."""
+import dataclasses
+import io
 import math
 from pathlib import Path
 
@@ -7,6 +9,8 @@ import pytest
 import torch
 
 from korth_bench import regularizers
+from korth_bench.config import TrialConfig
+from korth_bench.trial import progress
 from korth_bench.trial.loop import run_trial, train_and_measure
 from conftest import CIFAR, needs_cifar
 
@@ -61,10 +65,14 @@ def test_every_regularizer_trains_one_epoch(name):
     assert row["reg_loss"] > 0 and row["coefficient"] == 1e-3
 
 
-def test_zero_coefficient_equals_none():
+def test_a_coefficient_at_zero_in_the_loop_equals_none():
+    """Where the coefficient is 0 in the loop (a ``step`` schedule's last stage) the penalty is
+    skipped and touches no random stream. A trial cannot ask for 0 itself (``regularizers.check``
+    refuses it), so the resolved config is changed behind the check."""
     base = SYNTHETIC
     a = train_and_measure({**base, "regularizer": "none"}).epochs[0]
-    b = train_and_measure({**base, "regularizer": "so", "coefficient": 0.0}).epochs[0]
+    so = TrialConfig.from_dict({**base, "regularizer": "so", "coefficient": 1e-3})
+    b = train_and_measure(dataclasses.replace(so, coefficient=0.0)).epochs[0]
     assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
 
 
@@ -172,3 +180,25 @@ def test_compile_time_is_recorded_apart_and_leaves_the_trial_unchanged(monkeypat
     from korth_bench import results
     table = results.to_arrow("trials", [compiled.summary], compiled.summary)
     assert table.schema.field("compile_time_s").type == "double"
+
+
+class Terminal(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_the_progress_bar_writes_only_to_a_terminal_and_clears_its_line():
+    shown, piped = Terminal(True), Terminal(False)
+    for stream in (shown, piped):
+        bar = progress.Bar("epoch 1/2", 4, stream=stream)
+        for _ in range(4):
+            bar.advance()
+        bar.close()
+    assert piped.getvalue() == ""  # a pipe, a log file, a Ray worker's stderr: nothing
+    text = shown.getvalue()
+    assert text.startswith("\r  epoch 1/2 [") and "4/4" in text and "#" * progress.WIDTH in text
+    assert text.endswith("\r\033[K") and "\n" not in text

@@ -200,7 +200,7 @@ def penalty_targets(runs: pd.DataFrame, rng: np.random.Generator, baseline: str 
     (``ortho_cos_mean``). Batch norm makes a conv layer's output invariant to the scale of its
     kernels, so a penalty that lowers only the scale-dependent measure shrank the filters and
     left their directions, and with them the feature maps' shape, where they were (cs has no
-    scale anchor: ../shared/papers.md).
+    scale anchor: docs/regularizers.md).
 
     Returns:
         one row per cell x regularizer x measure: CELL, regularizer, measure, scale

@@ -1,4 +1,4 @@
-"""One verdict per claim of the papers (docs: ../shared/papers.md, claims 1-4), from the tests the
+"""One verdict per claim of the papers (docs/claims.md, claims 1-4), from the tests the
 analysis already ran: the summary a reader sees first.
 
 Each claim is a set of rows (cells, arms, metrics, measures), each an estimated effect with a

@@ -118,7 +118,8 @@ def check_file(data_path: str) -> None:
     try:
         filesystem, path = open_location(data_path)
         if filesystem.get_file_info(path).type != pafs.FileType.File:
-            raise ConfigError(f"data_path={data_path!r}: no such file; expected {allowed}")
+            raise ConfigError(f"data_path={data_path!r}: no such file; expected {allowed}; "
+                              f"for CIFAR-10 set {CIFAR10_ENV} (or data_path) to the packed file")
         with filesystem.open_input_file(path) as handle:
             names = pq.ParquetFile(handle).schema_arrow.names
     except (pa.ArrowException, OSError) as err:

@@ -1,7 +1,8 @@
-"""Kernel regularizers: ``get(name, **params)``, ``names()``, ``register(name)``, ``describe()``.
+"""Kernel regularizers: ``get(name, **params)``, ``names()``, ``register(name)``, ``describe()``,
+``required(name)`` (what a regularizer cannot run without, ``coefficient`` included).
 
 Each family lives in its own module; importing them here registers them. The normative formulas are
-those of papers.md, "Regularizer definitions (normative)".
+those of docs/regularizers.md.
 """
 from korth_bench.regularizers.base import (
     REDUCTIONS,
@@ -12,7 +13,8 @@ from korth_bench.regularizers.base import (
     names,
     register,
     regularized_layers,
+    required,
 )
 from korth_bench.regularizers import conv_similarity, disentangled, gram, ocnn  # noqa: F401  (registers)
 
-__all__ = ["REDUCTIONS", "Regularizer", "check", "describe", "get", "names", "register", "regularized_layers"]
+__all__ = ["REDUCTIONS", "Regularizer", "check", "describe", "get", "names", "register", "regularized_layers", "required"]

@@ -1,21 +1,23 @@
 """The regularizer interface, its registry, and the walk over a model's regularized layers.
 
-Notation (papers.md): a conv weight ``W [o, i, kh, kw]`` or a linear weight ``[o, i]``; the
+Notation (docs/regularizers.md): a conv weight ``W [o, i, kh, kw]`` or a linear weight ``[o, i]``; the
 penalty of a model is ``sum_layers R(W)`` (or its mean over layers with ``reduction="mean"``).
 """
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Dict, List, Mapping, Tuple
 
 import torch
 from torch import nn
 
 from korth_bench.registry import Registry
-from korth_bench.errors import ConfigError
+from korth_bench.errors import ConfigError, IgnoredSetting
 
 _REGISTRY = Registry("regularizer")
 REDUCTIONS = ("sum", "mean")
+COEFFICIENT = "coefficient"  # the trial key of lambda0, the weight of the penalty in the loss
 BATCH_MAX_NUMEL = 1 << 16
 """Largest weight (elements) that ``penalty`` stacks with its equal-shaped peers. Stacking saves
 launches on small layers (ResNet-20/56, up to 64x64x3x3: 1.5-2.7x faster than a per-layer loop)
@@ -47,8 +49,9 @@ def register(name: str):
 
 
 def get(name: str, **params) -> "Regularizer":
-    """The regularizer ``name`` built with ``params``; an unknown name or parameter, or a value out
-    of range, raises ``ValueError`` naming what is allowed."""
+    """The regularizer ``name`` built with ``params``; an unknown name or parameter, a missing
+    required one (``required``), or a value out of range raises ``ConfigError`` naming what is
+    allowed."""
     cls = _REGISTRY.get(name)
     allowed = cls.defaults()
     unknown = sorted(set(params) - set(allowed))
@@ -58,22 +61,52 @@ def get(name: str, **params) -> "Regularizer":
             f"unknown parameter(s) {', '.join(map(repr, unknown))} for regularizer {name!r}; "
             f"allowed: {choices}"
         )
+    for key in required(name):
+        if key != COEFFICIENT and params.get(key) is None:
+            raise ConfigError(_missing(name, key))
     return cls(**params)
 
 
-def check(name: str, params: Mapping[str, object], *, include_linear: bool = False) -> Dict[str, object]:
-    """The parameters regularizer ``name`` is built with, checked as ``get`` checks them.
+def required(name: str) -> Tuple[str, ...]:
+    """The one table of what a regularizer cannot run without: ``coefficient`` (lambda0 > 0) for
+    every regularizer that has a penalty (all but ``none``), then every constructor parameter
+    without a default (``dn_relaxed``'s ``relaxation``: r = 0 would be ``dn``).
+
+    A default of 0 would silently train the baseline under the regularizer's name, so these are
+    refused when missing rather than filled in."""
+    cls = _REGISTRY.get(name)
+    own = tuple(key for key, default in cls.defaults().items() if default is None)
+    return ((COEFFICIENT,) if cls.has_penalty else ()) + own
+
+
+def _missing(name: str, key: str) -> str:
+    """The one line refusing a required ``key`` of regularizer ``name`` that was not given."""
+    if key == COEFFICIENT:
+        return (f"regularizer={name!r} needs a coefficient > 0, got coefficient=0.0 (the default "
+                f"when none is given), which trains the unregularized baseline under its name: "
+                f"give a coefficient (e.g. coefficient=1e-3) or use regularizer=none")
+    return (f"regularizer={name!r} needs {key}, which has no default: give {key} "
+            f"({_REGISTRY.get(name).required_help.get(key, 'korth-bench list shows the parameters')})")
+
+
+def check(name: str, params: Mapping[str, object], *, coefficient: float = 0.0,
+          include_linear: bool = False) -> Dict[str, object]:
+    """The parameters regularizer ``name`` is built with, checked as ``get`` checks them, and its
+    coefficient checked against ``required``.
 
     Args:
         name: a registered regularizer.
         params: parameter -> value, ``None`` meaning not given (a trial gives every regularizer's
             parameters, most of them ``None``).
+        coefficient: lambda0, the penalty's weight (0 = not given).
         include_linear: whether the classifier's weight is penalized too.
     Returns:
-        ``params`` with the defaults of the parameters ``name`` takes filled in (the others None).
+        ``params`` with the defaults of the parameters ``name`` takes filled in (the others None),
+        and ``coefficient``: as given, or 0 for a regularizer without a penalty (``none``), where
+        a nonzero one is ignored with an ``IgnoredSetting`` warning.
     Raises:
         ConfigError: an unknown name; a value for a parameter ``name`` does not take; a missing
-            parameter without a default; a value out of range; a classifier weight for a
+            required parameter or coefficient; a value out of range; a classifier weight for a
             conv-only regularizer.
     """
     cls = _REGISTRY.get(name)
@@ -86,17 +119,22 @@ def check(name: str, params: Mapping[str, object], *, include_linear: bool = Fal
                 raise ConfigError(f"{key}={value!r} does not apply to regularizer {name!r} "
                                   f"(it applies to: {', '.join(takers) or 'none'})")
             resolved[key] = None
-        elif value is None:
-            if accepted[key] is None:
-                raise ConfigError(f"regularizer {name!r} needs {key}")
-            resolved[key] = accepted[key]
         else:
-            resolved[key] = value
+            resolved[key] = accepted[key] if value is None else value
     get(name, **{key: value for key, value in resolved.items() if key in accepted})
+    if coefficient < 0:
+        raise ConfigError(f"coefficient={coefficient!r} must be >= 0")
+    if COEFFICIENT in required(name) and coefficient == 0:
+        raise ConfigError(_missing(name, COEFFICIENT))
+    if not cls.has_penalty:
+        if coefficient != 0:
+            warnings.warn(f"coefficient={coefficient!r} is ignored: regularizer={name!r} has no "
+                          "penalty (its coefficient is 0)", IgnoredSetting, stacklevel=2)
+        coefficient = 0.0
     if include_linear and not cls.accepts_linear:
         raise ConfigError(f"regularize_linear=true does not apply to regularizer {name!r}: it is "
                           "defined on conv weights only")
-    return resolved
+    return {**resolved, COEFFICIENT: float(coefficient)}
 
 
 def names() -> List[str]:
@@ -105,7 +143,7 @@ def names() -> List[str]:
 
 
 def describe() -> Dict[str, Dict[str, object]]:
-    """``{name: {parameter: default}}`` for every registered regularizer."""
+    """``{name: {parameter: default}}`` for every registered regularizer (``None``: required)."""
     return {name: _REGISTRY.get(name).defaults() for name in names()}
 
 
@@ -162,6 +200,8 @@ class Regularizer:
     """
 
     name = ""
+    has_penalty = True      # False: no penalty, so no coefficient (none, the baseline)
+    required_help: Dict[str, str] = {}  # required parameter -> what to give, for the refusal
     accepts_linear = True   # False: linear weights raise ValueError (cs is defined on convs only)
     accepts_grouped = True  # False: penalty() rejects Conv2d with groups > 1 (ocnn)
 
@@ -174,9 +214,11 @@ class Regularizer:
 
     @classmethod
     def defaults(cls) -> Dict[str, object]:
-        """``{parameter: default}`` from the constructor's signature."""
+        """``{parameter: default}`` from the constructor's signature; a parameter without a
+        default is required and maps to ``None``."""
         parameters = inspect.signature(cls).parameters.values()
-        return {p.name: p.default for p in parameters if p.default is not p.empty}
+        return {p.name: None if p.default is p.empty else p.default for p in parameters
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{p}={getattr(self, p)!r}" for p in self.defaults())
@@ -271,6 +313,8 @@ def _model_zero(model: nn.Module) -> torch.Tensor:
 class NoRegularizer(Regularizer):
     """``R(W) = 0``: the unregularized baseline; ``penalty`` returns zero without visiting
     layers."""
+
+    has_penalty = False
 
     def formula(self, weight, stride):
         return weight.new_zeros(())

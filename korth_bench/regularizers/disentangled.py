@@ -1,6 +1,6 @@
 """Disentangled-norm regularizers ``dn`` and ``dn_relaxed`` ([DN], Wu et al., arXiv 2306.09939).
 
-Notation (papers.md): ``k_i`` row i of ``K = W.reshape(o, -1)`` in R^{o x n},
+Notation (docs/regularizers.md): ``k_i`` row i of ``K = W.reshape(o, -1)`` in R^{o x n},
 ``cos_ij = <k_i, k_j> / (|k_i| |k_j|)``, m = o(o-1)/2 correlation pairs per layer.
 """
 from __future__ import annotations
@@ -98,11 +98,13 @@ class RelaxedDisentangledNorm(DisentangledNorm):
     equals ``dn``.
 
     Args:
-        relaxation: r in [0, 1).
+        relaxation: r in [0, 1), required (r = 0 is ``dn`` at width 1, so no default).
         diag_weight, corr_weight: as ``dn``.
     """
 
-    def __init__(self, relaxation: float = 0.0, diag_weight: float = 1.0, corr_weight: float = 1.0):
+    required_help = {"relaxation": "r in [0, 1), e.g. relaxation=0.3; r = 0 is dn"}
+
+    def __init__(self, relaxation: float, diag_weight: float = 1.0, corr_weight: float = 1.0):
         super().__init__(diag_weight=diag_weight, corr_weight=corr_weight)
         check_number("relaxation", relaxation, 0, 1, high_inclusive=False)
         self.relaxation = relaxation

@@ -1,6 +1,6 @@
 """Gram-residual regularizers: ``so``, ``dso``, ``mc``, ``srip``, and the Gram helpers they share.
 
-Notation (papers.md): ``K = W.reshape(o, -1)`` in R^{o x n} (a linear weight is already K),
+Notation (docs/regularizers.md): ``K = W.reshape(o, -1)`` in R^{o x n} (a linear weight is already K),
 ``G_o = K K^T``, ``G_n = K^T K``, ``G_s`` the smaller of the two, ``I`` the identity of its size.
 Every function here works on a stack of B layers at once (``torch.bmm``).
 """

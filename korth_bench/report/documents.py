@@ -46,7 +46,8 @@ def build_report(result_dirs: Sequence[str], out_dir: str, endpoint: Optional[st
     """Leaderboard of one or more result directories (sweep or train outputs), merged by trial_id.
 
     Args:
-        result_dirs: directories (or URIs) holding `trials/`, `epochs/`, `layers/`, `robustness/`.
+        result_dirs: directories (or URIs) holding `trials/`, `epochs/`, `layers/`, `robustness/`,
+            or folders of such directories (`results/train`, one per trial: ``results.result_roots``).
         out_dir: where leaderboard.md, leaderboard.html, leaderboard.json and the SVGs go.
         endpoint: an S3-compatible server for ``s3://`` directories (default ``AWS_ENDPOINT_URL``).
         **options: passed to korth_bench.analysis.analyze (selection='val'|'test',

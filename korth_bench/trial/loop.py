@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from korth_bench import data, measures, models, regularizers
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
-from korth_bench.trial import checkpoint, robustness
+from korth_bench.trial import checkpoint, progress, robustness
 from korth_bench.trial.precision import resolve_precision
 from korth_bench.trial.provenance import provenance
 from korth_bench.trial.schedules import coefficient_at, lr_at
@@ -78,7 +78,7 @@ def run_trial(config: Union[dict, TrialConfig], report: Optional[Report] = None,
     """Train and measure one configuration.
 
     Args:
-        config: a flat dict of trial keys (DESIGN.md; validated by ``TrialConfig.from_dict``).
+        config: a flat dict of trial keys (the fields of ``TrialConfig``; validated by ``TrialConfig.from_dict``).
         report: called once per epoch as ``report(epoch_row, checkpoint_dir_or_None)``.
         resume_from: a checkpoint directory handed to ``report`` earlier.
     Returns:
@@ -144,6 +144,7 @@ def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, exec
     per_epoch = steps_per_epoch(splits, cfg)
     coefficient = coefficient_at(epoch, cfg)
     sums = torch.zeros(4, device=execution.device, dtype=torch.float64)  # ce*n, penalty, correct, n
+    bar = progress.Bar(f"epoch {epoch + 1}/{cfg.epochs}", per_epoch)
     for images, labels in data.batches(splits.train_x, splits.train_y, cfg.batch_size, generator,
                                        augment=cfg.augment, shuffle=True, mean=splits.mean,
                                        std=splits.std):
@@ -167,6 +168,8 @@ def train_one_epoch(model, optimizer, penalty_fn, splits, cfg: TrialConfig, exec
         sums[0] += ce.detach() * len(labels)
         sums[2] += (logits.detach().argmax(1) == labels).sum()
         sums[3] += len(labels)
+        bar.advance()
+    bar.close()
     if world > 1:
         torch.distributed.all_reduce(sums)
         sums[1] /= world

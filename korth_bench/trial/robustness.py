@@ -13,6 +13,7 @@ construction.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from korth_bench.errors import ConfigError
+from korth_bench.trial import progress
 
 # Severity 1..5 parameters, CIFAR-10-C (make_cifar_c.py): noise std, photon count, flip
 # probability, blur sigma, contrast factor, brightness shift in HSV value, JPEG quality, pixelate
@@ -294,12 +296,16 @@ def evaluate_robustness(classify, test_x: torch.Tensor, test_y: torch.Tensor,
                 "accuracy": accuracy, "num_examples": n}
 
     images01 = test_x.float() / 255
+    batches = math.ceil(n / batch_size)
+    bar = progress.Bar("robustness", len(options.corruptions) * len(options.severities)
+                       + len(options.pgd_eps) * batches)
     rows = [row("clean", "clean", 0, correct_mask(classify, images01, test_y, batch_size))]
     for name in options.corruptions:
         for severity in options.severities:
             corrupted = corrupt(test_x, name, severity, options.seed).to(device).float() / 255
             rows.append(row("corruption", name, severity,
                             correct_mask(classify, corrupted, test_y, batch_size)))
+            bar.advance()
     generator = torch.Generator(device=device)
     for k in options.pgd_eps:
         eps = k / 255
@@ -310,8 +316,10 @@ def evaluate_robustness(classify, test_x: torch.Tensor, test_y: torch.Tensor,
             for name, mask in attack_masks(classify, x, y, eps, steps, options.pgd_step_ratio,
                                            generator).items():
                 masks[name].append(mask)
+            bar.advance()
         for name in options.attacks:
             rows.append(row("attack", name, k, torch.cat(masks[name]), eps))
+    bar.close()
     # One host synchronization for all the accuracies.
     accuracies = torch.stack([r["accuracy"].float().mean() for r in rows]).tolist()
     for r, accuracy in zip(rows, accuracies):

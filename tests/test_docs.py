@@ -1,0 +1,74 @@
+"""Docs that match the code: the README's Commands section lists every flag of the parser, the
+shipped-spaces table is the dry runs' counts, and nothing points at a path outside the repository."""
+import argparse
+import re
+from pathlib import Path
+
+from korth_bench import spaces
+from korth_bench.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_SUFFIXES = {".md", ".py", ".yaml", ".yml", ".toml", ".sh", ".txt", ".json", ".cfg", ""}
+SKIPPED_TOP = {".git", ".venv", "build", "dist", "data", ".device-data", ".whl"}  # not the project's text
+SKIPPED_ANY = {"__pycache__", ".pytest_cache", ".hypothesis", "out", "node_modules"}
+OUTSIDE = re.compile(r"papers\.md|DESIGN\.md|\.\./shared")
+# Rewritten by the lead after issue 20's verdicts (issue 21 leaves it to them); drop it from here then.
+NOT_YET = {"results/cifar10_cpu_capacity/README.md"}
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def subcommands(parser: argparse.ArgumentParser, prefix=()):
+    """(words of the command, its parser) for every command and nested action (data pack)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from subcommands(sub, (*prefix, name))
+                if not any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                    yield (*prefix, name), sub
+
+
+def flags(parser: argparse.ArgumentParser):
+    return [option for action in parser._actions for option in action.option_strings
+            if option.startswith("--") and option != "--help"]
+
+
+def test_the_commands_section_lists_every_command_and_flag_of_the_parser():
+    block = section((ROOT / "README.md").read_text(), "Commands").split("```bash\n", 1)[1]
+    lines = block.split("```", 1)[0].splitlines()
+    parser = build_parser()
+    for option in flags(parser):  # --version
+        assert f"korth-bench {option}" in lines, option
+    for words, sub in subcommands(parser):
+        command = "korth-bench " + " ".join(words)
+        line = next((l for l in lines if l == command or l.startswith(command + " ")), None)
+        assert line is not None, f"README Commands lacks {command!r}"
+        missing = [f for f in flags(sub) if not re.search(rf"\[{re.escape(f)}[ \]]", line)]
+        assert not missing, f"README Commands: {command} lacks {missing}"
+
+
+def test_the_shipped_spaces_table_is_the_dry_runs():
+    expected = [f"| `{name}.yaml` | {spaces.load(name).num_trials} | {spaces.load(name).description} |"
+                for name in spaces.names()]
+    text = section((ROOT / "docs" / "search_spaces.md").read_text(), "The shipped spaces")
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows == expected, "docs/search_spaces.md, the shipped spaces:\n" + "\n".join(expected)
+
+
+def test_nothing_refers_to_a_path_outside_the_repository():
+    found = []
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT)
+        if (relative.parts[0] in SKIPPED_TOP or set(relative.parts) & SKIPPED_ANY
+                or not path.is_file() or path.suffix not in TEXT_SUFFIXES
+                or relative.as_posix() in NOT_YET
+                or relative.parts[0] == "results" and path.suffix != ".md"):  # run outputs
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if OUTSIDE.search(line) and path != Path(__file__):
+                found.append(f"{relative}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)
