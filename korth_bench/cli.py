@@ -203,7 +203,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from korth_bench import plan
     from korth_bench.analysis import power
-    from korth_bench.spaces import space as spaces
+    from korth_bench import spaces
 
     for directory in args.results_dirs:
         if not os.path.isdir(directory) and "://" not in directory:

@@ -201,7 +201,7 @@ def chosen_design(rows: pd.DataFrame) -> Optional[pd.Series]:
 def write_space(template: str, design: pd.Series, out: str) -> str:
     """The template space with the design's seeds: grid.seed gets the arm seeds (starting at the
     template's first seed) and the baseline entry its own, longer seed list."""
-    from korth_bench.spaces import space as spaces
+    from korth_bench import spaces
 
     with open(spaces.find(template)) as handle:
         raw = yaml.safe_load(handle)
