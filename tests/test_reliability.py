@@ -8,7 +8,6 @@ Parquet files back to check that every key is there exactly once. Slow: `make te
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -25,7 +24,8 @@ from korth_bench import results
 from korth_bench.spaces import space as spaces
 from korth_bench.sweep.checkpoints import CHECKPOINTS_DIR, TrialCheckpoints
 from korth_bench.sweep.tuner import TUNE_DIR
-from conftest import descendants, make_space, processes_mentioning, sigkill, wait_for
+from conftest import (alive_nodes, descendants, free_port, make_space, processes_mentioning,
+                      sigkill, wait_for, wait_for_port)
 
 pytestmark = pytest.mark.reliability
 BIN = Path(sys.executable).parent
@@ -37,12 +37,6 @@ SLOW = {"training": {"epochs": EPOCHS}, "data": {"train_size": 1024},
 
 
 # ---------------------------------------------------------------------- helpers
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def environment(ray_dir, **extra):
     """The environment of a `korth-bench` or `ray` process: Ray's files under ``ray_dir``."""
     env = {**os.environ, "RAY_TMPDIR": ray_dir, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1",
@@ -62,24 +56,6 @@ def start_node(temp_dir, env, log, *args):
     return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--node-ip-address=127.0.0.1",
                              f"--temp-dir={temp_dir}", *head, *args],
                             env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
-
-
-def wait_for_port(port, process):
-    def answers():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-    wait_for(answers, 60, f"a head node on port {port}", process)
-
-
-def alive_nodes(address, env):
-    code = ("import ray; ray.init(address=%r, log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
 
 
 def stop_tree(process):
