@@ -219,16 +219,22 @@ def _train(cfg: TrialConfig, context: SweepContext,
     send(_metrics({**last, **record.summary}, context.metrics))
 
 
+TUNE_KEYS = ("epochs_completed", "status")
+"""What Tune gets of a row besides the search and scheduler metrics: ASHA's clock and the status
+the progress lines print. Tune keeps a history and running statistics of every number a trial
+reports, in the driver and in the experiment state it rewrites at each snapshot (about 60 KB a
+trial with whole rows, ``benchmarks/bench_scale.py``); the rows themselves are in the tables."""
+
+
 def _metrics(row: Mapping[str, Any], required: Tuple[str, ...]) -> Dict[str, Any]:
-    """The numbers of a row for Tune: None -> NaN (schedulers compare numbers), every search and
-    scheduler metric present (NaN until known, e.g. pgd_acc_8_255 before the trial ends).
-    ``trial_id`` stays out: Tune's own trial id takes that key."""
-    out: Dict[str, Any] = {k: float("nan") for k in required}
-    for key, value in row.items():
-        if key != "trial_id" and (value is None or isinstance(value, (bool, int, float))):
-            out[key] = float("nan") if value is None else value
-    if "status" in row:
-        out["status"] = row["status"]
+    """What Tune needs of a row: every search and scheduler metric (None or not known yet, e.g.
+    pgd_acc_8_255 before the trial ends -> NaN, since schedulers compare numbers) and
+    ``TUNE_KEYS`` where the row has them."""
+    out: Dict[str, Any] = {}
+    for key in required:
+        value = row.get(key)
+        out[key] = value if isinstance(value, (bool, int, float)) else float("nan")
+    out.update((key, row[key]) for key in TUNE_KEYS if key in row)
     return out
 
 
