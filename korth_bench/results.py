@@ -291,16 +291,21 @@ def write_rows(sweep_uri: str, table: str, trial_id: str, rows: Sequence[Mapping
 def _write_file(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
+    write_bytes(fs, path, buffer.getvalue())
+
+
+def write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Put ``data`` at ``path`` so that a reader sees the whole file or none (or the old one)."""
     directory = path.rsplit("/", 1)[0]
     if isinstance(fs, pafs.LocalFileSystem):  # temp file + rename: atomic on one file system
         fs.create_dir(directory, recursive=True)
         temp = f"{directory}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
         with fs.open_output_stream(temp) as out:
-            out.write(buffer.getvalue())
+            out.write(data)
         fs.move(temp, path)
     else:  # object stores: one upload to the final key (their rename is copy + delete)
         with fs.open_output_stream(path) as out:
-            out.write(buffer.getvalue())
+            out.write(data)
 
 
 # ---------------------------------------------------------------------- reader

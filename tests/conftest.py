@@ -5,6 +5,9 @@ network namespace when it can.
 """
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -152,6 +155,32 @@ def wait_for(condition, timeout, what, process=None):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.3)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port, process):
+    """Wait until something (a Ray head node started as ``process``) listens on ``port``."""
+    def answers():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(answers, 60, f"a head node on port {port}", process)
+
+
+def alive_nodes(address, env):
+    """How many nodes the Ray cluster at ``address`` counts alive (0 when it does not answer)."""
+    code = ("import ray; ray.init(address=%r, log_to_driver=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
 
 
 @pytest.fixture

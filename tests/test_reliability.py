@@ -5,11 +5,9 @@ their files in a short temp dir, stops them by PID (never `ray stop`), keeps res
 checkpoints on a SeaweedFS S3 server (conftest.s3_server) as on a real cluster, and reads the
 Parquet files back to check that every key is there exactly once. Slow: `make test-reliability`.
 """
-import io
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,11 +17,15 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-import torch
+
+from ray.tune import ExperimentAnalysis
 
 from korth_bench import results
 from korth_bench.spaces import space as spaces
-from conftest import descendants, make_space, processes_mentioning, sigkill, wait_for
+from korth_bench.sweep.checkpoints import CHECKPOINTS_DIR, TrialCheckpoints
+from korth_bench.sweep.tuner import TUNE_DIR
+from conftest import (alive_nodes, descendants, free_port, make_space, processes_mentioning,
+                      sigkill, wait_for, wait_for_port)
 
 pytestmark = pytest.mark.reliability
 BIN = Path(sys.executable).parent
@@ -35,12 +37,6 @@ SLOW = {"training": {"epochs": EPOCHS}, "data": {"train_size": 1024},
 
 
 # ---------------------------------------------------------------------- helpers
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def environment(ray_dir, **extra):
     """The environment of a `korth-bench` or `ray` process: Ray's files under ``ray_dir``."""
     env = {**os.environ, "RAY_TMPDIR": ray_dir, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1",
@@ -60,24 +56,6 @@ def start_node(temp_dir, env, log, *args):
     return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--node-ip-address=127.0.0.1",
                              f"--temp-dir={temp_dir}", *head, *args],
                             env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
-
-
-def wait_for_port(port, process):
-    def answers():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-    wait_for(answers, 60, f"a head node on port {port}", process)
-
-
-def alive_nodes(address, env):
-    code = ("import ray; ray.init(address=%r, log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
 
 
 def stop_tree(process):
@@ -117,7 +95,7 @@ def raw_table(filesystem, root, table):
 
 
 def epochs_by_trial(filesystem, root):
-    rows = results.read_table(f"s3://{root}", "epochs", filesystem).to_pylist()
+    rows = results.read_table(root, "epochs", filesystem).to_pylist()
     by_trial = {}
     for row in sorted(rows, key=lambda r: r["epoch"]):
         by_trial.setdefault(row["trial_id"], []).append(row)
@@ -141,14 +119,16 @@ def assert_complete(filesystem, root, space):
 
 
 def checkpoint_epochs(filesystem, root):
-    """trial_id -> the epochs of the Tune checkpoints on storage (read from their state.pt)."""
-    found = {}
-    for info in filesystem.get_file_info(pafs.FileSelector(f"{root}/tune", recursive=True, allow_not_found=True)):
-        if info.base_name == "state.pt":
-            with filesystem.open_input_file(info.path) as handle:
-                state = torch.load(io.BytesIO(handle.read()), weights_only=False)
-            found.setdefault(state["epochs"][0]["trial_id"], set()).add(state["epoch"])
-    return found
+    """trial_id -> the epochs of its checkpoints on storage that have a manifest."""
+    trial_dirs = filesystem.get_file_info(pafs.FileSelector(f"{root}/{CHECKPOINTS_DIR}", allow_not_found=True))
+    return {info.base_name: set(TrialCheckpoints(filesystem, info.path, keep=1).complete())
+            for info in trial_dirs}
+
+
+def tune_recorded_checkpoints(filesystem, root):
+    """The checkpoints Tune's saved experiment state names as each trial's latest."""
+    analysis = ExperimentAnalysis(f"{root}/{TUNE_DIR}", storage_filesystem=filesystem)
+    return [trial.checkpoint for trial in analysis.trials if trial.checkpoint is not None]
 
 
 def kept_epochs(before, after):
@@ -193,6 +173,14 @@ def assert_secret_absent(secret, filesystem, root, paths):
                     continue
 
 
+def kill_driver(driver, ray_temp_dir):
+    """SIGKILL `korth-bench run` and its local Ray (raylet, gcs_server, trial workers)."""
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=60)
+    sigkill(processes_mentioning(ray_temp_dir))
+    wait_for(lambda: not processes_mentioning(ray_temp_dir), 60, "the driver's Ray to go")
+
+
 def running_epochs(filesystem, root, at_least, trials):
     """Whether ``trials`` epochs files each hold at least ``at_least`` rows (and fewer than all)."""
     counts = [len(rows) for rows in epochs_by_trial(filesystem, root).values()]
@@ -211,27 +199,53 @@ def test_killed_driver_resumes_from_s3_without_lost_or_recomputed_epochs(s3_serv
     args = [path, "--storage", storage, "--storage-endpoint", s3_server]
     driver = korth_bench(*args, env=env, log=log)
     wait_for(lambda: running_epochs(filesystem, root, 3, 2), 300, "two trials in their 3rd epoch", driver)
-    driver.send_signal(signal.SIGKILL)
-    driver.wait(timeout=60)
-    sigkill(processes_mentioning(ray_temp_dir))  # its Ray: raylet, gcs_server, trial workers
-    wait_for(lambda: not processes_mentioning(ray_temp_dir), 60, "the driver's Ray to go")
+    kill_driver(driver, ray_temp_dir)
     before = epochs_by_trial(filesystem, root)
     checkpoints = checkpoint_epochs(filesystem, root)
     unfinished = [i for i, rows in before.items() if len(rows) < EPOCHS]
-    assert unfinished and len(results.trial_statuses(f"s3://{root}", filesystem)) < len(space.trials)
+    assert unfinished and len(results.trial_statuses(root, filesystem)) < len(space.trials)
 
     resumed = korth_bench(*args, "--resume", env=env, log=log)
     assert resumed.wait(timeout=600) == 0, log.read_text()[-3000:]
     assert_complete(filesystem, root, space)
     after = epochs_by_trial(filesystem, root)
     redone = assert_resumed_from_checkpoints(before, after, checkpoints)
-    # at most the epochs after the newest checkpoint Tune had recorded are computed again
-    assert all(n <= 2 for n in redone.values()), redone
+    # a trial checkpoints each epoch before writing its row: no written epoch is computed again
+    assert all(n <= SLOW["checkpoint"]["every"] for n in redone.values()), redone
     assert_secret_absent(os.environ["AWS_SECRET_ACCESS_KEY"], filesystem, root, [log, ray_temp_dir])
 
     rerun = subprocess.run([str(BIN / "korth-bench"), "run", *args, "--quiet"], env=env,
                            capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0 and "nothing to run" in rerun.stdout, rerun.stdout + rerun.stderr
+
+
+def test_resume_when_the_checkpoint_tunes_state_names_is_gone(s3_server, ray_temp_dir, tmp_path):
+    """Ray's race (ray-project/ray #27790, #30073), planted: the driver is SIGKILLed mid-sweep
+    and every checkpoint that Tune's saved experiment state names as a trial's latest is
+    deleted from S3 (as eviction does when that state lags the storage). `--resume` completes
+    every trial, no trial ends `error`, every table key is there once, and each interrupted
+    trial recomputes at most `checkpoint.every` of the epochs it had written."""
+    path = make_space(tmp_path, "race", **SLOW, search={"type": "grid", "concurrency": 2})
+    space = spaces.load(path)
+    storage, filesystem, root = s3_location(s3_server, "race")
+    env = environment(ray_temp_dir)
+    log = tmp_path / "driver.log"
+    args = [path, "--storage", storage, "--storage-endpoint", s3_server]
+    driver = korth_bench(*args, env=env, log=log)
+    wait_for(lambda: running_epochs(filesystem, root, 3, 2), 300, "two trials in their 3rd epoch", driver)
+    kill_driver(driver, ray_temp_dir)
+    for checkpoint in tune_recorded_checkpoints(filesystem, root):
+        checkpoint.filesystem.delete_dir(checkpoint.path)
+    before = epochs_by_trial(filesystem, root)
+    assert any(len(rows) < EPOCHS for rows in before.values())
+
+    resumed = korth_bench(*args, "--resume", env=env, log=log)
+    assert resumed.wait(timeout=600) == 0, log.read_text()[-3000:]
+    assert_complete(filesystem, root, space)
+    after = epochs_by_trial(filesystem, root)
+    redone = {trial_id: len(rows) - kept_epochs(rows, after[trial_id])
+              for trial_id, rows in before.items() if len(rows) < EPOCHS}
+    assert all(n <= SLOW["checkpoint"]["every"] for n in redone.values()), redone
 
 
 def test_lost_worker_node_trials_retry_from_their_checkpoints(s3_server, ray_temp_dir, tmp_path):

@@ -17,7 +17,7 @@ from korth_bench.spaces import space as spaces
 from korth_bench.sweep import cluster as sweep_cluster
 from korth_bench.sweep.context import sweep_context
 from korth_bench.sweep.tuner import TUNE_DIR
-from conftest import make_space
+from conftest import alive_nodes, free_port, make_space, wait_for, wait_for_port
 
 pytestmark = pytest.mark.ray
 EPOCHS = 2
@@ -294,10 +294,8 @@ def test_interrupted_optuna_sweep_resumes_with_its_study(ray_session, tmp_path):
         [sys.executable, "-c", "import sys; from korth_bench import sweep; "
          f"sys.exit(sweep.run({path!r}, storage={str(storage)!r}, quiet=True))"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 240
-    while len(list((sweep_dir / "trials").glob("*.parquet"))) < 2:
-        assert driver.poll() is None and time.monotonic() < deadline, driver.stdout.read()
-        time.sleep(0.5)
+    wait_for(lambda: len(list((sweep_dir / "trials").glob("*.parquet"))) >= 2, 240,
+             "two trials rows", driver)
     driver.send_signal(signal.SIGINT)
     output = driver.communicate(timeout=120)[0]
     assert driver.returncode == 130 and "--resume" in output, output
@@ -324,16 +322,14 @@ def test_interrupted_optuna_sweep_resumes_with_its_study(ray_session, tmp_path):
 def test_joining_a_cluster_and_refusing_local_storage_on_two_nodes(tmp_path):
     """A real head node (`ray start --head --block`), a sweep that joins it with --address, then
     a second node: local storage is refused at once, naming --storage."""
+    import os
     import shutil
-    import socket
     import subprocess
     import tempfile
 
     ray_cli = str(Path(sys.executable).parent / "ray")
     cli = str(Path(sys.executable).parent / "korth-bench")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     address = f"127.0.0.1:{port}"
     path = make_space(tmp_path, "joined", grid={"seed": [0]}, regularizers=["none"])
     storage = str(tmp_path / "results")
@@ -351,14 +347,7 @@ def test_joining_a_cluster_and_refusing_local_storage_on_two_nodes(tmp_path):
 
     try:
         start_node("--head", f"--port={port}", "--include-dashboard=false")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the head node did not start"
-                time.sleep(0.5)
+        wait_for_port(port, started[0])
         joined = subprocess.run([cli, "run", path, "--address", address, "--storage", storage, "--quiet"],
                                 capture_output=True, text=True, timeout=300)
         assert joined.returncode == 0, joined.stdout + joined.stderr
@@ -366,7 +355,8 @@ def test_joining_a_cluster_and_refusing_local_storage_on_two_nodes(tmp_path):
             set(results.trial_statuses(f"{storage}/joined").values()) == {"completed"}
 
         start_node(f"--address={address}")
-        time.sleep(10)  # the second node registers with the head
+        wait_for(lambda: alive_nodes(address, os.environ) == 2, 120, "the second node to join",
+                 started[1])
         start = time.monotonic()
         refused = subprocess.run([cli, "run", path, "--address", address, "--storage", storage + "2"],
                                  capture_output=True, text=True, timeout=300)

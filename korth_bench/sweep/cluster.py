@@ -51,7 +51,6 @@ def ray_session(address: Optional[str], context: SweepContext, bundles: List[Dic
     if address:
         _check_reachable(address)
     ray_compat.drop_propagated_env(CREDENTIAL_ENV)  # the trials read them from their node instead
-    ray_compat.tolerate_missing_checkpoint_deletes()  # saved state can lag the storage by one
     if ray.is_initialized():
         check_storage(context)
         check_resources(context.resources, bundles, address, pending_timeout)

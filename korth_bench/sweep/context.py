@@ -13,6 +13,7 @@ from korth_bench import results
 from korth_bench.config import TrialConfig
 from korth_bench.spaces.sections import Resources
 from korth_bench.spaces.space import Space
+from korth_bench.sweep.checkpoints import CHECKPOINTS_DIR, TrialCheckpoints
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class SweepContext:
     def path(self, *parts: str) -> str:
         """A path inside the sweep directory, in the storage's file system."""
         return "/".join([results.resolve(self.sweep_uri, self.endpoint)[1], *parts])
+
+    def checkpoints(self, trial_id: str) -> TrialCheckpoints:
+        """The trial's own checkpoints, ``<sweep>/checkpoints/<trial_id>`` (``sweep.checkpoints``)."""
+        return TrialCheckpoints(self.filesystem(), self.path(CHECKPOINTS_DIR, trial_id),
+                                self.checkpoint_keep)
 
     def trial_config(self, point: Mapping[str, Any]) -> TrialConfig:
         cfg = TrialConfig.from_dict({**self.base, **point})

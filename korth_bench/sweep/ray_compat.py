@@ -1,6 +1,6 @@
 """Every use of Ray's private internals, in one place, with the Ray versions it was checked against.
 
-Ray Tune offers no public switch for the three behaviours below. Each function reaches one private
+Ray Tune offers no public switch for the two behaviours below. Each function reaches one private
 attribute; when a Ray release renames it, the function fails with an error that names the attribute
 and the versions checked, instead of an ``AttributeError`` deep inside a sweep.
 ``pyproject.toml`` bounds Ray to ``CHECKED_RAY_VERSIONS``.
@@ -8,9 +8,8 @@ and the versions checked, instead of an ``AttributeError`` deep inside a sweep.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
-import pyarrow.fs as pafs
 
 CHECKED_RAY_VERSIONS = "2.60"
 """The Ray releases (major.minor) these internals were read in and tested against."""
@@ -37,23 +36,6 @@ def drop_propagated_env(names: Iterable[str]) -> None:
 
     current = _private("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE")
     class_cache.ENV_VARS_TO_PROPAGATE = frozenset(current) - set(names)
-
-
-def tolerate_missing_checkpoint_deletes() -> None:
-    """Make Ray Train's checkpoint eviction (``ray.train._internal.checkpoint_manager.
-    _delete_fs_path``) skip a path that is already gone instead of failing the trial on it."""
-    from ray.train._internal import checkpoint_manager
-
-    delete: Callable[..., None] = _private("ray.train._internal.checkpoint_manager", "_delete_fs_path")
-    if getattr(delete, "tolerates_missing", False):
-        return
-
-    def delete_if_present(fs: pafs.FileSystem, fs_path: str) -> None:
-        if fs.get_file_info(fs_path).type != pafs.FileType.NotFound:
-            delete(fs=fs, fs_path=fs_path)
-
-    delete_if_present.tolerates_missing = True
-    checkpoint_manager._delete_fs_path = delete_if_present
 
 
 def resolve_auto_address() -> str:

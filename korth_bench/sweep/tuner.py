@@ -5,10 +5,13 @@ instance started and stopped here, or a running cluster at ``address``), and han
 function trainable. Resources, storage, search, scheduling, retries and checkpoints are Tune
 configuration built from the YAML, never branches in the trainable:
 
-* a trial runs ``train_and_measure`` with a ``report`` callback that forwards each epoch
-  row to ``tune.report`` (with ``Checkpoint.from_directory`` when the trial hands a checkpoint)
-  and keeps ``<sweep>/epochs/<trial_id>.parquet`` current; when the trial returns it writes its
-  four tables (``results.write_trial``) and reports its summary once more, so that Optuna can
+* a trial starts from the newest complete checkpoint of its own ``trial_id`` on the sweep's
+  storage (``sweep.checkpoints``; from scratch when there is none), whether Tune started it
+  fresh, retried it or resumed it; it runs ``train_and_measure`` with a ``report`` callback
+  that stores each checkpoint the trial hands there, keeps ``<sweep>/epochs/<trial_id>.parquet``
+  current and forwards the epoch row to ``tune.report`` (Tune is handed no checkpoint, so its
+  saved state can never point at one that is gone); when the trial returns it writes its four
+  tables (``results.write_trial``) and reports its summary once more, so that Optuna can
   optimize trials-table metrics such as ``pgd_acc_8_255``;
 * a trial with several workers (``resources.gpu >= 2`` or ``resources.workers``) launches a Ray
   Train ``TorchTrainer`` from inside the Tune trial; every worker runs the same trial function
@@ -20,13 +23,13 @@ configuration built from the YAML, never branches in the trainable:
 * ``sweep.cluster`` connects to Ray and checks the address, the resources and the storage first;
   ``sweep.context.SweepContext`` is what every trial is shipped.
 
-Tune's experiment state and checkpoints live in ``<sweep>/tune`` (data-parallel trials' Ray Train
-runs in ``<sweep>/train``), beside the tables, on the same storage (a local path, or a URI such
+Tune's experiment state lives in ``<sweep>/tune`` (data-parallel trials' Ray Train runs in
+``<sweep>/train``) and the trials' checkpoints in ``<sweep>/checkpoints``, beside the tables, on
+the same storage (a local path, or a URI such
 as ``s3://bucket/prefix`` through ``pyarrow.fs``).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -34,7 +37,7 @@ import os
 import pickle
 import sys
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import pyarrow.fs as pafs
 from ray import tune
@@ -53,7 +56,7 @@ from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
 from korth_bench.errors import ConfigError
 
-TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state and trial checkpoints
+TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state
 TRAIN_DIR = "train"        # <sweep>/train: Ray Train runs of data-parallel trials
 LAUNCHER_CPU = 0.01        # a data-parallel trial's own share; its workers hold the real resources
 
@@ -145,19 +148,14 @@ def _missing(space: Space, context: SweepContext) -> List[Dict[str, Any]]:
 def trial_function(config: Dict[str, Any], context: SweepContext) -> None:
     """The Tune trainable of a one-process trial: ``config`` holds this trial's own keys."""
     cfg = context.trial_config(config)
-
-    def send(metrics: Dict[str, Any], checkpoint_dir: Optional[str]) -> None:
-        checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(metrics, checkpoint=checkpoint)
-
-    with _local_directory(tune.get_checkpoint()) as resume_from:
-        _train(cfg, context, send, resume_from, write=True)
+    with context.checkpoints(cfg.trial_id).newest() as resume_from:
+        _train(cfg, context, tune.report, resume_from, write=True)
 
 
 def data_parallel_function(config: Dict[str, Any], context: SweepContext) -> None:
     """The Tune trainable of a data-parallel trial: a ``TorchTrainer`` whose workers run the
     trial together; its reports reach Tune through ``TuneReportCallback``."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -176,33 +174,31 @@ def data_parallel_function(config: Dict[str, Any], context: SweepContext) -> Non
             name=f"{cfg.trial_id}-{tune.get_context().get_trial_id()}",
             storage_path=context.path(TRAIN_DIR),
             storage_filesystem=None if local else context.filesystem(),
-            checkpoint_config=CheckpointConfig(num_to_keep=kept_checkpoints(context.checkpoint_keep)),
             failure_config=FailureConfig(max_failures=0),  # Tune retries the whole trial
             callbacks=[TuneReportCallback()]))
     trainer.fit()
 
 
 def _train_worker(loop_config: Dict[str, Any]) -> None:
-    """One Ray Train worker of a data-parallel trial (torch.distributed is set up)."""
+    """One Ray Train worker of a data-parallel trial (torch.distributed is set up). Every rank
+    restores the newest complete checkpoint (none is written before all ranks have read: the
+    first epoch's gradient all-reduce waits for every rank); rank 0 writes them."""
     import ray.train
 
     context: SweepContext = loop_config["context"]
     cfg = context.trial_config(loop_config["point"])
     rank = ray.train.get_context().get_world_rank()
-
-    def send(metrics: Dict[str, Any], checkpoint_dir: Optional[str]) -> None:
-        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=checkpoint)
-
-    with _local_directory(ray.train.get_checkpoint()) as resume_from:
-        _train(cfg, context, send, resume_from, write=rank == 0)
+    with context.checkpoints(cfg.trial_id).newest() as resume_from:
+        _train(cfg, context, ray.train.report, resume_from, write=rank == 0)
 
 
 def _train(cfg: TrialConfig, context: SweepContext,
-           send: Callable[[Dict[str, Any], Optional[str]], None],
-           resume_from: Optional[str], write: bool) -> None:
-    """Train one trial, reporting each epoch through ``send`` and writing the tables."""
+           send: Callable[[Dict[str, Any]], None], resume_from: Optional[str], write: bool) -> None:
+    """Train one trial, reporting each epoch through ``send`` and, where ``write``, storing its
+    checkpoints (before the epoch's row: a written row always has a checkpoint at or after it
+    when ``checkpoint.every`` is 1) and writing the tables."""
     filesystem = context.filesystem()
+    store = context.checkpoints(cfg.trial_id)
     # A resumed trial reports only its new epochs: start from the rows written before.
     epochs = (results.read_trial_rows(context.sweep_uri, "epochs", cfg.trial_id, filesystem)
               if write and resume_from else [])
@@ -210,45 +206,39 @@ def _train(cfg: TrialConfig, context: SweepContext,
     def report(row: Dict[str, Any], checkpoint_dir: Optional[str]) -> None:
         nonlocal epochs
         if write:
+            if checkpoint_dir:
+                store.save(row["epoch"], checkpoint_dir)
             epochs = [r for r in epochs if r["epoch"] < row["epoch"]] + [row]
             results.write_rows(context.sweep_uri, "epochs", cfg.trial_id, epochs, filesystem)
-        send(_metrics(row, context.metrics), checkpoint_dir)
+        # epochs_completed is ASHA's clock: Tune's training_iteration restarts at 1 when a trial
+        # restarts, since Tune holds no checkpoint of it
+        send(_metrics({**row, "epochs_completed": row["epoch"] + 1}, context.metrics))
 
     record = train_and_measure(cfg, report=report, resume_from=resume_from)
     if write:
         results.write_trial(context.sweep_uri, record.tables(), sweep=context.sweep,
                             filesystem=filesystem)
     last = record.epochs[-1] if record.epochs else {}
-    send(_metrics({**last, **record.summary}, context.metrics), None)
+    send(_metrics({**last, **record.summary}, context.metrics))
+
+
+TUNE_KEYS = ("epochs_completed", "status")
+"""What Tune gets of a row besides the search and scheduler metrics: ASHA's clock and the status
+the progress lines print. Tune keeps a history and running statistics of every number a trial
+reports, in the driver and in the experiment state it rewrites at each snapshot (about 60 KB a
+trial with whole rows, ``benchmarks/bench_scale.py``); the rows themselves are in the tables."""
 
 
 def _metrics(row: Mapping[str, Any], required: Tuple[str, ...]) -> Dict[str, Any]:
-    """The numbers of a row for Tune: None -> NaN (schedulers compare numbers), every search and
-    scheduler metric present (NaN until known, e.g. pgd_acc_8_255 before the trial ends).
-    ``trial_id`` stays out: Tune's own trial id takes that key."""
-    out: Dict[str, Any] = {k: float("nan") for k in required}
-    for key, value in row.items():
-        if key != "trial_id" and (value is None or isinstance(value, (bool, int, float))):
-            out[key] = float("nan") if value is None else value
-    if "status" in row:
-        out["status"] = row["status"]
+    """What Tune needs of a row: every search and scheduler metric (None or not known yet, e.g.
+    pgd_acc_8_255 before the trial ends -> NaN, since schedulers compare numbers) and
+    ``TUNE_KEYS`` where the row has them."""
+    out: Dict[str, Any] = {}
+    for key in required:
+        value = row.get(key)
+        out[key] = value if isinstance(value, (bool, int, float)) else float("nan")
+    out.update((key, row[key]) for key in TUNE_KEYS if key in row)
     return out
-
-
-@contextlib.contextmanager
-def _local_directory(checkpoint: Optional[tune.Checkpoint]) -> Iterator[Optional[str]]:
-    if checkpoint is None:
-        yield None
-    else:
-        with checkpoint.as_directory() as directory:
-            yield directory
-
-
-def kept_checkpoints(keep: int) -> int:
-    """Checkpoints kept per trial: ``checkpoint.keep``, but at least 2. Tune's saved experiment
-    state can lag the storage by one checkpoint, so after a killed driver ``--resume`` restores
-    the one before the newest; with only one kept, that one is already gone."""
-    return max(2, keep)
 
 
 # ---------------------------------------------------------------------- search and the tuner
@@ -346,7 +336,7 @@ def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
         epochs = space.checked[0].epochs
         # max_t below the last epoch and stop_last_trials off: ASHA stops a trial only before
         # its last epoch, so a surviving trial always finishes its measurements.
-        asha = ASHAScheduler(time_attr="training_iteration", metric=scheduler.metric,
+        asha = ASHAScheduler(time_attr="epochs_completed", metric=scheduler.metric,
                              mode=scheduler.mode, max_t=epochs - 1,
                              grace_period=scheduler.grace_period,
                              reduction_factor=scheduler.reduction_factor, stop_last_trials=False)
@@ -359,5 +349,4 @@ def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
         run_config=tune.RunConfig(
             name=TUNE_DIR, storage_path=context.path(), storage_filesystem=filesystem,
             failure_config=tune.FailureConfig(max_failures=space.max_retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=kept_checkpoints(space.checkpoint_keep)),
             callbacks=callbacks, verbose=0))
