@@ -20,6 +20,7 @@ The schema (docs/search_spaces.md has the full reference)::
     scheduler: {type: asha, grace_period: 2, reduction_factor: 3}
     failure: {max_retries: 1}
     checkpoint: {every: 1, keep: 2}
+    logging: {tensorboard: true, mlflow: {experiment: korth}}   # korth_bench.tracking.settings
 
 Every trial configuration goes through ``TrialConfig.from_dict``; a grid is expanded completely
 and de-duplicated by ``trial_id``; an Optuna space is checked at every bound and choice. A key that
@@ -46,6 +47,7 @@ import yaml
 from korth_bench import results
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
+from korth_bench.tracking.settings import TrackingSettings, logging_section
 from korth_bench.spaces.expansion import OptunaSpace, expand_grid, optuna_entries
 from korth_bench.spaces.sections import (Resources, Scheduler, Search, base_keys, expand_env, hint,
                                         integer, mapping, no_overlap, only, regularizer_entries,
@@ -67,7 +69,7 @@ def _shipped_spaces_dir() -> str:
 
 SPACES_DIR = _shipped_spaces_dir()
 SECTIONS = ("name", "description", "data", "training", "robustness", "fixed", "grid", "regularizers",
-            "sample", "resources", "search", "scheduler", "failure", "checkpoint")
+            "sample", "resources", "search", "scheduler", "failure", "checkpoint", "logging")
 
 
 # ---------------------------------------------------------------------- the parsed space
@@ -88,6 +90,8 @@ class Space:
     max_retries: int = 0
     checkpoint_every: int = 1
     checkpoint_keep: int = 2
+    tracking: TrackingSettings = TrackingSettings()   # the logging section (off by default)
+    tracking_uri: Optional[str] = None                 # its MLflow URI; never stored with a sweep
 
     @property
     def num_trials(self) -> int:
@@ -158,6 +162,7 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
     base["checkpoint_every"] = every
     failure = mapping(raw, "failure")
     only(failure, "failure", ("max_retries",))
+    tracking, tracking_uri = logging_section(raw.get("logging"))
 
     if search.type == "grid":
         if sample:
@@ -179,7 +184,8 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
                   scheduler=scheduler_section(mapping(raw, "scheduler"), search),
                   max_retries=integer(failure.get("max_retries", 0), "failure.max_retries", 0),
                   checkpoint_every=every,
-                  checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1))
+                  checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1),
+                  tracking=tracking, tracking_uri=tracking_uri)
     _check_metrics(space, checked, grid, sample, entries)
     return space
 

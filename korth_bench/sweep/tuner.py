@@ -51,6 +51,10 @@ from korth_bench.config import TrialConfig
 from korth_bench.sweep.context import SweepContext, sweep_context
 from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
+from korth_bench.sweep.tracking import TrackingCallback
+from korth_bench.tracking.mlflow_runs import space_hash, use_uri
+from korth_bench.tracking.settings import with_flags
+from korth_bench.tracking.tensorboard_runs import TENSORBOARD_DIR
 from korth_bench.errors import ConfigError
 
 TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state and trial checkpoints
@@ -62,7 +66,8 @@ LAUNCHER_CPU = 0.01        # a data-parallel trial's own share; its workers hold
 def run(space_path: str, address: Optional[str] = None, storage: Optional[str] = None,
         storage_endpoint: Optional[str] = None, resume: bool = False, dry_run: bool = False,
         quiet: Optional[bool] = None, max_concurrent: Optional[int] = None,
-        pending_timeout: Optional[float] = None) -> int:
+        pending_timeout: Optional[float] = None, tensorboard: bool = False, mlflow: bool = False,
+        mlflow_experiment: Optional[str] = None) -> int:
     """Run (or with ``dry_run`` only describe) the sweep of a search-space YAML.
 
     Args:
@@ -80,6 +85,8 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         max_concurrent: overrides ``search.concurrency``.
         pending_timeout: seconds to wait for a node that fits a trial (an autoscaling cluster
             adding one); None refuses at once a sweep whose trial fits on no node.
+        tensorboard, mlflow, mlflow_experiment: turn on the ``logging`` section's trackers
+            (``korth_bench.tracking``); a resumed sweep keeps the trackers it started with.
     Returns:
         the exit code: 0 when no trial of this run ended with an error, 1 otherwise.
     Raises:
@@ -92,12 +99,20 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             raise ConfigError(f"--max-concurrent={max_concurrent} must be >= 1")
         space = dataclasses.replace(space, search=dataclasses.replace(space.search,
                                                                         concurrency=max_concurrent))
+    space = dataclasses.replace(space, tracking=with_flags(space.tracking, tensorboard, mlflow,
+                                                           mlflow_experiment))
     if dry_run:
         print(dry_run_text(space))
         return 0
     check_data(space)
     context = sweep_context(space, storage, storage_endpoint)
     check_writable(context, storage)
+    if space.tracking.tensorboard and not isinstance(context.filesystem(), pafs.LocalFileSystem):
+        raise ConfigError(f"logging.tensorboard needs local storage or a shared file system (the "
+                          f"event files go to <storage>/{space.name}/{TENSORBOARD_DIR}); --storage "
+                          f"is {storage}")
+    if space.tracking.mlflow:
+        use_uri(space.tracking_uri)
     points = space.points
     if space.search.type == "grid" and not resume:
         points = _missing(space, context)
@@ -349,6 +364,10 @@ def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
                              reduction_factor=scheduler.reduction_factor, stop_last_trials=False)
     callbacks = [TableRecorder(context=context),
                  Progress(total=num_samples, metric=search.metrics[0], mode=search.modes[0], quiet=quiet)]
+    if space.tracking.enabled:
+        callbacks.append(TrackingCallback(context=context, settings=space.tracking,
+                                          tensorboard_root=context.path(TENSORBOARD_DIR),
+                                          space_file_hash=space_hash(space.path)))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=asha, num_samples=num_samples,
