@@ -30,7 +30,7 @@ SMOKE = yaml.safe_load((Path(__file__).resolve().parents[1] / "search_spaces" / 
 EPOCHS = 3
 # the smoke space's 16 trials (its grid and regularizers), on smaller data so they take seconds
 SMOKE_GRID = {"grid": SMOKE["grid"], "regularizers": SMOKE["regularizers"],
-              "training": {"epochs": EPOCHS}, "data": {"train_size": 128, "test_size": 64},
+              "training": {"epochs": EPOCHS, "depth": None}, "data": {"train_size": 128, "test_size": 64},
               "robustness": {"enabled": False}, "resources": {"cpu": 1},
               "search": {"type": "grid", "concurrency": 2}, "checkpoint": {"every": 1, "keep": 1}}
 
@@ -167,7 +167,7 @@ def test_killed_and_resumed_driver_leaves_16_child_runs_and_no_credential(tmp_pa
     """SIGKILL `korth-bench run` (and its Ray) mid-sweep, `--resume`: still one parent and 16
     child runs, each with every epoch; the MLflow password is in no table, Tune state or log."""
     password = secrets.token_hex(16)
-    path = make_space(tmp_path, "killed16", **{**SMOKE_GRID, "training": {"epochs": 6},
+    path = make_space(tmp_path, "killed16", **{**SMOKE_GRID, "training": {"epochs": 6, "depth": None},
                                                "data": {"train_size": 512}},
                       logging={"tensorboard": True, "mlflow": {"experiment": "killed"}})
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

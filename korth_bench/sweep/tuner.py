@@ -16,7 +16,8 @@ configuration built from the YAML, never branches in the trainable:
   ``TuneReportCallback`` forwards rank 0's reports to Tune;
 * ``TableRecorder`` and ``Progress`` (``sweep.callbacks``), Tune callbacks, write the
   ``trials`` row of a trial that ASHA stopped or that failed for good, and keep a live view of
-  the sweep; Ray's own console output is switched off;
+  the sweep; Ray's own console output is switched off; with a ``logging`` section,
+  ``TrackingCallback`` (``sweep.tracking``) feeds MLflow and TensorBoard from the driver;
 * ``sweep.cluster`` connects to Ray and checks the address, the resources and the storage first;
   ``sweep.context.SweepContext`` is what every trial is shipped.
 
