@@ -40,7 +40,6 @@ def store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # artifacts of a SQLite store go to ./mlruns
-    mlflow.set_tracking_uri(uri)
     return MlflowClient(uri)
 
 

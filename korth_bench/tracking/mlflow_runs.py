@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
@@ -183,7 +184,8 @@ def _quoted(text: str) -> str:
 # ---------------------------------------------------------------------- reports
 def log_report(written: Mapping[str, str], uri: Optional[str] = None) -> List[str]:
     """Log a report's files (HTML, JSON, Markdown, figures) as artifacts of the parent run of
-    each sweep it covers, and its verdicts as tags ``verdict.<claim>``; returns the run ids.
+    each sweep it covers, and its verdicts as tags ``verdict.<claim>`` (``verdict.1``,
+    ``verdict.2 relaxed``); returns the run ids.
 
     Raises:
         ConfigError: no sweep of the report has a parent run in the tracking store.
@@ -208,5 +210,6 @@ def log_report(written: Mapping[str, str], uri: Optional[str] = None) -> List[st
         for path in written.values():
             client.log_artifact(run_id, path, artifact_path="report")
         for verdict in document["verdicts"]:
-            client.set_tag(run_id, f"verdict.{verdict['claim']}", verdict["verdict"])
+            claim = re.sub(r"[^\w\-. :/]", "", str(verdict["claim"]))  # "2, relaxed" -> "2 relaxed"
+            client.set_tag(run_id, f"verdict.{claim}", verdict["verdict"])
     return run_ids
