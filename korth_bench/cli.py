@@ -90,11 +90,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench.trial.checkpoint import CHECKPOINT_FILE
     from korth_bench.trial.loop import resolve_device, train_and_measure
     from korth_bench.trial.precision import slow_bf16_note
+    from korth_bench.tracking.mlflow_runs import use_uri
+    from korth_bench.tracking.settings import TrackingSettings, with_flags
+    from korth_bench.tracking.tensorboard_runs import TENSORBOARD_DIR
+    from korth_bench.tracking.tracker import Tracker
 
     values = {**(load_yaml_mapping(args.config) if args.config else {}), **parse_assignments(args.set)}
     if values.get("dataset") == "packed" and not values.get("data_path"):
         values["data_path"] = cifar10_parquet()  # the one rule for the packed CIFAR-10 file
     cfg = TrialConfig.from_dict(values)
+    tracking = with_flags(TrackingSettings(), args.tensorboard, args.mlflow, args.mlflow_experiment)
+    if tracking.mlflow:
+        use_uri(None)
     # Every input is checked before the trial directory exists: a refused trial writes nothing.
     device = resolve_device(cfg.device)
     if cfg.dataset == "packed":
@@ -109,6 +116,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume_from = checkpoint_dir if args.resume and os.path.exists(
         os.path.join(checkpoint_dir, CHECKPOINT_FILE)) else None
     print(f"trial {cfg.name}{' (resuming)' if resume_from else ''} -> {trial_dir}")
+    # one top-level MLflow run per trial; event files in OUT/tensorboard/<trial name>/
+    tracker = Tracker(tracking, sweep=cfg.name, parent=False,
+                      tensorboard_root=os.path.join(os.path.abspath(args.out), TENSORBOARD_DIR))
 
     def report(row: Dict[str, Any], checkpoint: Optional[str]) -> None:
         done = (row["epoch"] + 1) / cfg.epochs
@@ -116,6 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         test = f"{row['test_acc']:.4f}" if row.get("test_acc") is not None else "-"
         print(f"  [{bar}] epoch {row['epoch'] + 1}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
               f"test_acc {test}  {row['images_per_s']:.0f} img/s", flush=True)
+        tracker.log_epoch(cfg, row)
         if checkpoint is not None:  # keep the latest checkpoint beside the tables, for --resume
             os.makedirs(checkpoint_dir, exist_ok=True)
             shutil.copy(os.path.join(checkpoint, CHECKPOINT_FILE),
@@ -125,6 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     record = train_and_measure(cfg, report=report, resume_from=resume_from)
     results.write_trial(trial_dir, record.tables(), sweep=cfg.name)
+    tracker.finish(cfg, record.summary["status"], record.summary)
+    tracker.close()
     print_summary(record.summary)
     return 0
 
@@ -147,7 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return sweep.run(args.space, address=args.address, storage=args.storage,
                      storage_endpoint=args.storage_endpoint, resume=args.resume,
                      dry_run=args.dry_run, quiet=args.quiet, max_concurrent=args.max_concurrent,
-                     pending_timeout=args.pending_timeout)
+                     pending_timeout=args.pending_timeout, tensorboard=args.tensorboard,
+                     mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -197,6 +211,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         if kind != "html":
             print(f"  {kind}: {path}")
     print(f"HTML leaderboard: {os.path.abspath(written['html'])}")
+    if args.mlflow:
+        from korth_bench.tracking.mlflow_runs import log_report
+
+        runs = log_report(written)
+        print(f"logged to MLflow: the report's files and verdicts on sweep run(s) {', '.join(runs)}")
     return 0
 
 
@@ -298,6 +317,17 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
+def tracking_flags(command: argparse.ArgumentParser, event_dirs: str) -> None:
+    """The flags of the ``logging:`` section (korth_bench.tracking.settings)."""
+    command.add_argument("--tensorboard", action="store_true",
+                         help=f"write TensorBoard event files to {event_dirs}")
+    command.add_argument("--mlflow", action="store_true",
+                         help="log to MLflow at MLFLOW_TRACKING_URI (credentials from MLflow's "
+                              "environment variables)")
+    command.add_argument("--mlflow-experiment", metavar="NAME",
+                         help="the MLflow experiment (implies --mlflow; default korth-bench)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="korth-bench",
@@ -317,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tables go to OUT/<trial name>/ (default results/train)")
     train.add_argument("--resume", action="store_true",
                        help="continue from OUT/<trial name>/checkpoint if there is one")
+    tracking_flags(train, "OUT/tensorboard/<trial name>/")
     train.set_defaults(func=cmd_train)
 
     run = commands.add_parser("run", help="a sweep from a search-space YAML, on Ray Tune")
@@ -332,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="wait up to S seconds for a node that fits a trial (an autoscaling "
                           "cluster adding one); default: refuse at once a trial that fits no node")
     run.add_argument("--quiet", action="store_true", default=None, help="no live progress view")
+    tracking_flags(run, "<storage>/<sweep>/tensorboard/<trial name>/")
     run.set_defaults(func=cmd_run)
 
     state = commands.add_parser("status", help="where a sweep stands, from its tables (no Ray)")
@@ -385,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "with --arm 'so [penalty_reduction=sum]' or 'so [sum]'); repeat for "
                              "each; overrides the space's arms, or names a contrast at report "
                              "time (then reported as not pre-registered)")
+    report.add_argument("--mlflow", action="store_true",
+                        help="also log the report's files as artifacts of each sweep's MLflow "
+                             "parent run and its verdicts as tags (MLFLOW_TRACKING_URI)")
     report.set_defaults(func=cmd_report)
 
     planning = commands.add_parser(

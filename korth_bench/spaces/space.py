@@ -23,6 +23,7 @@ The schema (docs/search_spaces.md has the full reference)::
     analysis:                        # claim 2's primary contrast, declared before the data
       primary: {arms: [so, dn], metric: test_acc, claimed_drop: 1.0, alpha: 0.05}
       declared: "2026-12-05"
+    logging: {tensorboard: true, mlflow: {experiment: korth}}   # korth_bench.tracking.settings
 
 Every trial configuration goes through ``TrialConfig.from_dict``; a grid is expanded completely
 and de-duplicated by ``trial_id``; an Optuna space is checked at every bound and choice. A key that
@@ -49,6 +50,7 @@ import yaml
 from korth_bench import results
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
+from korth_bench.tracking.settings import TrackingSettings, logging_section
 from korth_bench.spaces.expansion import OptunaSpace, expand_grid, optuna_entries
 from korth_bench.spaces.sections import (Analysis, Resources, Scheduler, Search, analysis_section,
                                         base_keys, expand_env, hint,
@@ -71,7 +73,7 @@ def _shipped_spaces_dir() -> str:
 
 SPACES_DIR = _shipped_spaces_dir()
 SECTIONS = ("name", "description", "data", "training", "robustness", "fixed", "grid", "regularizers",
-            "sample", "resources", "search", "scheduler", "failure", "checkpoint", "analysis")
+            "sample", "resources", "search", "scheduler", "failure", "checkpoint", "analysis", "logging")
 
 
 # ---------------------------------------------------------------------- the parsed space
@@ -93,6 +95,8 @@ class Space:
     checkpoint_every: int = 1
     checkpoint_keep: int = 2
     analysis: Optional[Analysis] = None  # the declared primary contrast, read by the report
+    tracking: TrackingSettings = TrackingSettings()   # the logging section (off by default)
+    tracking_uri: Optional[str] = None                 # its MLflow URI; never stored with a sweep
 
     @property
     def num_trials(self) -> int:
@@ -163,6 +167,7 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
     base["checkpoint_every"] = every
     failure = mapping(raw, "failure")
     only(failure, "failure", ("max_retries",))
+    tracking, tracking_uri = logging_section(raw.get("logging"))
 
     if search.type == "grid":
         if sample:
@@ -184,7 +189,8 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
                   scheduler=scheduler_section(mapping(raw, "scheduler"), search),
                   max_retries=integer(failure.get("max_retries", 0), "failure.max_retries", 0),
                   checkpoint_every=every,
-                  checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1))
+                  checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1),
+                  tracking=tracking, tracking_uri=tracking_uri)
     _check_metrics(space, checked, grid, sample, entries)
     row = checked[0].to_dict() if checked else {}
     return dataclasses.replace(space, analysis=analysis_section(

@@ -26,6 +26,7 @@ class SweepContext:
     metrics: Tuple[str, ...]                # search and scheduler metrics every report must carry
     resources: Resources
     checkpoint_keep: int
+    whole_rows: bool = False                # reports carry whole rows (for the logging section)
 
     def filesystem(self) -> pafs.FileSystem:
         return results.resolve(self.sweep_uri, self.endpoint)[0]
@@ -51,7 +52,8 @@ def sweep_context(space: Space, storage: Optional[str], endpoint: Optional[str])
                                    *([space.scheduler.metric] if space.scheduler.metric else [])]))
     return SweepContext(sweep=space.name, sweep_uri=results.sweep_location(storage, space.name),
                         endpoint=endpoint, base=space.base, metrics=metrics,
-                        resources=space.resources, checkpoint_keep=space.checkpoint_keep)
+                        resources=space.resources, checkpoint_keep=space.checkpoint_keep,
+                        whole_rows=space.tracking.enabled)
 
 
 # ---------------------------------------------------------------------- the trainables

@@ -19,7 +19,8 @@ configuration built from the YAML, never branches in the trainable:
   ``TuneReportCallback`` forwards rank 0's reports to Tune;
 * ``TableRecorder`` and ``Progress`` (``sweep.callbacks``), Tune callbacks, write the
   ``trials`` row of a trial that ASHA stopped or that failed for good, and keep a live view of
-  the sweep; Ray's own console output is switched off;
+  the sweep; Ray's own console output is switched off; with a ``logging`` section,
+  ``TrackingCallback`` (``sweep.tracking``) feeds MLflow and TensorBoard from the driver;
 * ``sweep.cluster`` connects to Ray and checks the address, the resources and the storage first;
   ``sweep.context.SweepContext`` is what every trial is shipped.
 
@@ -37,7 +38,7 @@ import os
 import pickle
 import sys
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import pyarrow.fs as pafs
 from ray import tune
@@ -54,6 +55,10 @@ from korth_bench.config import TrialConfig
 from korth_bench.sweep.context import SweepContext, sweep_context
 from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
+from korth_bench.sweep.tracking import TrackingCallback
+from korth_bench.tracking.mlflow_runs import space_hash, use_uri
+from korth_bench.tracking.settings import with_flags
+from korth_bench.tracking.tensorboard_runs import TENSORBOARD_DIR
 from korth_bench.errors import ConfigError
 
 TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state
@@ -65,7 +70,8 @@ LAUNCHER_CPU = 0.01        # a data-parallel trial's own share; its workers hold
 def run(space_path: str, address: Optional[str] = None, storage: Optional[str] = None,
         storage_endpoint: Optional[str] = None, resume: bool = False, dry_run: bool = False,
         quiet: Optional[bool] = None, max_concurrent: Optional[int] = None,
-        pending_timeout: Optional[float] = None) -> int:
+        pending_timeout: Optional[float] = None, tensorboard: bool = False, mlflow: bool = False,
+        mlflow_experiment: Optional[str] = None) -> int:
     """Run (or with ``dry_run`` only describe) the sweep of a search-space YAML.
 
     Args:
@@ -83,6 +89,8 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         max_concurrent: overrides ``search.concurrency``.
         pending_timeout: seconds to wait for a node that fits a trial (an autoscaling cluster
             adding one); None refuses at once a sweep whose trial fits on no node.
+        tensorboard, mlflow, mlflow_experiment: turn on the ``logging`` section's trackers
+            (``korth_bench.tracking``); a resumed sweep keeps the trackers it started with.
     Returns:
         the exit code: 0 when no trial of this run ended with an error, 1 otherwise.
     Raises:
@@ -95,6 +103,8 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             raise ConfigError(f"--max-concurrent={max_concurrent} must be >= 1")
         space = dataclasses.replace(space, search=dataclasses.replace(space.search,
                                                                         concurrency=max_concurrent))
+    space = dataclasses.replace(space, tracking=with_flags(space.tracking, tensorboard, mlflow,
+                                                           mlflow_experiment))
     if dry_run:
         print(dry_run_text(space))
         return 0
@@ -104,6 +114,12 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
     check_data(space)
     context = sweep_context(space, storage, storage_endpoint)
     check_writable(context, storage)
+    if space.tracking.tensorboard and not isinstance(context.filesystem(), pafs.LocalFileSystem):
+        raise ConfigError(f"logging.tensorboard needs local storage or a shared file system (the "
+                          f"event files go to <storage>/{space.name}/{TENSORBOARD_DIR}); --storage "
+                          f"is {storage}")
+    if space.tracking.mlflow:
+        use_uri(space.tracking_uri)
     points = space.points
     if space.search.type == "grid" and not resume:
         points = _missing(space, context)
@@ -212,29 +228,31 @@ def _train(cfg: TrialConfig, context: SweepContext,
             results.write_rows(context.sweep_uri, "epochs", cfg.trial_id, epochs, filesystem)
         # epochs_completed is ASHA's clock: Tune's training_iteration restarts at 1 when a trial
         # restarts, since Tune holds no checkpoint of it
-        send(_metrics({**row, "epochs_completed": row["epoch"] + 1}, context.metrics))
+        send(_metrics({**row, "epochs_completed": row["epoch"] + 1}, context))
 
     record = train_and_measure(cfg, report=report, resume_from=resume_from)
     if write:
         results.write_trial(context.sweep_uri, record.tables(), sweep=context.sweep,
                             filesystem=filesystem)
     last = record.epochs[-1] if record.epochs else {}
-    send(_metrics({**last, **record.summary}, context.metrics))
+    send(_metrics({**last, **record.summary}, context))
 
 
 TUNE_KEYS = ("epochs_completed", "status")
 """What Tune gets of a row besides the search and scheduler metrics: ASHA's clock and the status
 the progress lines print. Tune keeps a history and running statistics of every number a trial
 reports, in the driver and in the experiment state it rewrites at each snapshot (about 60 KB a
-trial with whole rows, ``benchmarks/bench_scale.py``); the rows themselves are in the tables."""
+trial with whole rows, ``benchmarks/bench_scale.py``); the rows themselves are in the tables.
+A sweep with a ``logging`` section sends whole rows: its trackers run in the driver and log them
+(``sweep.tracking``), at that cost in Tune's state."""
 
 
-def _metrics(row: Mapping[str, Any], required: Tuple[str, ...]) -> Dict[str, Any]:
-    """What Tune needs of a row: every search and scheduler metric (None or not known yet, e.g.
+def _metrics(row: Mapping[str, Any], context: SweepContext) -> Dict[str, Any]:
+    """What Tune gets of a row: every search and scheduler metric (None or not known yet, e.g.
     pgd_acc_8_255 before the trial ends -> NaN, since schedulers compare numbers) and
-    ``TUNE_KEYS`` where the row has them."""
-    out: Dict[str, Any] = {}
-    for key in required:
+    ``TUNE_KEYS`` where the row has them; the whole row too where ``context.whole_rows``."""
+    out: Dict[str, Any] = dict(row) if context.whole_rows else {}
+    for key in context.metrics:
         value = row.get(key)
         out[key] = value if isinstance(value, (bool, int, float)) else float("nan")
     out.update((key, row[key]) for key in TUNE_KEYS if key in row)
@@ -342,6 +360,10 @@ def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
                              reduction_factor=scheduler.reduction_factor, stop_last_trials=False)
     callbacks = [TableRecorder(context=context),
                  Progress(total=num_samples, metric=search.metrics[0], mode=search.modes[0], quiet=quiet)]
+    if space.tracking.enabled:
+        callbacks.append(TrackingCallback(context=context, settings=space.tracking,
+                                          tensorboard_root=context.path(TENSORBOARD_DIR),
+                                          space_file_hash=space_hash(space.path)))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=asha, num_samples=num_samples,

@@ -1,0 +1,215 @@
+"""MLflow runs of a sweep: one parent run per sweep, one child run per trial (no Ray here).
+
+The parent run is named after the sweep and tagged ``sweep``, ``sweep_uri`` and ``space_hash``
+(the search-space file's SHA-256, 12 hex digits); a child run is named after the trial and tagged
+``trial_id``, ``regularizer``, ``cell``, ``seed``, ``config_hash`` and ``sweep``, its params are
+the trial's configuration keys (the ``trials`` table's names), its metrics the ``epochs`` columns
+at step = epoch, and at the end the headline numbers of the ``trials`` row (``final.test_acc``,
+...) and its ``status`` tag.
+Runs are found again by their tags, so a resumed sweep and a retried trial continue their own
+runs instead of opening second ones.
+
+The URI is the driver's own (``use_uri``, else ``MLFLOW_TRACKING_URI``, else MLflow's default);
+credentials are read by MLflow from its environment variables and never pass through here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+from korth_bench.analysis.entries import CELL
+from korth_bench.config import TrialConfig
+from korth_bench.errors import ConfigError
+from korth_bench.results import columns
+from korth_bench.tracking.settings import checked_uri
+
+EPOCH_METRICS = tuple(k for k in columns("epochs") if k not in ("trial_id", "epoch"))
+FINAL = "final."             # prefix of the trials row's headline metrics
+PARAMS_PER_CALL = 100        # MLflow's log_batch limit
+RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "stopped": "KILLED", "error": "FAILED"}
+# A tracker that does not answer should cost seconds, not MLflow's minutes of retries.
+FAST_FAILURE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def use_uri(uri: Optional[str]) -> None:
+    """Point this process's MLflow client at ``uri`` (None: MLflow's own rule) and make a tracker
+    that does not answer fail within seconds. Nothing is written to the environment."""
+    import mlflow
+
+    for key, value in FAST_FAILURE_ENV.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        checked_uri(os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI")
+    if uri:
+        mlflow.set_tracking_uri(uri)
+
+
+def space_hash(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:12]
+
+
+def cell_text(cfg: TrialConfig) -> str:
+    """The trial's cell (``analysis.entries.CELL``) as one word: ``synthetic-resnet-8-1``."""
+    row = cfg.to_dict()
+    return "-".join(str(row[key]) for key in CELL)
+
+
+def finite_metrics(row: Mapping[str, Any], keys: Iterable[str]) -> Dict[str, float]:
+    """The finite numbers of ``row`` among ``keys`` (None and NaN are what was not measured)."""
+    out = {}
+    for key in keys:
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+class MlflowRuns:
+    """The runs of one sweep (``parent``: True) or of ``train`` runs (one top-level run each)."""
+
+    def __init__(self, experiment: str, sweep: str, *, parent: bool, sweep_uri: str = "",
+                 space_file_hash: str = ""):
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient()
+        self.sweep, self.sweep_uri, self.space_file_hash = sweep, sweep_uri, space_file_hash
+        self.experiment_name, self.with_parent = experiment, parent
+        self._experiment_id: Optional[str] = None
+        self._parent_id: Optional[str] = None
+        self._children: Dict[str, str] = {}
+
+    # ------------------------------------------------------------------ runs
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment_name)
+            self._experiment_id = (found.experiment_id if found is not None
+                                   else self.client.create_experiment(self.experiment_name))
+        return self._experiment_id
+
+    def parent_id(self) -> str:
+        """The sweep's parent run: found by its tags (a resumed sweep), else created."""
+        if self._parent_id is None:
+            found = self._search(f"tags.kind = 'sweep' and tags.sweep = '{_quoted(self.sweep)}' "
+                                 f"and tags.sweep_uri = '{_quoted(self.sweep_uri)}'")
+            if found:
+                self._parent_id = found[0].info.run_id
+                self.client.update_run(self._parent_id, status="RUNNING")
+            else:
+                self._parent_id = self.client.create_run(
+                    self.experiment_id(), run_name=self.sweep,
+                    tags={"kind": "sweep", "sweep": self.sweep, "sweep_uri": self.sweep_uri}
+                ).info.run_id
+            if self.space_file_hash:
+                self.client.set_tag(self._parent_id, "space_hash", self.space_file_hash)
+        return self._parent_id
+
+    def child_id(self, cfg: TrialConfig) -> str:
+        """The trial's run: found by its ``trial_id`` tag (resumed or retried), else created with
+        its tags and params."""
+        if cfg.trial_id in self._children:
+            return self._children[cfg.trial_id]
+        where = f"tags.kind = 'trial' and tags.trial_id = '{cfg.trial_id}' and tags.sweep = '{_quoted(self.sweep)}'"
+        parent = self.parent_id() if self.with_parent else None
+        if parent:
+            where += f" and tags.`mlflow.parentRunId` = '{parent}'"
+        found = self._search(where)
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            tags = {"kind": "trial", "sweep": self.sweep, "trial_id": cfg.trial_id,
+                    "regularizer": cfg.regularizer, "cell": cell_text(cfg), "seed": str(cfg.seed),
+                    "config_hash": cfg.config_hash}
+            if parent:
+                tags["mlflow.parentRunId"] = parent
+            run_id = self.client.create_run(self.experiment_id(), run_name=cfg.name,
+                                            tags=tags).info.run_id
+            self._log_params(run_id, cfg)
+        self._children[cfg.trial_id] = run_id
+        return run_id
+
+    def _search(self, where: str) -> List[Any]:
+        return list(self.client.search_runs([self.experiment_id()], filter_string=where,
+                                            max_results=1, order_by=["attributes.start_time ASC"]))
+
+    def _log_params(self, run_id: str, cfg: TrialConfig) -> None:
+        from mlflow.entities import Param
+
+        params = [Param(key, _param_text(value)) for key, value in cfg.to_dict().items()]
+        for start in range(0, len(params), PARAMS_PER_CALL):
+            self.client.log_batch(run_id, params=params[start:start + PARAMS_PER_CALL])
+
+    # ------------------------------------------------------------------ what a trial logs
+    def log_epoch(self, cfg: TrialConfig, row: Mapping[str, Any]) -> None:
+        """One ``epochs`` row as metrics at step = epoch."""
+        self._log_metrics(self.child_id(cfg), finite_metrics(row, EPOCH_METRICS), int(row["epoch"]))
+
+    def finish(self, cfg: TrialConfig, status: str, summary: Mapping[str, Any],
+               headline: Iterable[str]) -> None:
+        """The final ``trials`` row's headline numbers as ``final.<column>`` (apart from the
+        epoch curves of the same names) and its status; the run ends."""
+        run_id = self.child_id(cfg)
+        final = finite_metrics(summary, headline)
+        self._log_metrics(run_id, {f"{FINAL}{key}": value for key, value in final.items()}, 0)
+        self.client.set_tag(run_id, "status", status)
+        self.client.set_terminated(run_id, status=RUN_STATUS.get(status, "FINISHED"))
+        self._children.pop(cfg.trial_id, None)
+
+    def end_sweep(self) -> None:
+        if self._parent_id is not None:
+            self.client.set_terminated(self._parent_id, status="FINISHED")
+
+    def _log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        if metrics:
+            self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
+
+
+def _param_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "\\'")
+
+
+# ---------------------------------------------------------------------- reports
+def log_report(written: Mapping[str, str], uri: Optional[str] = None) -> List[str]:
+    """Log a report's files (HTML, JSON, Markdown, figures) as artifacts of the parent run of
+    each sweep it covers, and its verdicts as tags ``verdict.<claim>`` (``verdict.1``,
+    ``verdict.2 relaxed``); returns the run ids.
+
+    Raises:
+        ConfigError: no sweep of the report has a parent run in the tracking store.
+    """
+    use_uri(uri)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    with open(written["json"]) as handle:
+        document = json.load(handle)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    run_ids = []
+    for sweep in document["sweeps"]:
+        runs = client.search_runs(experiments, filter_string=f"tags.kind = 'sweep' and "
+                                  f"tags.sweep = '{_quoted(sweep)}'") if experiments else []
+        run_ids += [run.info.run_id for run in runs]
+    if not run_ids:
+        raise ConfigError(f"--mlflow: no MLflow run of sweep(s) {', '.join(document['sweeps'])} in "
+                          "the tracking store (MLFLOW_TRACKING_URI); run the sweep with "
+                          "logging.mlflow first")
+    for run_id in run_ids:
+        for path in written.values():
+            client.log_artifact(run_id, path, artifact_path="report")
+        for verdict in document["verdicts"]:
+            claim = re.sub(r"[^\w\-. :/]", "", str(verdict["claim"]))  # "2, relaxed" -> "2 relaxed"
+            client.set_tag(run_id, f"verdict.{claim}", verdict["verdict"])
+    return run_ids

@@ -1,0 +1,209 @@
+"""Watching a sweep in MLflow and TensorBoard: real stores read back with their own readers.
+
+A local SQLite MLflow store read through ``MlflowClient``, TensorBoard event files read through
+TensorBoard's ``EventAccumulator``, the sweep on the shared local Ray (the tracker lives in the
+driver, so the trials need neither). The killed-and-resumed driver is a `reliability` test.
+"""
+import hashlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from korth_bench import cli, results, sweep
+from korth_bench.spaces import space as spaces
+from korth_bench.tracking.mlflow_runs import EPOCH_METRICS, cell_text
+from conftest import make_space, processes_mentioning, sigkill, wait_for
+
+mlflow = pytest.importorskip("mlflow")
+pytest.importorskip("tensorboard")
+from mlflow.tracking import MlflowClient  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+SMOKE = yaml.safe_load((Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml").read_text())
+EPOCHS = 3
+# the smoke space's 16 trials (its grid and regularizers), on smaller data so they take seconds
+SMOKE_GRID = {"grid": SMOKE["grid"], "regularizers": SMOKE["regularizers"],
+              "training": {"epochs": EPOCHS, "depth": None}, "data": {"train_size": 128, "test_size": 64},
+              "robustness": {"enabled": False}, "resources": {"cpu": 1},
+              "search": {"type": "grid", "concurrency": 2}, "checkpoint": {"every": 1, "keep": 1}}
+
+
+def store(tmp_path, monkeypatch):
+    """A fresh SQLite tracking store for this test, named by MLFLOW_TRACKING_URI as a user would."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # artifacts of a SQLite store go to ./mlruns
+    return MlflowClient(uri)
+
+
+def runs_of(client, experiment):
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id]) if found else []
+    parents = [r for r in runs if r.data.tags.get("kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("kind") == "trial"]
+    return parents, children
+
+
+def epochs_by_trial(sweep_dir):
+    rows = results.read_table(str(sweep_dir), "epochs").to_pylist()
+    out = {}
+    for row in sorted(rows, key=lambda r: r["epoch"]):
+        out.setdefault(row["trial_id"], []).append(row)
+    return out
+
+
+@pytest.mark.ray
+def test_smoke_sweep_gives_one_parent_run_16_children_and_event_files(ray_session, tmp_path,
+                                                                     monkeypatch, capsys):
+    client = store(tmp_path, monkeypatch)
+    path = make_space(tmp_path, "smoke16", **SMOKE_GRID,
+                      logging={"tensorboard": True, "mlflow": {"experiment": "watch"}})
+    storage = tmp_path / "results"
+    assert sweep.run(path, storage=str(storage), quiet=True) == 0
+    sweep_dir = storage / "smoke16"
+    trials = {r["trial_id"]: r for r in results.read_table(str(sweep_dir), "trials").to_pylist()}
+    epochs = epochs_by_trial(sweep_dir)
+    assert len(trials) == 16 and all(len(rows) == EPOCHS for rows in epochs.values())
+    assert "tracking:" not in capsys.readouterr().err
+
+    parents, children = runs_of(client, "watch")
+    assert [p.info.run_name for p in parents] == ["smoke16"]
+    parent = parents[0]
+    assert parent.data.tags["space_hash"] == hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    assert len(children) == 16
+    assert {c.data.tags["trial_id"] for c in children} == set(trials)
+    for child in children:
+        row = trials[child.data.tags["trial_id"]]
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.run_name == f"{row['model']}{row['depth']}x{row['width']}-{row['regularizer']}-s{row['seed']}-{row['trial_id']}"
+        assert (child.data.tags["regularizer"], child.data.tags["seed"], child.data.tags["config_hash"]) == (
+            row["regularizer"], str(row["seed"]), row["config_hash"])
+        assert child.data.params["depth"] == str(row["depth"]) and child.data.params["lr"] == str(row["lr"])
+        assert child.info.status == "FINISHED" and child.data.tags["status"] == "completed"
+        assert child.data.metrics["final.test_acc"] == pytest.approx(row["test_acc"])
+        for key in ("train_loss", "test_acc", "lr", "epoch_time_s"):
+            history = client.get_metric_history(child.info.run_id, key)
+            table = epochs[row["trial_id"]]
+            assert [m.step for m in history] == list(range(EPOCHS)), key
+            assert [m.value for m in history] == pytest.approx([r[key] for r in table]), key
+
+    # TensorBoard: one directory per trial, one scalar per epochs column, read by TensorBoard
+    for trial_id, row in trials.items():
+        name = next(c.info.run_name for c in children if c.data.tags["trial_id"] == trial_id)
+        events = EventAccumulator(str(sweep_dir / "tensorboard" / name))
+        events.Reload()
+        cfg = spaces.load(path).trials[[t.trial_id for t in spaces.load(path).trials].index(trial_id)]
+        prefix = f"{cell_text(cfg)}/{row['regularizer']}"
+        assert {f"{prefix}/{k}" for k in EPOCH_METRICS if k != "val_loss" and k != "val_acc"} <= set(
+            events.Tags()["scalars"])
+        scalars = events.Scalars(f"{prefix}/test_acc")
+        assert [s.step for s in scalars] == list(range(EPOCHS))
+        assert [s.value for s in scalars] == pytest.approx([r["test_acc"] for r in epochs[trial_id]], rel=1e-6)
+
+    # the report on the parent run: files as artifacts, verdicts as tags
+    assert cli.main(["report", str(sweep_dir), "--out", str(tmp_path / "report"), "--mlflow"]) == 0
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/leaderboard.html", "report/leaderboard.json", "report/leaderboard.md"} <= artifacts
+    assert any(a.endswith(".svg") for a in artifacts)
+    tags = client.get_run(parent.info.run_id).data.tags
+    assert any(k.startswith("verdict.") for k in tags), tags
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.ray
+def test_an_unreachable_tracker_leaves_the_tables_complete_and_says_so_once_per_trial(
+        ray_session, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    path = make_space(tmp_path, "down", grid={"seed": [0, 1]}, logging={"mlflow": True},
+                      search={"type": "grid", "concurrency": 2})
+    storage = tmp_path / "results"
+    assert sweep.run(path, storage=str(storage), quiet=True) == 0
+    trials = results.read_table(str(storage / "down"), "trials").to_pylist()
+    assert sorted(r["status"] for r in trials) == ["completed", "completed"]
+    assert all(len(rows) == 2 for rows in epochs_by_trial(storage / "down").values())
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("tracking:")]
+    assert len(lines) == 2, lines
+    for row in trials:
+        assert sum(row["trial_id"] in line for line in lines) == 1, lines
+    assert all("MLflow failed, its tables go on without it" in line for line in lines)
+
+
+def test_logging_mlflow_without_the_package_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    path = make_space(tmp_path, "nomlflow", logging={"mlflow": {"experiment": "x"}})
+    assert cli.main(["run", path, "--storage", str(tmp_path / "results")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["korth-bench: error: " + f"{path}: logging.mlflow: the mlflow package is not "
+                     "installed; pip install 'korth-bench[tracking]'"], lines
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_tracking_uri_with_a_password_is_refused_without_printing_it(tmp_path, capsys):
+    path = make_space(tmp_path, "pw", logging={"mlflow": {"tracking_uri": "https://me:hunter2@mlflow.example"}})
+    assert cli.main(["run", path, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "MLFLOW_TRACKING_PASSWORD" in err and "hunter2" not in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------- a killed driver
+@pytest.mark.reliability
+def test_killed_and_resumed_driver_leaves_16_child_runs_and_no_credential(tmp_path, ray_temp_dir):
+    """SIGKILL `korth-bench run` (and its Ray) mid-sweep, `--resume`: still one parent and 16
+    child runs, each with every epoch; the MLflow password is in no table, Tune state or log."""
+    password = secrets.token_hex(16)
+    path = make_space(tmp_path, "killed16", **{**SMOKE_GRID, "training": {"epochs": 6, "depth": None},
+                                               "data": {"train_size": 512}},
+                      logging={"tensorboard": True, "mlflow": {"experiment": "killed"}})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "RAY_TMPDIR": ray_temp_dir, "RAY_AUTH_MODE": "disabled",
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": uri,
+           "MLFLOW_TRACKING_USERNAME": "korth", "MLFLOW_TRACKING_PASSWORD": password}
+    storage = tmp_path / "results"
+    log = tmp_path / "driver.log"
+    command = [str(Path(sys.executable).parent / "korth-bench"), "run", path, "--storage",
+               str(storage), "--quiet"]
+    driver = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=open(log, "a"),
+                              stderr=subprocess.STDOUT)
+    client = MlflowClient(uri)
+    wait_for(lambda: len(runs_of(client, "killed")[1]) >= 3, 600, "three child runs", driver)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=60)
+    sigkill(processes_mentioning(ray_temp_dir))
+    wait_for(lambda: not processes_mentioning(ray_temp_dir), 60, "the driver's Ray to go")
+
+    resumed = subprocess.run([*command, "--resume"], env=env, cwd=tmp_path, stdout=open(log, "a"),
+                             stderr=subprocess.STDOUT, timeout=900)
+    assert resumed.returncode == 0, log.read_text()[-3000:]
+    parents, children = runs_of(client, "killed")
+    assert len(parents) == 1 and len(children) == 16
+    assert len({c.data.tags["trial_id"] for c in children}) == 16
+    epochs = epochs_by_trial(storage / "killed16")
+    for child in children:
+        history = client.get_metric_history(child.info.run_id, "test_acc")
+        assert sorted({m.step for m in history}) == list(range(6))
+        last = {m.step: m.value for m in sorted(history, key=lambda m: m.timestamp)}
+        assert [last[e] for e in range(6)] == pytest.approx(
+            [r["test_acc"] for r in epochs[child.data.tags["trial_id"]]])
+    needle = password.encode()
+    for root in (storage, log, Path(ray_temp_dir)):
+        for file in [root] if root.is_file() else root.rglob("*"):
+            if file.is_file() and not file.is_socket():
+                try:
+                    assert needle not in file.read_bytes(), str(file)
+                except OSError:
+                    continue
