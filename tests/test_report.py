@@ -233,7 +233,7 @@ def test_report_reads_the_declared_primary_contrast_and_says_what_the_flags_over
             for name, frame in frames.items()})
     space = tmp_path / "space.yaml"
     space.write_text("name: synthetic-sweep\ndata: {dataset: synthetic}\n"
-                     "regularizers: {none: {}, so: {}, dn: {}}\n"
+                     "regularizers: {none: {}, so: {coefficient: 1.0e-3}, dn: {coefficient: 1.0e-3}}\n"
                      "analysis:\n  primary: {arms: [so, dn], claimed_drop: 1.5, alpha: 0.1}\n"
                      "  declared: '2026-12-01'\n")
     code = cli.main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "out"),
