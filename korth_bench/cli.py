@@ -276,8 +276,8 @@ def primary_contrast(args: argparse.Namespace) -> Optional[dict]:
     from korth_bench import spaces
 
     if not args.space:
-        return {"arms": args.primary, "metric": "test_acc", "declared": None, "source": None,
-                "overrides": []} if args.primary else None
+        return {"arms": args.primary, "metric": "test_acc", "cells": "random", "declared": None,
+                "source": None, "overrides": []} if args.primary else None
     space = spaces.load(args.space)
     analysis = space.analysis
     if analysis is None:
@@ -289,7 +289,7 @@ def primary_contrast(args: argparse.Namespace) -> Optional[dict]:
         ("--claimed-drop", args.claimed_drop, analysis.claimed_drop))
         if given is not None and given != declared]
     return {"arms": list(args.primary or analysis.arms), "metric": analysis.metric,
-            "declared": analysis.declared, "source": _shown_path(space.path),
+            "cells": analysis.cells, "declared": analysis.declared, "source": _shown_path(space.path),
             "overrides": overrides,
             "declared_values": {"alpha": analysis.alpha, "claimed_drop": analysis.claimed_drop}}
 

@@ -459,7 +459,8 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         seed: seeds the one numpy Generator every resampling draws from.
         primary: the pre-registered primary contrast of claim 2 (a search space's
             ``analysis.primary``): {'arms': entry names (resolve_arms), 'metric': an accuracy
-            column, and for the report 'declared', 'source', 'overrides'}; the collapse
+            column, 'cells' ('random' or 'fixed': collapse_test's primary_cells), and for the
+            report 'declared', 'source', 'overrides'}; the collapse
             table's 'primary' row tests the pooled gain of those arms alone at ``alpha``
             and claim 2's verdict decides on it. None: claim 2 decides on the per-arm family.
     Returns:
@@ -507,7 +508,9 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         "gains": gains(runs, grid, metrics, rng, baseline, confidence),
         "collapse": collapse_test(runs, list(collapse_metrics), baseline, alpha, claimed_drop,
                                   family=[n for n in names if base_name(n) in STRICT],
-                                  primary=primary_arms, primary_metric=primary_metric),
+                                  primary=primary_arms, primary_metric=primary_metric,
+                                  primary_cells=primary.get("cells", "random") if primary
+                                  else "random"),
         "strict_vs_relaxed": pd.concat(
             [strict_vs_relaxed(runs, rng, strict=f"dn{arm}", relaxed=f"dn_relaxed{arm}",
                               confidence=confidence).assign(arm=arm.strip(" []"))

@@ -22,8 +22,8 @@ import pandas as pd
 
 from korth_bench.analysis.entries import ATTACK_PREFIXES, BASELINE, CELL, FAMILY, metric_columns
 from korth_bench.analysis.stats import (
-    detectable_drop, holm_adjust, lack_of_fit_p, pooled_baseline_gains, pooled_within_sd,
-    slope_t_test)
+    detectable_drop, detectable_slope, fixed_cells_slope, holm_adjust, lack_of_fit_p,
+    pooled_baseline_gains, pooled_within_sd, slope_t_test)
 
 CLAIMED_DROP = 0.01
 """Default claimed effect for the collapse test: the gain falls by one accuracy point (0.01, the
@@ -160,6 +160,56 @@ def _pooled(parts: List[pd.DataFrame]) -> pd.DataFrame:
     return pooled[columns]
 
 
+def fixed_cell_gains(runs: pd.DataFrame, arms: Sequence[str], metric: str = "test_acc",
+                     baseline: str = BASELINE) -> pd.DataFrame:
+    """The primary contrast's cell means for the fixed-cells test, with their variances.
+
+    In cell c, a_cs is the mean of the arms' ``metric`` at seed s (seeds where every arm has a
+    value: s_c of them), b_cj the baseline's runs (b_c, p_c of them at the arms' seeds). The cell's
+    gain is g_c = mean(a_c) - mean(b_c) (every baseline run weighs the same). With sigma_a^2,
+    sigma_b^2 and the same-seed covariance sigma_ab pooled over the cells (sum of (s_c - 1),
+    (b_c - 1) and (p_c - 1) df), Var(g_c) = sigma_a^2 / s_c + sigma_b^2 / b_c
+    - 2 p_c sigma_ab / (s_c b_c), the estimator korth-bench plan's fixed-cells designs simulate
+    (analysis.power.simulate_design).
+    Returns:
+        one row per cell: CELL columns, num_params, gain, gain_var, arm_seeds, baseline_seeds,
+        and in ``attrs['df']`` the sum of (s_c - 1), the degrees of freedom of the slope test.
+    """
+    keys = list(CELL)
+    values = runs.assign(value=pd.to_numeric(runs[metric], errors="coerce")).dropna(subset=["value"])
+    cells, ss_a, ss_b, sp, df_a, df_b, df_p = [], 0.0, 0.0, 0.0, 0, 0, 0
+    for cell, group in values.groupby(keys, dropna=False, sort=True):
+        by_arm = group[group["regularizer"].isin(arms)].pivot_table(
+            index="seed", columns="regularizer", values="value", aggfunc="mean")
+        if set(by_arm.columns) != set(arms):
+            continue
+        arm = by_arm.dropna().mean(axis=1)
+        base = group[group["regularizer"] == baseline].groupby("seed")["value"].mean()
+        if len(arm) < 2 or len(base) < 2:
+            continue
+        paired = arm.index.intersection(base.index)
+        ss_a += float(((arm - arm.mean()) ** 2).sum())
+        ss_b += float(((base - base.mean()) ** 2).sum())
+        df_a, df_b = df_a + len(arm) - 1, df_b + len(base) - 1
+        if len(paired) >= 2:
+            a, b = arm[paired], base[paired]
+            sp += float(((a - a.mean()) * (b - b.mean())).sum())
+            df_p += len(paired) - 1
+        cells.append({**dict(zip(keys, cell)), "num_params": float(group["num_params"].median()),
+                      "gain": float(arm.mean() - base.mean()), "arm_seeds": len(arm),
+                      "baseline_seeds": len(base), "paired": len(paired)})
+    table = pd.DataFrame(cells, columns=keys + ["num_params", "gain", "arm_seeds",
+                                                "baseline_seeds", "paired"])
+    var_a = ss_a / df_a if df_a else math.nan
+    var_b = ss_b / df_b if df_b else math.nan
+    cov = sp / df_p if df_p else 0.0
+    table["gain_var"] = (var_a / table["arm_seeds"] + var_b / table["baseline_seeds"]
+                         - 2 * table["paired"] * cov / (table["arm_seeds"] * table["baseline_seeds"])
+                         ).clip(lower=0.0)
+    table.attrs["df"] = df_a
+    return table
+
+
 def primary_label(arms: Sequence[str]) -> str:
     """The collapse table's name of the primary contrast, e.g. 'primary: mean of so, dn'."""
     return "primary: mean of " + ", ".join(arms)
@@ -169,8 +219,8 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
                   baseline: str = BASELINE, alpha: float = 0.05,
                   claimed_drop: float = CLAIMED_DROP,
                   family: Optional[Collection[str]] = None,
-                  primary: Sequence[str] = (), primary_metric: str = "test_acc"
-                  ) -> pd.DataFrame:
+                  primary: Sequence[str] = (), primary_metric: str = "test_acc",
+                  primary_cells: str = "random") -> pd.DataFrame:
     """Do a regularizer's gains shrink as capacity grows? One row per metric x regularizer x
     family x axis, and one for the primary contrast when ``primary`` names arms.
 
@@ -183,7 +233,9 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
     each stated in the row (``test_family``, ``family_size``): 'claim 2' (metrics x the
     regularizers in ``family``, by default all), 'outside claim 2' (the other regularizers)
     and 'primary' (the pooled contrast of ``primary``, pooled_unit_gains in ``primary_metric``,
-    tested alone at alpha: a pre-registered single test). The p-value, the verdict
+    tested alone at alpha: a pre-registered single test; with ``primary_cells`` 'fixed' its
+    slope is the slope over these cells, stats.fixed_cells_slope on fixed_cell_gains). The
+    p-value, the verdict
     (collapse_verdict: the (1 - alpha) interval of the drop over the capacity range against
     +-claimed_drop) and the detectable drop all use the row's family. Depth and width rows are
     descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (lack_of_fit_p) says
@@ -216,14 +268,17 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
                            "test_family": "primary"},
                           _pooled([units.get((primary_metric, arm), pd.DataFrame())
                                    for arm in primary])))
+            if primary_cells == "fixed":
+                specs[-1][0]["fixed"] = fixed_cell_gains(group, primary, primary_metric, baseline)
     sizes: Dict[str, int] = {}
     for row, _ in specs:
         sizes[row["test_family"]] = sizes.get(row["test_family"], 0) + 1
     rows = []
     for row, units in specs:
         level = alpha / sizes[row["test_family"]]
+        fixed = row.pop("fixed", None)
         rows += _slope_rows({**row, "family_size": sizes[row["test_family"]]}, units, alpha,
-                            level)
+                            level, fixed)
     columns = ["dataset", "model", "regularizer", "metric", "axis", "test_family",
                "family_size", "n_units", "n_cells", "n_order_matched", "slope", "low", "high",
                "p_value", "min_attainable_p", "lack_of_fit_p", "sd_within", "capacity_range",
@@ -244,9 +299,11 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
     return table.assign(claimed_drop=claimed_drop, alpha=alpha)
 
 
-def _slope_rows(row: dict, units: pd.DataFrame, alpha: float, level: float) -> List[dict]:
+def _slope_rows(row: dict, units: pd.DataFrame, alpha: float, level: float,
+                fixed: Optional[pd.DataFrame] = None) -> List[dict]:
     """The collapse rows of one set of units (one per capacity axis; one untestable row when
-    they span fewer than 2 capacities), the detectable drop at ``level``."""
+    they span fewer than 2 capacities), the detectable drop at ``level``; with ``fixed``
+    (fixed_cell_gains of the same units' cells) the slope is the fixed-cells one."""
     cells = _cell_key(units).to_numpy() if len(units) else np.zeros(0, int)
     row = {**row, "n_units": len(units), "n_cells": np.unique(cells).size,
            "n_order_matched": int((units["matching"] == "order").sum()) if len(units) else 0}
@@ -265,6 +322,16 @@ def _slope_rows(row: dict, units: pd.DataFrame, alpha: float, level: float) -> L
         capacity_range = float(np.ptp(x))
         note = (None if fit["df"] >= 1 else
                 f"{labels.size} cells: a slope test on cell means needs 3")
+        detectable = detectable_drop(cell_x, spread, gain.size / labels.size, level)
+        if fixed is not None and len(fixed) >= 2:
+            fixed_x = (np.log2(fixed["num_params"].to_numpy(float)) if axis == PRIMARY_AXIS
+                       else fixed[axis].to_numpy(float))
+            fit = fixed_cells_slope(fixed_x, fixed["gain"].to_numpy(float),
+                                    fixed["gain_var"].to_numpy(float), fixed.attrs["df"],
+                                    1 - alpha)
+            detectable = detectable_slope(fit["se"], fit["df"], level) * capacity_range
+            note = (f"fixed cells: the slope over these {len(fixed)} cells, its error from the "
+                    f"seeds within them ({fit['df']:g} df)")
         rows.append({**row, "axis": axis, "slope": fit["slope"], "low": fit["low"],
                      "high": fit["high"], "p_value": fit["p_value"],
                      "min_attainable_p": fit["min_attainable_p"],
@@ -273,7 +340,6 @@ def _slope_rows(row: dict, units: pd.DataFrame, alpha: float, level: float) -> L
                      "drop": -fit["slope"] * capacity_range,
                      "drop_low": -fit["high"] * capacity_range,
                      "drop_high": -fit["low"] * capacity_range,
-                     "detectable_drop": detectable_drop(cell_x, spread, gain.size / labels.size,
-                                                        level),
+                     "detectable_drop": detectable,
                      "note": note})
     return rows

@@ -90,11 +90,13 @@ def floor_with_error(floor: float, sweeps: int) -> float:
 
 def collapse_verdicts(sweeps: Sequence[pd.DataFrame], alpha: float = 0.05,
                       claimed_drop: float = 0.01, family: Optional[Sequence[str]] = None,
-                      primary: Sequence[str] = ()) -> pd.DataFrame:
+                      primary: Sequence[str] = (), primary_cells: str = "random"
+                      ) -> pd.DataFrame:
     """The collapse table's primary rows of every simulated sweep, each sweep on its own.
 
     The sweeps are analysed in one ``collapse_test`` call (each as its own data set,
-    for speed; ``family`` and ``primary`` as there), then Holm and ``collapse_verdict`` are
+    for speed; ``family``, ``primary`` and ``primary_cells`` as there), then Holm and
+    ``collapse_verdict`` are
     applied within each sweep and test family, as a report of that sweep alone does. Returns
     the primary-axis rows with ``sweep`` (index into ``sweeps``), ``p_holm`` and ``verdict``
     per sweep.
@@ -103,7 +105,7 @@ def collapse_verdicts(sweeps: Sequence[pd.DataFrame], alpha: float = 0.05,
     trials = pd.concat([t.assign(dataset=f"sweep{i}") for i, t in enumerate(sweeps)],
                        ignore_index=True)
     table = collapse_test(trials, alpha=alpha, claimed_drop=claimed_drop, family=family,
-                          primary=primary)
+                          primary=primary, primary_cells=primary_cells)
     table = table[table["axis"] == PRIMARY_AXIS].copy()
     table["sweep"] = table["dataset"].str.slice(5).astype(int)
     parts = []

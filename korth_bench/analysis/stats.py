@@ -364,11 +364,19 @@ def detectable_drop(x: np.ndarray, unit_sd: float, units_per_cell: float, level:
     if df < 1 or not sxx > 0 or not unit_sd > 0 or not units_per_cell > 0:
         return math.nan
     se = unit_sd / math.sqrt(units_per_cell) / math.sqrt(sxx)
-    return float(_power_noncentrality(df, float(level), float(power)) * se * np.ptp(x))
+    return detectable_slope(se, df, level, power) * float(np.ptp(x))
+
+
+def detectable_slope(se: float, df: float, level: float, power: float = 0.8) -> float:
+    """The |slope| a two-sided t test at ``level`` on ``df`` degrees of freedom rejects with
+    probability ``power`` when the slope's standard error is ``se`` (noncentral t)."""
+    if not se > 0 or not df >= 1:
+        return math.nan
+    return float(_power_noncentrality(df, float(level), float(power)) * se)
 
 
 @functools.lru_cache(maxsize=256)
-def _power_noncentrality(df: int, level: float, power: float) -> float:
+def _power_noncentrality(df: float, level: float, power: float) -> float:
     """The noncentrality at which a two-sided t test on ``df`` degrees of freedom at ``level``
     rejects with probability ``power`` (cached: it depends on the design only)."""
     critical = stats.t.ppf(1 - level / 2, df)

@@ -63,12 +63,16 @@ class Analysis:
     ``arms`` are entry names as the report prints them ('so', or with ``report --arm`` keys
     'so [penalty_reduction=sum]' or 'so [sum]'); the report pools their per-seed gains and
     tests the slope of that pooled gain on log2 parameters alone at ``alpha``, with
-    ``claimed_drop`` (accuracy points) as the equivalence bound and the effect to detect."""
+    ``claimed_drop`` (accuracy points) as the equivalence bound and the effect to detect.
+    ``cells``: 'random' (the slope's error includes the cells' offsets about the line, so the
+    inference reaches other architectures) or 'fixed' (the estimand is the slope of these cells'
+    mean gains, its error from the seeds within them: analysis.stats.fixed_cells_slope)."""
     arms: Tuple[str, ...]
     metric: str = "test_acc"
     claimed_drop: float = 1.0            # accuracy percentage points
     alpha: float = 0.05
     declared: Optional[str] = None       # ISO date the declaration was written down
+    cells: str = "random"                # 'random' or 'fixed' (analysis.power.CELL_MODELS)
 
 
 def analysis_section(section: Mapping[str, Any], metrics: Sequence[str]) -> Optional[Analysis]:
@@ -81,7 +85,7 @@ def analysis_section(section: Mapping[str, Any], metrics: Sequence[str]) -> Opti
     if not isinstance(primary, dict):
         raise ConfigError(f"analysis.primary must be a mapping (arms, metric, claimed_drop, "
                           f"alpha), got {primary!r}")
-    only(primary, "analysis.primary", ("arms", "metric", "claimed_drop", "alpha"))
+    only(primary, "analysis.primary", ("arms", "metric", "claimed_drop", "alpha", "cells"))
     arms = primary.get("arms")
     if (not isinstance(arms, list) or not arms
             or not all(isinstance(a, str) and a.strip() for a in arms)
@@ -99,6 +103,10 @@ def analysis_section(section: Mapping[str, Any], metrics: Sequence[str]) -> Opti
     alpha = number(primary.get("alpha", 0.05), "analysis.primary.alpha")
     if not 0 < alpha < 1:
         raise ConfigError(f"analysis.primary.alpha={alpha!r} must be between 0 and 1")
+    cells = primary.get("cells", "random")
+    if cells not in ("random", "fixed"):
+        raise ConfigError(f"analysis.primary.cells={cells!r} must be 'random' (inference to other "
+                          "architectures) or 'fixed' (the slope over these cells)")
     declared = section.get("declared")
     if declared is not None:
         try:
@@ -106,7 +114,7 @@ def analysis_section(section: Mapping[str, Any], metrics: Sequence[str]) -> Opti
         except ValueError:
             raise ConfigError(f"analysis.declared={declared!r} must be a date, YYYY-MM-DD") from None
     return Analysis(arms=tuple(arms), metric=str(metric), claimed_drop=float(drop),
-                    alpha=float(alpha), declared=declared)
+                    alpha=float(alpha), declared=declared, cells=cells)
 
 
 def resources_section(section: Mapping[str, Any]) -> Resources:
