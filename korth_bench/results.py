@@ -327,12 +327,14 @@ class TableFile:
 def result_roots(fs: pafs.FileSystem, root: str) -> List[str]:
     """The result directories a directory stands for: itself when it holds a ``trials`` folder
     (a sweep, or one ``korth-bench train`` output), else each subfolder that does (the folder
-    of ``train`` outputs, ``results/train/<trial name>/``, read as one result set)."""
+    of ``train`` outputs, ``results/train/<trial name>/``, read as one result set), else itself
+    (a sweep whose trials have written epochs but no trials row yet)."""
     if fs.get_file_info(f"{root}/trials").type == pafs.FileType.Directory:
         return [root]
     children = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
     return sorted(info.path for info in children if info.type == pafs.FileType.Directory
-                  and fs.get_file_info(f"{info.path}/trials").type == pafs.FileType.Directory)
+                  and fs.get_file_info(f"{info.path}/trials").type == pafs.FileType.Directory
+                  ) or [root]
 
 
 def list_table(dirs: Union[str, Iterable[str]], table: str,
