@@ -116,7 +116,8 @@ def _one_step(world_rank_size, coefficient, out_path):
             if isinstance(sub, nn.BatchNorm2d):
                 setattr(module, child, nn.Identity())
     cfg = TrialConfig.from_dict({"model": "plain", "depth": 3, "batch_size": 8, "augment": False,
-                                 "regularizer": "so", "coefficient": coefficient, "lr": 0.1,
+                                 "regularizer": "so" if coefficient else "none",
+                                 "coefficient": coefficient, "lr": 0.1,
                                  "dataset": "synthetic", "image_size": 16})
     splits = data.load("synthetic", data.SourceOptions(seed=0, train_size=8, test_size=8, image_size=16), "cpu")
     reg = regularizers.get("so")
