@@ -15,6 +15,10 @@ this script measures:
   (``TuneController.save_to_dir``, the part that blocks the driver's loop, timed in the driver);
 - ``korth-bench status`` and ``korth-bench report`` on the finished sweep's tables.
 
+A grid runs as consecutive Tuners of at most ``--wave-size`` trials (``search.wave_size``), so the
+driver's memory and the snapshots are those of one wave; ``--wave-size`` larger than the sweep
+measures one Tuner holding every trial.
+
 ``korth-bench report`` on 10,000 trials is measured on a simulated table set by
 ``bench_tables.py`` (the real trials here are too small to be worth a report). Targets, printed
 and never asserted: at 10,000 trials the driver needs <= 2 GiB and the overhead per trial is within
@@ -36,16 +40,18 @@ import pyarrow.fs as pafs
 import yaml
 
 from korth_bench import results
+from korth_bench.spaces.sections import WAVE_SIZE
 
 TRIAL = {"dataset": "synthetic", "image_size": 8, "train_size": 64, "val_size": 32, "test_size": 32,
          "model": "resnet", "depth": 8, "epochs": 1, "batch_size": 64, "device": "cpu",
          "threads": 1, "robustness": False, "probe_size": 4}
 
 
-def space_yaml(name: str, trials: int, concurrency: int) -> Dict[str, Any]:
+def space_yaml(name: str, trials: int, concurrency: int, wave_size: int) -> Dict[str, Any]:
     return {"name": name, "fixed": TRIAL, "grid": {"seed": list(range(trials))},
             "regularizers": ["none"], "resources": {"cpu": 1},
-            "search": {"type": "grid", "metric": "val_acc", "mode": "max", "concurrency": concurrency},
+            "search": {"type": "grid", "metric": "val_acc", "mode": "max", "concurrency": concurrency,
+                       "wave_size": wave_size},
             "checkpoint": {"every": 1, "keep": 1}}
 
 
@@ -101,10 +107,10 @@ def directory_bytes(path: str) -> int:
     return sum(i.size for i in infos if i.type == pafs.FileType.File)
 
 
-def measure(trials: int, concurrency: int, root: str) -> Dict[str, Any]:
+def measure(trials: int, concurrency: int, wave_size: int, root: str) -> Dict[str, Any]:
     name = f"scale{trials}"
     space = Path(root) / f"{name}.yaml"
-    space.write_text(yaml.safe_dump(space_yaml(name, trials, concurrency)))
+    space.write_text(yaml.safe_dump(space_yaml(name, trials, concurrency, wave_size)))
     storage = Path(root) / "results"
     snapshots = Path(root) / f"{name}-snapshots.json"
     start = time.perf_counter()
@@ -121,7 +127,7 @@ def measure(trials: int, concurrency: int, root: str) -> Dict[str, Any]:
     durations = json.loads(snapshots.read_text())
     state_files = [i for i in pafs.LocalFileSystem().get_file_info(
         pafs.FileSelector(f"{sweep}/tune", recursive=True)) if i.base_name.startswith("experiment_state")]
-    return {"trials": trials, "wall_s": wall, "wall_per_trial_s": wall / trials,
+    return {"trials": trials, "wave_size": wave_size, "wall_s": wall, "wall_per_trial_s": wall / trials,
             "overhead_per_trial_s": (wall - inside / concurrency) / trials,
             "trial_mean_s": inside / trials, "driver_peak_rss_mib": peak / 2**20,
             "tune_state_mib": directory_bytes(f"{sweep}/tune") / 2**20,
@@ -136,14 +142,16 @@ def main(argv=None) -> List[Dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--wave-size", type=int, default=WAVE_SIZE,
+                        help="search.wave_size: trials per Tuner (default %(default)s)")
     args = parser.parse_args(argv)
     rows = []
-    print("\n| trials | wall s | wall/trial s | overhead/trial s | trial mean s | driver peak RSS MiB "
+    print("\n| trials | wave size | wall s | wall/trial s | overhead/trial s | trial mean s | driver peak RSS MiB "
           "| Tune state MiB | experiment_state MiB | snapshots | snapshot total s | snapshot max s "
-          "| status s | report s |\n|" + " ---: |" * 13, flush=True)
+          "| status s | report s |\n|" + " ---: |" * 14, flush=True)
     for trials in args.trials:
         with tempfile.TemporaryDirectory(prefix="korth-bench-scale-") as root:
-            row = measure(trials, args.concurrency, root)
+            row = measure(trials, args.concurrency, args.wave_size, root)
         rows.append(row)
         print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values())
               + " |", flush=True)

@@ -189,8 +189,8 @@ def running_epochs(filesystem, root, at_least, trials):
 
 # ---------------------------------------------------------------------- the tests
 def test_killed_driver_resumes_from_s3_without_lost_or_recomputed_epochs(s3_server, ray_temp_dir, tmp_path):
-    """SIGKILL `korth-bench run` (and its local Ray) mid-sweep; `--resume` reads Tune's state
-    back from S3, restarts the interrupted trials at their last checkpoint and finishes."""
+    """SIGKILL `korth-bench run` (and its local Ray) mid-sweep; `--resume` restarts the
+    interrupted trials from their own newest checkpoints on S3 and finishes."""
     path = make_space(tmp_path, "killed", **SLOW, search={"type": "grid", "concurrency": 2})
     space = spaces.load(path)
     storage, filesystem, root = s3_location(s3_server, "killed")

@@ -218,6 +218,31 @@ def test_rerun_skips_final_trials_and_runs_error_and_missing_ones(grid_sweep, ca
     assert "nothing to run" in capsys.readouterr().out
 
 
+def test_a_grid_larger_than_its_wave_runs_as_consecutive_tuners(ray_session, tmp_path, capsys):
+    # five trials, at most two per Tuner: three waves, every table key once; a trial of the
+    # last wave whose row is lost runs again, alone, on the next run
+    path = make_space(tmp_path, "waves", grid={"seed": [0, 1, 2, 3, 4]}, regularizers=["none"],
+                      resources={"cpu": 1}, search={"type": "grid", "concurrency": 2, "wave_size": 2},
+                      checkpoint={"every": 1, "keep": 1})
+    storage = str(tmp_path / "results")
+    space = spaces.load(path)
+    assert space.wave_size == 2 and sweep.run(path, dry_run=True) == 0
+    assert "runs as 3 consecutive Tuners of at most 2 trials" in capsys.readouterr().out
+    assert sweep.run(path, storage=storage, quiet=True) == 0
+    err = capsys.readouterr().err
+    assert [f"wave {k} of 3" in err for k in (1, 2, 3)] == [True] * 3
+    sweep_dir = tmp_path / "results" / "waves"
+    ids = sorted(cfg.trial_id for cfg in space.trials)
+    rows = duckdb.sql(f"SELECT trial_id, status FROM '{sweep_dir}/trials/*.parquet' ORDER BY 1").fetchall()
+    assert rows == [(i, "completed") for i in ids]
+    epochs = duckdb.sql(f"SELECT trial_id, epoch FROM '{sweep_dir}/epochs/*.parquet'").fetchall()
+    assert sorted(epochs) == [(i, e) for i in ids for e in range(EPOCHS)]
+    (sweep_dir / "trials" / f"{space.trials[-1].trial_id}.parquet").unlink()
+    assert sweep.run(path, storage=storage, resume=True, quiet=True) == 0
+    assert " wave " not in capsys.readouterr().err  # one trial left: one Tuner
+    assert len(results.trial_statuses(str(sweep_dir))) == 5
+
+
 def test_trial_failure_records_an_error_row(ray_session, tmp_path):
     # the file passes the up-front check (a Parquet file with the packed columns) but its image
     # does not decode, so the trial itself fails

@@ -6,6 +6,7 @@ times the images a trial touches, over a nominal throughput per CPU or GPU.
 from __future__ import annotations
 
 import functools
+import math
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from korth_bench.analysis.design import design_limits
@@ -125,6 +126,9 @@ def dry_run_text(space: Space) -> str:
                     f" on {scheduler.metric})" if scheduler.type == "asha" else "")
                  + f"; retries {space.max_retries}; checkpoint every {space.checkpoint_every} "
                    f"epoch(s), keep {space.checkpoint_keep}")
+    if space.wave_size and space.num_trials > space.wave_size:
+        lines.append(f"  runs as {math.ceil(space.num_trials / space.wave_size)} consecutive Tuners of "
+                     f"at most {space.wave_size} trials (search.wave_size)")
     label = resource_label(space.resources)
     unit = "GPU-h" if space.resources.gpu else "CPU-h"
     scale = space.resources.gpu or space.resources.cpu

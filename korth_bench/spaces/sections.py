@@ -45,6 +45,13 @@ class Search:
     num_samples: int = 0                 # optuna: trials to sample; grid: the grid's size
     concurrency: Optional[int] = None    # trials at once; None: as many as resources allow
     seed: int = 0                        # optuna sampler seed
+    wave_size: Optional[int] = None      # grid: trials per Tuner; None: WAVE_SIZE (Space.wave_size)
+
+
+WAVE_SIZE = 1000
+"""Trials per Tuner of a grid sweep with the fifo scheduler when ``search.wave_size`` is not
+given: Tune's driver keeps every trial of a Tuner and rewrites their state at each snapshot, so
+a larger grid runs as consecutive Tuners of at most this many trials (``sweep.tuner``)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,8 @@ def resources_section(section: Mapping[str, Any]) -> Resources:
 def search_section(section: Mapping[str, Any]) -> Search:
     if isinstance(section, str):
         section = {"type": section}
-    only(section, "search", ("type", "metric", "mode", "num_samples", "concurrency", "seed"))
+    only(section, "search", ("type", "metric", "mode", "num_samples", "concurrency", "seed",
+                             "wave_size"))
     kind = section.get("type", "grid")
     if kind not in ("grid", "optuna"):
         raise ConfigError(f"search.type={kind!r} is not allowed; choose from: grid, optuna")
@@ -164,8 +172,15 @@ def search_section(section: Mapping[str, Any]) -> Search:
     concurrency = section.get("concurrency")
     if concurrency is not None:
         concurrency = integer(concurrency, "search.concurrency", 1)
+    wave_size = section.get("wave_size")
+    if wave_size is not None:
+        if kind != "grid":
+            raise ConfigError(f"search.wave_size={wave_size!r} applies to grid search; an optuna "
+                              "search runs in one Tuner (its sampler learns from every trial)")
+        wave_size = integer(wave_size, "search.wave_size", 1)
     return Search(type=kind, metrics=tuple(map(str, metrics)), modes=modes, num_samples=num_samples,
-                  concurrency=concurrency, seed=integer(section.get("seed", 0), "search.seed", 0))
+                  concurrency=concurrency, seed=integer(section.get("seed", 0), "search.seed", 0),
+                  wave_size=wave_size)
 
 
 def scheduler_section(section: Mapping[str, Any], search: Search) -> Scheduler:
@@ -180,6 +195,9 @@ def scheduler_section(section: Mapping[str, Any], search: Search) -> Scheduler:
         if extra:
             raise ConfigError(f"scheduler.{sorted(extra)[0]} applies to asha, not fifo")
         return Scheduler()
+    if search.wave_size is not None:
+        raise ConfigError(f"search.wave_size={search.wave_size} applies with scheduler fifo; ASHA "
+                          "compares the trials of one Tuner, so an asha sweep runs in one")
     factor = number(section.get("reduction_factor", 2), "scheduler.reduction_factor")
     if factor <= 1:
         raise ConfigError(f"scheduler.reduction_factor={factor!r} must be > 1")

@@ -55,7 +55,7 @@ from korth_bench.spaces.expansion import OptunaSpace, expand_grid, optuna_entrie
 from korth_bench.spaces.sections import (Analysis, Resources, Scheduler, Search, analysis_section,
                                         base_keys, expand_env, hint,
                                         integer, mapping, no_overlap, only, regularizer_entries,
-                                        resources_section, scheduler_section, search_section)
+                                        resources_section, scheduler_section, search_section, WAVE_SIZE)
 
 
 
@@ -101,6 +101,15 @@ class Space:
     @property
     def num_trials(self) -> int:
         return len(self.trials) if self.search.type == "grid" else self.search.num_samples
+
+    @property
+    def wave_size(self) -> Optional[int]:
+        """Trials per Tuner when the sweep runs as consecutive Tuners (a grid with the fifo
+        scheduler: ``search.wave_size``, else ``WAVE_SIZE``); None: one Tuner holds every trial
+        (Optuna's sampler and ASHA's rungs need them all)."""
+        if self.search.type != "grid" or self.scheduler.type != "fifo":
+            return None
+        return self.search.wave_size or WAVE_SIZE
 
     def config(self, point: Mapping[str, Any]) -> TrialConfig:
         """The trial configuration of one point (a grid entry or an Optuna sample)."""

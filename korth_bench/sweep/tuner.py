@@ -21,6 +21,8 @@ configuration built from the YAML, never branches in the trainable:
   ``trials`` row of a trial that ASHA stopped or that failed for good, and keep a live view of
   the sweep; Ray's own console output is switched off; with a ``logging`` section,
   ``TrackingCallback`` (``sweep.tracking``) feeds MLflow and TensorBoard from the driver;
+* a grid with the fifo scheduler runs as consecutive Tuners of at most ``search.wave_size``
+  trials (``_fit``), so the driver never holds more than one wave's Trial objects;
 * ``sweep.cluster`` connects to Ray and checks the address, the resources and the storage first;
   ``sweep.context.SweepContext`` is what every trial is shipped.
 
@@ -38,7 +40,7 @@ import os
 import pickle
 import sys
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import pyarrow.fs as pafs
 from ray import tune
@@ -55,9 +57,10 @@ from korth_bench.config import TrialConfig
 from korth_bench.sweep.context import SweepContext, sweep_context
 from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
-from korth_bench.sweep.tracking import TrackingCallback
+from korth_bench.sweep.tracking import TrackingCallback, end_open_runs
 from korth_bench.tracking.mlflow_runs import space_hash, use_uri
 from korth_bench.tracking.settings import with_flags
+from korth_bench.tracking.tracker import Tracker
 from korth_bench.tracking.tensorboard_runs import TENSORBOARD_DIR
 from korth_bench.errors import ConfigError
 
@@ -82,7 +85,9 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             ``./results``) or a URI (``s3://bucket/prefix``). A multi-node cluster needs storage
             every node reaches: a URI or a shared file system.
         storage_endpoint: the endpoint of an S3-compatible server (default ``AWS_ENDPOINT_URL``).
-        resume: continue the interrupted sweep with Tune's saved state (searcher included).
+        resume: continue the interrupted sweep: a grid with the fifo scheduler runs its trials
+            without a final row again, each from its own newest checkpoint; an Optuna or ASHA
+            sweep continues from Tune's saved state (searcher and scheduler included).
         dry_run: print the expanded trial table, per-trial resources and a cost estimate; no Ray.
         quiet: no per-trial lines, only the summary; None: a live line on a terminal, plain
             lines elsewhere (CI).
@@ -120,8 +125,11 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
                           f"is {storage}")
     if space.tracking.mlflow:
         use_uri(space.tracking_uri)
+        _end_open_runs(space, context)
+    if resume:
+        _check_resumable(context)
     points = space.points
-    if space.search.type == "grid" and not resume:
+    if space.search.type == "grid" and (not resume or space.wave_size):
         points = _missing(space, context)
         if not points:
             print(f"sweep {space.name}: all {len(space.points)} trials already have final rows in "
@@ -132,25 +140,72 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
                   f"trials already have final rows in {context.sweep_uri}; running the other "
                   f"{len(points)}")
     with ray_session(address, context, trial_bundles(space.resources), pending_timeout):
-        tuner = _tuner(space, context, points, resume, quiet)
-        grid = tuner.fit()
+        errors, interrupted = _fit(space, context, points, resume, quiet)
     print(summary_text(space, context), file=sys.stderr)
-    if _interrupted(space, context, grid):  # Ctrl-C: Tune saved its state and returned
+    if interrupted:  # Ctrl-C: Tune saved its state and returned
         print(f"sweep {space.name} was interrupted; continue it with: korth-bench run {space_path}"
               + "".join(f" --{flag} {value}" for flag, value in (
                   ("address", address), ("storage", storage), ("storage-endpoint", storage_endpoint))
                   if value) + " --resume", file=sys.stderr)
         return 130
-    return 1 if grid.num_errors else 0
+    return 1 if errors else 0
 
 
-def _interrupted(space: Space, context: SweepContext, grid: Any) -> bool:
-    """Whether trials of the sweep were left unfinished (a grid point without any trials row,
-    or fewer finished Optuna trials than asked for)."""
+def _fit(space: Space, context: SweepContext, points: List[Dict[str, Any]], resume: bool,
+         quiet: Optional[bool]) -> Tuple[int, bool]:
+    """Run the sweep's Tuners; returns (trials that ended with an error, interrupted).
+
+    Tune's driver holds every Trial of a Tuner and rewrites their state at each snapshot, so its
+    memory and the time of a snapshot grow with the Tuner's size (``benchmarks/bench_scale.py``).
+    A grid with the fifo scheduler (``space.wave_size`` set) therefore runs ``points`` as
+    consecutive Tuners of at most ``wave_size`` trials, each started fresh: a trial's progress
+    lives in its own checkpoints and rows, never in Tune's state, so a resumed or retried trial
+    continues wherever it runs. An Optuna or ASHA sweep runs in one Tuner (its sampler and rungs
+    compare every trial), restored from Tune's state by ``resume``. Ctrl-C stops after the
+    running Tuner."""
+    if space.wave_size is None:
+        grid = _tuner(space, context, points, resume, quiet).fit()
+        return grid.num_errors, _interrupted(space, context, grid, points)
+    size = space.wave_size
+    waves = [points[start:start + size] for start in range(0, len(points), size)]
+    errors = 0
+    for number, wave in enumerate(waves, 1):
+        if len(waves) > 1:
+            print(f"sweep {space.name}: wave {number} of {len(waves)} ({len(wave)} trials)",
+                  file=sys.stderr)
+        grid = _tuner(space, context, wave, False, quiet).fit()
+        errors += grid.num_errors
+        if _interrupted(space, context, grid, wave):
+            return errors, True
+    return errors, False
+
+
+def _end_open_runs(space: Space, context: SweepContext) -> None:
+    """The MLflow runs of trials that finished while no driver logged them, ended from the
+    tables before anything runs (``sweep.tracking.end_open_runs``)."""
+    tracker = Tracker(space.tracking, sweep=context.sweep, tensorboard_root=context.path(TENSORBOARD_DIR),
+                      sweep_uri=context.sweep_uri, space_file_hash=space_hash(space.path))
+    end_open_runs(context, tracker)
+    tracker.close()
+
+
+def _interrupted(space: Space, context: SweepContext, grid: Any,
+                 points: List[Dict[str, Any]]) -> bool:
+    """Whether trials of a Tuner were left unfinished (one of its grid ``points`` without any
+    trials row, or fewer finished Optuna trials than asked for)."""
     if space.search.type == "optuna":
         return grid.num_terminated + grid.num_errors < space.search.num_samples
     statuses = results.trial_statuses(context.sweep_uri, context.filesystem())
-    return any(cfg.trial_id not in statuses for cfg in space.trials)
+    return any(context.trial_config(point).trial_id not in statuses for point in points)
+
+
+def _check_resumable(context: SweepContext) -> None:
+    """``--resume`` needs an interrupted sweep: Tune's state of its (last) Tuner."""
+    local = isinstance(context.filesystem(), pafs.LocalFileSystem)
+    if not tune.Tuner.can_restore(context.path(TUNE_DIR),
+                                  storage_filesystem=None if local else context.filesystem()):
+        raise ConfigError(f"--resume: no interrupted sweep at {context.sweep_uri}/{TUNE_DIR}; "
+                          "run without --resume to start it")
 
 
 def _missing(space: Space, context: SweepContext) -> List[Dict[str, Any]]:
@@ -333,9 +388,6 @@ def _tuner(space: Space, context: SweepContext, points: List[Dict[str, Any]],
     filesystem = None if local else context.filesystem()
     experiment = context.path(TUNE_DIR)
     if resume:
-        if not tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
-            raise ConfigError(f"--resume: no interrupted sweep at {context.sweep_uri}/{TUNE_DIR}; "
-                             "run without --resume to start it")
         # The run configuration (callbacks, storage, failure and checkpoint settings) and the
         # searcher's state (an Optuna study included) come back from the saved experiment.
         return tune.Tuner.restore(experiment, trainable, resume_unfinished=True,

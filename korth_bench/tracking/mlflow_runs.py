@@ -20,7 +20,7 @@ import math
 import os
 import re
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
 from korth_bench.analysis.entries import CELL
 from korth_bench.config import TrialConfig
@@ -30,6 +30,7 @@ from korth_bench.tracking.settings import checked_uri
 
 EPOCH_METRICS = tuple(k for k in columns("epochs") if k not in ("trial_id", "epoch"))
 FINAL = "final."             # prefix of the trials row's headline metrics
+STEP_METRIC = "train_loss"   # an epochs column every logged epoch has (catching up reads its steps)
 PARAMS_PER_CALL = 100        # MLflow's log_batch limit
 RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "stopped": "KILLED", "error": "FAILED"}
 # A tracker that does not answer should cost seconds, not MLflow's minutes of retries.
@@ -149,6 +150,27 @@ class MlflowRuns:
     def log_epoch(self, cfg: TrialConfig, row: Mapping[str, Any]) -> None:
         """One ``epochs`` row as metrics at step = epoch."""
         self._log_metrics(self.child_id(cfg), finite_metrics(row, EPOCH_METRICS), int(row["epoch"]))
+
+    def logged_epochs(self, cfg: TrialConfig) -> Set[int]:
+        """The epochs the trial's run holds (the steps of its ``STEP_METRIC``)."""
+        history = self.client.get_metric_history(self.child_id(cfg), STEP_METRIC)
+        return {int(metric.step) for metric in history}
+
+    def open_trial_runs(self) -> Set[str]:
+        """The trial ids of this sweep's runs still marked RUNNING: trials whose end no driver
+        logged (one stopped between a trial's last rows and their logging)."""
+        where = (f"tags.kind = 'trial' and tags.sweep = '{_quoted(self.sweep)}' "
+                 f"and attributes.status = 'RUNNING'")
+        if self.with_parent:
+            where += f" and tags.`mlflow.parentRunId` = '{self.parent_id()}'"
+        found, token = set(), None
+        while True:
+            page = self.client.search_runs([self.experiment_id()], filter_string=where,
+                                           max_results=1000, page_token=token)
+            found.update(run.data.tags["trial_id"] for run in page)
+            token = page.token
+            if not token:
+                return found
 
     def finish(self, cfg: TrialConfig, status: str, summary: Mapping[str, Any],
                headline: Iterable[str]) -> None:

@@ -9,10 +9,10 @@ appends a new event file to its directory; TensorBoard reads them as one run.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Set
 
 from korth_bench.config import TrialConfig
-from korth_bench.tracking.mlflow_runs import EPOCH_METRICS, cell_text, finite_metrics
+from korth_bench.tracking.mlflow_runs import EPOCH_METRICS, STEP_METRIC, cell_text, finite_metrics
 
 TENSORBOARD_DIR = "tensorboard"      # <sweep>/tensorboard
 
@@ -37,6 +37,21 @@ class TensorBoardRuns:
         for key, value in finite_metrics(row, EPOCH_METRICS).items():
             writer.add_scalar(f"{prefix}/{key}", value, global_step=int(row["epoch"]))
         writer.flush()
+
+    def logged_epochs(self, cfg: TrialConfig) -> Set[int]:
+        """The epochs the trial's event files hold (the steps of its ``STEP_METRIC`` scalar)."""
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        directory = os.path.join(self.root, cfg.name)
+        if not os.path.isdir(directory):
+            return set()
+        if cfg.trial_id in self._writers:
+            self._writers[cfg.trial_id].flush()
+        events = EventAccumulator(directory, size_guidance={"scalars": 0})
+        events.Reload()
+        tag = f"{cell_text(cfg)}/{cfg.regularizer}/{STEP_METRIC}"
+        return ({int(e.step) for e in events.Scalars(tag)} if tag in events.Tags()["scalars"]
+                else set())
 
     def finish(self, cfg: TrialConfig) -> None:
         writer = self._writers.pop(cfg.trial_id, None)

@@ -8,7 +8,7 @@ the error, and is not called again for that trial; the trial and its tables go o
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Mapping, Optional, Set
+from typing import Any, Callable, Mapping, Optional, Sequence, Set
 
 from korth_bench.config import TrialConfig
 from korth_bench.tracking.mlflow_runs import MlflowRuns
@@ -42,6 +42,14 @@ class Tracker:
         if self.mlflow:
             self._guard(cfg, "MLflow", lambda: self.mlflow.log_epoch(cfg, row))
 
+    def catch_up(self, cfg: TrialConfig, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Log those of the trial's ``epochs`` ``rows`` (read from its table) that a tracker
+        lacks: a driver stopped between a trial's rows and their logging, or a trial resumed
+        from a checkpoint, reports only its new epochs."""
+        for what, runs in (("TensorBoard", self.tensorboard), ("MLflow", self.mlflow)):
+            if runs is not None and rows:
+                self._guard(cfg, what, lambda runs=runs: _log_missing(runs, cfg, rows))
+
     def finish(self, cfg: TrialConfig, status: str, summary: Mapping[str, Any]) -> None:
         """The trial ended with ``status`` (``completed``, ``diverged``, ``stopped``, ``error``);
         ``summary`` holds its final ``trials`` row numbers (empty when it never wrote one)."""
@@ -70,6 +78,13 @@ class Tracker:
             self.failed.add(cfg.trial_id)
             print(f"tracking: trial {cfg.name}: {what} failed, its tables go on without it "
                   f"({_one_line(err)})", file=sys.stderr, flush=True)
+
+
+def _log_missing(runs: Any, cfg: TrialConfig, rows: Sequence[Mapping[str, Any]]) -> None:
+    logged = runs.logged_epochs(cfg)
+    for row in rows:
+        if int(row["epoch"]) not in logged:
+            runs.log_epoch(cfg, row)
 
 
 def _one_line(err: BaseException) -> str:
