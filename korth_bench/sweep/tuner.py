@@ -195,8 +195,8 @@ def _interrupted(space: Space, context: SweepContext, grid: Any,
     trials row, or fewer finished Optuna trials than asked for)."""
     if space.search.type == "optuna":
         return grid.num_terminated + grid.num_errors < space.search.num_samples
-    statuses = results.trial_statuses(context.sweep_uri, context.filesystem())
-    return any(context.trial_config(point).trial_id not in statuses for point in points)
+    written = results.list_table(context.sweep_uri, "trials", context.filesystem())
+    return any(context.trial_config(point).trial_id not in written for point in points)
 
 
 def _check_resumable(context: SweepContext) -> None:
