@@ -96,7 +96,7 @@ def test_json_validates_and_has_one_entry_per_regularizer_per_cell(synthetic_rep
                e["seeds"] == [0, 1, 2, 3, 4, 5] and len(e["config_hashes"]) == 6
                for e in measured)
     assert document["synthetic"] and document["notice"] == report.NOTICE
-    assert document["hardware"] == [{"device": "cpu (synthetic)", "n_trials": 60}]
+    assert document["hardware"] == [{"device": "cpu (synthetic)", "precision": "unknown", "n_trials": 60}]
     dn = next(e for e in measured if e["regularizer"] == "dn" and e["depth"] == 8)
     assert dn["gains"]["test_acc"]["pairing"] == "paired" and dn["gains"]["test_acc"]["n"] == 6
     # a broken document is caught by the same check
@@ -137,12 +137,35 @@ def test_headers_state_hardware_seeds_and_statistic_and_no_notice_for_real_data(
     with open(written["markdown"]) as handle:
         markdown = handle.read()
     assert report.NOTICE not in markdown
-    assert "Hardware (device column): cpu (synthetic) (48 trials)" in markdown
+    assert "Hardware (device, precision_resolved): cpu (synthetic), unknown (48 trials)" in markdown
     assert "Seeds per entry: 6 to 6 found, 6 to 6 expected" in markdown
     assert "Student-t interval" in markdown and "test (optimistic)" in markdown
     with open(written["json"]) as handle:
         document = json.load(handle)
     assert document["notice"] is None and document["settings"]["selection"] == "test"
+
+
+def test_trials_at_two_precisions_are_named_at_the_top_and_one_precision_is_not(tmp_path):
+    tables = make_tables(depths=(8, 14), dataset="cifar10")
+    trials = tables["trials"]
+    one = {**tables, "trials": trials.assign(precision_resolved="bf16")}
+    written = report.build_report_from_frames(one, str(tmp_path / "one"), selection="test")
+    with open(written["markdown"]) as handle:
+        markdown = handle.read()
+    assert "cpu (synthetic), bf16 (48 trials)" in markdown
+    assert "more than one precision" not in markdown
+    mixed = trials.assign(precision_resolved=["fp32" if seed == 0 else "bf16"
+                                              for seed in trials["seed"]])
+    written = report.build_report_from_frames({**tables, "trials": mixed}, str(tmp_path / "mixed"),
+                                              selection="test")
+    with open(written["markdown"]) as handle:
+        markdown = handle.read()
+    limit = ("completed trials ran at more than one precision (bf16 40, fp32 8 trials, "
+             "precision_resolved)")
+    assert limit in markdown and markdown.index(limit) < markdown.index("## Verdicts, one per claim")
+    with open(written["json"]) as handle:
+        hardware = json.load(handle)["hardware"]
+    assert sorted((h["precision"], h["n_trials"]) for h in hardware) == [("bf16", 40), ("fp32", 8)]
 
 
 def test_html_is_self_contained(synthetic_report):
@@ -161,9 +184,9 @@ def test_the_verdict_summary_comes_first_one_line_per_claim_with_its_rules(synth
     with open(synthetic_report["markdown"]) as handle:
         markdown = handle.read()
     summary = markdown.index("## Verdicts, one per claim")
-    assert summary < markdown.index("Hardware (device column)") < markdown.index("## Leaderboard")
+    assert summary < markdown.index("Hardware (device, precision_resolved)") < markdown.index("## Leaderboard")
     for rule in ("Rule, 'supported'", "Rule, 'contradicted'", "Rule, 'inconclusive'"):
-        assert rule in markdown[summary:markdown.index("Hardware (device column)")]
+        assert rule in markdown[summary:markdown.index("Hardware (device, precision_resolved)")]
     with open(synthetic_report["json"]) as handle:
         verdicts = {v["claim"]: v for v in json.load(handle)["verdicts"]}
     assert list(verdicts) == ["1", "1, tuned settings", "2", "2, relaxed", "3", "4, cs",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -239,7 +239,18 @@ def entry_provenance(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def hardware(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials per device (the `device` column, every status): columns device, n_trials."""
-    devices = trials["device"] if "device" in trials else pd.Series("unknown", index=trials.index)
-    return (devices.fillna("unknown").value_counts().rename_axis("device")
-            .reset_index(name="n_trials"))
+    """Trials per device and precision (the `device` and `precision_resolved` columns, every
+    status; 'unknown' where a column is absent or empty): columns device, precision, n_trials."""
+    def column(name: str) -> pd.Series:
+        values = trials[name] if name in trials else pd.Series(None, index=trials.index, dtype=object)
+        return values.fillna("unknown").astype(str)
+
+    return (pd.DataFrame({"device": column("device"), "precision": column("precision_resolved")})
+            .value_counts().reset_index(name="n_trials"))
+
+
+def precisions(trials: pd.DataFrame) -> Dict[str, int]:
+    """Trials per resolved precision ({'bf16': n, ...}; 'unknown' where not recorded)."""
+    values = (trials["precision_resolved"] if "precision_resolved" in trials
+              else pd.Series("unknown", index=trials.index))
+    return {str(k): int(v) for k, v in values.fillna("unknown").value_counts().sort_index().items()}

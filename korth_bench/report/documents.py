@@ -35,7 +35,7 @@ from korth_bench.errors import ConfigError
 
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
-SCHEMA_VERSION = "4"  # 4: collapse rows name their Holm family; 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
+SCHEMA_VERSION = "5"  # 5: hardware rows name the precision; 4: collapse rows name their Holm family; 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 
 
@@ -101,14 +101,14 @@ def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
     """Hardware, trial and seed counts, the statistic and the selection rule, one line each."""
     grid, settings = result["grid"], result["settings"]
     # rows written before provenance said "1 thread" read "1 threads"
-    hardware = ", ".join(f"{row.device.replace(' 1 threads)', ' 1 thread)')} ({row.n_trials} trials)"
-                         for row in result["hardware"].itertuples())
+    hardware = ", ".join(f"{row.device.replace(' 1 threads)', ' 1 thread)')}, {row.precision} "
+                         f"({row.n_trials} trials)" for row in result["hardware"].itertuples())
     counts = ", ".join(f"{int(grid[f'n_{s}'].sum())} {s}" for s in STATUSES)
     seeds = result["provenance"]["seeds"].map(len)
     expected = grid["n_seeds_expected"]
     confidence = round(100 * settings["confidence"])
     lines = [
-        f"Hardware (device column): {hardware}.",
+        f"Hardware (device, precision_resolved): {hardware}.",
         f"Trials: {counts}; only completed trials enter the statistics.",
         f"Seeds per entry: {seeds.min() if len(seeds) else 0} to {seeds.max() if len(seeds) else 0}"
         f" found, {expected.min()} to {expected.max()} expected (every number below prints its n).",
@@ -306,7 +306,7 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
         "generated_at": datetime.now(timezone.utc).isoformat(),
         "statistic": statistic_text(settings),
         "settings": {name: _json_value(value) for name, value in settings.items()},
-        "hardware": [_record(row, ("device", "n_trials"))
+        "hardware": [_record(row, ("device", "precision", "n_trials"))
                      for row in result["hardware"].to_dict("records")],
         "sources": list(sources),
         "sweeps": sorted({s for names in provenance_frame["sweeps"] for s in names}),

@@ -9,19 +9,33 @@ claimed size (`deciding_sentence`, the hook where a sample-size plan adds its an
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from korth_bench.analysis.collapse import PRIMARY_AXIS
 from korth_bench.analysis.design import design_limits
+from korth_bench.analysis.entries import precisions
 from korth_bench.analysis.verdicts import STRICT, base_name
 from korth_bench.report.formatting import cell_name, gain_text, number_text, params_text
 
 
 def report_limits(result: dict) -> List[str]:
-    """What this result set cannot show: no baseline, or one seed per cell (as designed)."""
+    """What this result set cannot show: no baseline, or one seed per cell (as designed), and
+    completed trials that ran at more than one precision."""
     grid = result["grid"]
-    return design_limits(set(grid["regularizer"]), int(grid["n_seeds_expected"].max()),
-                         result["settings"]["baseline"])
+    limits = design_limits(set(grid["regularizer"]), int(grid["n_seeds_expected"].max()),
+                           result["settings"]["baseline"])
+    return limits + ([mixed] if (mixed := precision_limit(precisions(result["completed"]))) else [])
+
+
+def precision_limit(counts: Dict[str, int]) -> Optional[str]:
+    """The sentence for completed trials at more than one resolved precision ({precision: n}):
+    a gain or a slope may then be a precision difference; None for one precision."""
+    if len(counts) <= 1:
+        return None
+    mix = ", ".join(f"{name} {n}" for name, n in counts.items())
+    return (f"completed trials ran at more than one precision ({mix} trials, precision_resolved): "
+            "a gain or a trend may be a precision difference; pin one precision (bf16 only where "
+            "the hardware runs it natively) and report each precision on its own")
 
 
 def headline_sentences(result: dict) -> List[str]:
