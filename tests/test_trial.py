@@ -95,6 +95,11 @@ def test_resumed_trial_matches_uninterrupted(tmp_path):
         train_and_measure(base, report=kill_after_epoch_1)
     resumed = train_and_measure(base, resume_from=str(saved))
     assert [r["epoch"] for r in resumed.epochs] == [0, 1, 2]
+    # the row's wall time adds the killed process's seconds up to its checkpoint to this one's
+    before = torch.load(saved / "state.pt", weights_only=False)["wall_time_s"]
+    assert before >= sum(r["epoch_time_s"] for r in resumed.epochs[:2]) > 0
+    assert resumed.summary["wall_time_s"] > before
+    assert resumed.summary["wall_time_s"] >= resumed.summary["train_time_s"]
     for key in EPOCH_FIELDS:
         if key not in ("epoch_time_s", "elapsed_s", "images_per_s"):
             assert resumed.epochs[2][key] == full.epochs[2][key], key

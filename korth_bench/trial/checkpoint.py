@@ -38,6 +38,7 @@ class Progress:
     layers: List[Dict[str, Any]]     # the layers rows so far (measure_every)
     train_time_s: float              # training seconds so far
     compile_time_s: Optional[float] = None  # torch.compile's warm-ups so far (compile: true)
+    wall_time_s: float = 0.0         # wall seconds of the trial's processes up to this checkpoint
 
 
 _WITH_STATE_DICT = ("model", "optimizer", "regularizer")

@@ -321,6 +321,8 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
     progress = checkpoint.Progress(epoch=-1, step=0, epochs=[], layers=[], train_time_s=0.0)
     if resume_from is not None:
         progress = checkpoint.restore(resume_from, objects)
+    # a resumed trial's wall time is its earlier processes' (up to the checkpoint) plus this one's
+    wall_start -= progress.wall_time_s
     if cfg.compile and progress.epoch + 1 < cfg.epochs:  # every process compiles anew: times add up
         progress.compile_time_s = (progress.compile_time_s or 0.0) + warm_up_compiled(
             trained, model, splits, cfg, execution)
@@ -360,6 +362,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
             due = cfg.checkpoint_every and ((epoch + 1) % cfg.checkpoint_every == 0
                                             or epoch + 1 == cfg.epochs)
             if due and rank == 0:
+                progress.wall_time_s = time.perf_counter() - wall_start
                 with tempfile.TemporaryDirectory(prefix="korth-ckpt-") as directory:
                     checkpoint.save(directory, objects, progress, cfg.to_dict())
                     report(row, directory)
