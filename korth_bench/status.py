@@ -9,12 +9,15 @@ the trials not started are the planned ones with neither, and the time left is
 
 where seconds per epoch is the finished trials' total ``wall_time_s`` over their epochs (else the
 in-progress trials' ``elapsed_s`` over theirs) and trials at once is the number in progress (else
-the space's ``search.concurrency``, else 1).
+the space's ``search.concurrency``, else 1). An epoch's seconds differ between cells, and not in
+proportion to their counted work (a small cell's time is mostly per-image overhead), so the
+grid's cells (model, depth, width) that have unfinished trials but no finished one are named
+beside the estimate: it prices their epochs as the finished cells'.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from korth_bench import results
@@ -33,6 +36,8 @@ class SweepStatus:
     seconds_per_epoch: Optional[float] = None
     epochs_left: Optional[int] = None
     at_once: int = 1
+    unmeasured_cells: List[tuple] = field(default_factory=list)  # (model, depth, width) of grid
+                                                                  # cells left, none finished
 
     @property
     def time_left_s(self) -> Optional[float]:
@@ -79,6 +84,10 @@ def sweep_status(sweep_uri: str, endpoint: Optional[str] = None, space: Any = No
             not_started = [cfg for cfg in space.trials if cfg.trial_id not in seen]
             left = sum(cfg.epochs for cfg in not_started)
             counts["not started"] = len(not_started)
+            timed = {row["trial_id"] for row in rows if row.get("wall_time_s")}
+            status.unmeasured_cells = sorted(
+                {_cell(cfg) for cfg in space.trials if cfg.trial_id not in finished}
+                - {_cell(cfg) for cfg in space.trials if cfg.trial_id in timed})
         else:
             counts["not started"] = max(0, space.search.num_samples - len(seen))
             left = counts["not started"] * (default_epochs or 0)
@@ -87,6 +96,10 @@ def sweep_status(sweep_uri: str, endpoint: Optional[str] = None, space: Any = No
         status.epochs_left = left
         status.at_once = len(running) or space.search.concurrency or 1
     return status
+
+
+def _cell(cfg: Any) -> tuple:
+    return cfg.model, cfg.depth, cfg.width
 
 
 def _space_epochs(space: Any) -> Optional[int]:
@@ -132,6 +145,11 @@ def status_text(status: SweepStatus) -> str:
     if status.time_left_s is not None:
         lines.append(f"  time left: about {_duration(status.time_left_s)} ({status.epochs_left} "
                      f"epochs to run, {status.at_once} trial(s) at once)")
+        if status.unmeasured_cells and status.seconds_per_epoch is not None:
+            lines.append(f"    {len(status.unmeasured_cells)} cell(s) with trials left have no "
+                         f"finished trial yet ({', '.join(f'{m}-{d}x{w}' for m, d, w in status.unmeasured_cells)}): "
+                         "their epochs are priced at the finished cells' seconds, so the estimate "
+                         "is low where they are larger")
     return "\n".join(lines)
 
 

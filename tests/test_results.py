@@ -214,6 +214,34 @@ def test_status_of_a_sweep_on_s3_counts_trials_and_estimates_time_left(s3_server
     assert "trials: 1 completed, 1 error, 1 in progress" in text and "time left" not in text
 
 
+def test_status_names_the_cells_its_time_left_has_not_measured(tmp_path, capsys):
+    """An epoch of a deeper or wider cell costs more than the finished cells' epochs: the estimate
+    names the cells with trials left and no finished trial, and drops a cell once one finishes."""
+    from conftest import make_space
+    from korth_bench import cli, spaces
+
+    path = make_space(tmp_path, "cells", training={"depth": None},
+                      grid={"depth": [8, 14], "width": [1, 2]})
+    trials = {(cfg.depth, cfg.width): cfg for cfg in spaces.load(path).trials}
+    storage = str(tmp_path / "results")
+    uri = results.sweep_location(storage, "cells")
+
+    def finish(cfg):
+        results.write_trial(uri, {"trials": [{**cfg.to_dict(), "trial_id": cfg.trial_id,
+                                              "status": "completed", "wall_time_s": 20.0,
+                                              "epochs_completed": 2}]}, sweep="cells")
+        capsys.readouterr()
+        assert cli.main(["status", path, "--storage", storage]) == 0
+        return capsys.readouterr().out
+
+    text = finish(trials[8, 1])
+    assert "time left: about 60 s (6 epochs to run, 1 trial(s) at once)" in text
+    assert ("3 cell(s) with trials left have no finished trial yet (resnet-8x2, resnet-14x1, "
+            "resnet-14x2)") in text
+    text = finish(trials[14, 2])
+    assert "2 cell(s) with trials left have no finished trial yet (resnet-8x2, resnet-14x1)" in text
+
+
 def test_a_folder_of_train_outputs_is_read_as_one_result_set(tmp_path):
     """`korth-bench train` writes results/train/<trial name>/{trials,...}: the folder reads as one."""
     train = tmp_path / "train"
