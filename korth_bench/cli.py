@@ -243,13 +243,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise ConfigError(f"--primary {', '.join(primary)}: no cell has two seeds of these arms "
                           "and the baseline to measure a spread from")
     arm_spread = plan.per_arm_spread(runs, primary, args.metric)
-    rate = None
+    cost = None
     if args.space:
         candidate = spaces.load(args.space)
         if candidate.search.type != "grid":
             raise ConfigError(f"--space {args.space}: plan prices a grid space")
-        rate = plan.seconds_per_flop(runs)
-        cells = plan.candidate_cells(candidate.trials, rate)
+        cost = plan.cost_model(runs)
+        cells = plan.candidate_cells(candidate.trials, cost)
     else:
         cells = plan.measured_cells(runs)
     if len(cells) < 3:
@@ -257,7 +257,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     claimed, parallel = args.claimed_drop / 100, args.parallel
     rows = plan.design_rows(cells, spread, arm_spread, claimed, args.power, args.alpha, parallel,
                             args.budget_hours)
-    print(plan.plan_text(spread, arm_spread, cells, rows, rate, claimed, args.power, args.alpha,
+    print(plan.plan_text(spread, arm_spread, cells, rows, cost, claimed, args.power, args.alpha,
                          parallel))
     if args.out:
         design = plan.chosen_design(rows)

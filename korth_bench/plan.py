@@ -5,9 +5,10 @@ The spread (analysis.power.measure_spread) comes from completed trials of one or
 directories: the seed spread of the pooled primary arms and of the baseline, their same-seed
 covariance and the cells' offsets about the line. The cells, arms and protocol of the design come
 from a candidate search space (``--space``) or, without one, are those measured. A trial's time is
-its counted floating-point work (spaces.dryrun.trial_flops) times the seconds per unit of work
-measured on the result directories' completed trials (their median), so a candidate with other
-epochs, images or cells is priced from the same machine. Every design is shown under each way
+priced by a cost model fit to the result directories' completed trials (CostModel: its forward-pass
+equivalents times a fixed cost per pass plus a cost per FLOP of the network), so a candidate with
+other epochs, images or cells is priced from the same machine; seconds per FLOP alone would
+price a small cell at half its time. Every design is shown under each way
 the slope test can treat the cells (CELL_MODELS): the report's random-cells test with the cell
 offsets as measured, the same without offsets, and the fixed-cells test of the named cells.
 """
@@ -70,15 +71,55 @@ def default_primary(runs: pd.DataFrame) -> List[str]:
     return sorted(name for name in runs["regularizer"].unique() if base_name(name) in STRICT)
 
 
-def seconds_per_flop(runs: pd.DataFrame) -> float:
-    """Median over completed trials of wall_time_s / trial_flops(its configuration)."""
-    from korth_bench.spaces.dryrun import trial_flops
+@dataclasses.dataclass(frozen=True)
+class CostModel:
+    """Seconds of one trial on the measured machine,
 
-    ratios = [row["wall_time_s"] / trial_flops(config_of(row)) for _, row in runs.iterrows()
-              if pd.notna(row.get("wall_time_s"))]
-    if not ratios:
+        seconds = P * (per_pass_s + per_flop_s * F)
+
+    with P the trial's forward-pass equivalents (spaces.dryrun.trial_passes) and F one forward
+    pass's FLOPs (spaces.dryrun.forward_flops): per_pass_s is what an image costs whatever the
+    network (loading, augmentation, the step's fixed overheads), which dominates a small cell."""
+    per_pass_s: float
+    per_flop_s: float
+    n_cells: int            # distinct (F, P) groups of completed trials it was fit to
+
+    def seconds(self, cfg: TrialConfig) -> float:
+        from korth_bench.spaces.dryrun import forward_flops, trial_passes
+
+        return trial_passes(cfg) * (self.per_pass_s + self.per_flop_s * forward_flops(cfg))
+
+    def text(self) -> str:
+        return (f"{self.per_pass_s * 1e6:.3g} us per image pass + {self.per_flop_s * 1e9:.3g} s "
+                f"per GFLOP, fit to the median times of {self.n_cells} measured cell(s)")
+
+
+def cost_model(runs: pd.DataFrame) -> CostModel:
+    """The cost model fit to completed trials' wall_time_s: per group of equal forward FLOPs F
+    and passes P, the median of wall_time_s / P (so one odd row, such as a trial resumed by an
+    older version whose wall_time_s counted its last process only, does not move it); then the
+    least-squares line of those medians on F, kept non-negative (a negative intercept or slope
+    is set to 0 and the other term refit). One group alone gives no intercept: the seconds per
+    FLOP of that group."""
+    from korth_bench.spaces.dryrun import forward_flops, trial_passes
+
+    timed = [(forward_flops(cfg), trial_passes(cfg), row["wall_time_s"])
+             for _, row in runs.iterrows() if pd.notna(row.get("wall_time_s"))
+             and row["wall_time_s"] > 0 for cfg in (config_of(row),)]
+    if not timed:
         raise ConfigError("the trials rows have no wall_time_s to price a design with")
-    return float(np.median(ratios))
+    groups: Dict[tuple, List[float]] = {}
+    for flops, passes, seconds in timed:
+        groups.setdefault((flops, passes), []).append(seconds / passes)
+    x = np.array([flops for flops, _ in groups])
+    y = np.array([float(np.median(values)) for values in groups.values()])
+    line = len(set(x)) > 1
+    slope, intercept = np.polyfit(x, y, 1) if line else (0.0, 0.0)
+    if not line or intercept < 0:      # through the origin: seconds per FLOP alone
+        slope, intercept = np.dot(x, y) / np.dot(x, x), 0.0
+    elif slope < 0:                    # flat: seconds per pass alone
+        slope, intercept = 0.0, np.mean(y)
+    return CostModel(float(intercept), float(slope), len(groups))
 
 
 def config_of(row: pd.Series) -> TrialConfig:
@@ -92,18 +133,18 @@ def config_of(row: pd.Series) -> TrialConfig:
     return TrialConfig.from_dict(values)
 
 
-def candidate_cells(configs: Sequence[TrialConfig], rate: float) -> List[Cell]:
-    """The cells of a candidate design's trials, each priced at ``rate`` seconds per FLOP."""
-    from korth_bench.spaces.dryrun import parameter_count, trial_flops
+def candidate_cells(configs: Sequence[TrialConfig], cost: CostModel) -> List[Cell]:
+    """The cells of a candidate design's trials, each trial priced by ``cost``."""
+    from korth_bench.spaces.dryrun import parameter_count
 
     cells: Dict[tuple, Dict[str, Any]] = {}
     for cfg in configs:
         key = (cfg.dataset, cfg.model, cfg.depth, cfg.width)
         cell = cells.setdefault(key, {"arm": [], "base": [], "seeds": set(), "cfg": cfg})
         if cfg.regularizer == BASELINE:
-            cell["base"].append(trial_flops(cfg) * rate)
+            cell["base"].append(cost.seconds(cfg))
         else:
-            cell["arm"].append(trial_flops(cfg) * rate)
+            cell["arm"].append(cost.seconds(cfg))
             cell["seeds"].add(cfg.seed)
     out = []
     for (dataset, model, depth, width), cell in cells.items():
@@ -225,7 +266,7 @@ def write_space(template: str, design: pd.Series, out: str) -> str:
 
 
 def plan_text(spread: power.Spread, arm_spread: power.Spread, cells: Sequence[Cell],
-              rows: pd.DataFrame, rate: Optional[float], claimed_drop: float, target: float,
+              rows: pd.DataFrame, cost: Optional[CostModel], claimed_drop: float, target: float,
               alpha: float, parallel: int) -> str:
     """The printed plan: the measured spread, the cells priced, the designs."""
     pt = lambda value: f"{value * 100:.2f}"
@@ -239,8 +280,8 @@ def plan_text(spread: power.Spread, arm_spread: power.Spread, cells: Sequence[Ce
              f"{spread.df_cells} df, F test p {spread.lack_of_fit_p:.3f})",
              f"One arm (mean over those arms): per-seed gain sd {pt(arm_spread.unit_sd)}, "
              f"cell-offset sd {pt(arm_spread.cell_sd)}",
-             "Cells of the design" + (f" (priced at {rate * 1e9:.3g} s per GFLOP, the median "
-                                      "measured)" if rate else " (priced at their measured times)")
+             "Cells of the design" + (f" (priced at {cost.text()})" if cost
+                                      else " (priced at their measured times)")
              + ":"]
     for c in cells:
         lines.append(f"  {c.label}: log2 parameters {c.log2_params:.2f}, {c.arm_trials_per_seed} "

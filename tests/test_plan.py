@@ -97,6 +97,53 @@ def test_plan_on_the_committed_study_prints_designs_and_their_cost():
     assert len(fixed) == 2 and all("> 64" not in line for line in fixed)
 
 
+def timed_rows(cost, cells, seeds=3):
+    """trials rows of ResNet cells (depth, width) whose wall_time_s is what ``cost`` gives."""
+    from korth_bench.config import TrialConfig
+
+    rows = []
+    for depth, width in cells:
+        cfg = TrialConfig.from_dict({"model": "resnet", "depth": depth, "width": width,
+                                     "dataset": "cifar10", "train_size": 9000, "val_size": 1000,
+                                     "epochs": 4, "robustness": False})
+        rows += [{**cfg.to_dict(), "seed": seed, "wall_time_s": cost.seconds(cfg)}
+                 for seed in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+def test_the_cost_model_recovers_a_planted_cost_and_ignores_one_odd_row():
+    from korth_bench.plan import CostModel, cost_model
+
+    planted = CostModel(per_pass_s=1e-4, per_flop_s=4e-12, n_cells=3)
+    rows = timed_rows(planted, [(8, 1), (14, 1), (20, 2)])
+    fit = cost_model(rows)
+    assert fit.n_cells == 3
+    assert math.isclose(fit.per_pass_s, 1e-4, rel_tol=1e-6)
+    assert math.isclose(fit.per_flop_s, 4e-12, rel_tol=1e-6)
+    rows.loc[0, "wall_time_s"] = 0.3  # a resumed trial whose row counted its last process only
+    assert math.isclose(cost_model(rows).per_pass_s, 1e-4, rel_tol=1e-6)
+    one = cost_model(timed_rows(planted, [(14, 1)]))  # one cell: seconds per FLOP alone
+    assert one.per_pass_s == 0 and one.n_cells == 1
+
+
+def test_the_cost_model_fits_every_cell_of_the_committed_study():
+    """The first study (ResNet-8 to -44, width 1, 8 epochs): the cost model prices each cell's
+    median trial within 10 %; seconds per FLOP alone (the earlier model) misses ResNet-8 by more
+    than 30 %."""
+    from korth_bench.plan import config_of, cost_model, measured_runs
+    from korth_bench.spaces.dryrun import trial_flops
+
+    runs = measured_runs([STUDY], ["penalty_reduction"])
+    fit = cost_model(runs)
+    assert fit.n_cells >= 5 and fit.per_pass_s > 0 and fit.per_flop_s > 0
+    rate = np.median([row["wall_time_s"] / trial_flops(config_of(row)) for _, row in runs.iterrows()])
+    for depth, part in runs.groupby("depth"):
+        cfg, measured = config_of(part.iloc[0]), part["wall_time_s"].median()
+        assert abs(fit.seconds(cfg) / measured - 1) < 0.10, depth
+        if depth == 8:
+            assert abs(trial_flops(cfg) * rate / measured - 1) > 0.30
+
+
 def test_plan_writes_the_chosen_design_as_a_space_that_loads(tmp_path):
     out = tmp_path / "designed.yaml"
     done = plan(STUDY, "--arm", "penalty_reduction", *sum(([f"--primary", a] for a in SUM_ARMS), []),

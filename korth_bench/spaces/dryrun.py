@@ -23,15 +23,24 @@ GPU_FLOPS = 1e13        # per GPU
 
 
 def trial_flops(cfg: TrialConfig) -> float:
-    """Rough floating-point operations of one trial: training (forward + backward, 3x a forward),
+    """Rough floating-point operations of one trial: forward_flops(cfg) * trial_passes(cfg)."""
+    return forward_flops(cfg) * trial_passes(cfg)
+
+
+def forward_flops(cfg: TrialConfig) -> float:
+    """Floating-point operations of one image's forward pass (2 per multiply-accumulate)."""
+    return 2 * _forward_macs(cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut,
+                             _num_classes(cfg), cfg.image_size)
+
+
+def trial_passes(cfg: TrialConfig) -> float:
+    """Forward-pass equivalents of one trial: training (forward + backward, 3x a forward),
     evaluation on the validation and test images every epoch, and the robustness suite."""
     from korth_bench import data
 
     train_full, test_full = data.pool_sizes(cfg.dataset)
     train = cfg.train_size or max(train_full - cfg.val_size, 1)
     test = cfg.test_size or test_full
-    forward = 2 * _forward_macs(cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut,
-                                _num_classes(cfg), cfg.image_size)
     images = cfg.epochs * (3 * train + cfg.val_size + test)
     if cfg.robustness:
         per_image = (1 + len(cfg.robustness_corruptions) * len(cfg.robustness_severities)
@@ -40,7 +49,7 @@ def trial_flops(cfg: TrialConfig) -> float:
                          for a in cfg.robustness_attacks))
         pool = test if cfg.dataset == "synthetic" else test_full  # synthetic: the pool is test_size
         images += per_image * min(cfg.robustness_test_size, pool)
-    return forward * images
+    return float(images)
 
 
 def parameter_count(cfg: TrialConfig) -> int:
