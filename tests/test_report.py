@@ -1,5 +1,6 @@
 """Leaderboard files: written, schema-valid, labelled synthetic, missing cells visible, and the HTML
 renders in headless Chromium without console errors."""
+import glob
 import html
 import json
 import os
@@ -166,6 +167,31 @@ def test_trials_at_two_precisions_are_named_at_the_top_and_one_precision_is_not(
     with open(written["json"]) as handle:
         hardware = json.load(handle)["hardware"]
     assert sorted((h["precision"], h["n_trials"]) for h in hardware) == [("bf16", 40), ("fp32", 8)]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("document", sorted(os.path.relpath(path, ROOT) for path in glob.glob(
+    os.path.join(ROOT, "results", "*", "report", "leaderboard.json"))))
+def test_a_committed_reports_entry_means_are_its_tables_recomputed_by_duckdb(document):
+    """Each measured entry of a committed leaderboard.json: the mean and count of test_acc over
+    the trial_ids it lists, recomputed by DuckDB from the trials files of its sources, are the
+    report's."""
+    duckdb = pytest.importorskip("duckdb")
+    with open(os.path.join(ROOT, document)) as handle:
+        report_json = json.load(handle)
+    files = [os.path.join(ROOT, source, "trials", "*.parquet") for source in report_json["sources"]]
+    connection = duckdb.connect()
+    measured = [e for e in report_json["entries"] if e["status"] == "measured"]
+    assert measured
+    for entry in measured:
+        mean, count = connection.execute(
+            "SELECT avg(test_acc), count(*) FROM read_parquet(?, union_by_name = true) "
+            "WHERE trial_id IN (SELECT unnest(?))", [files, entry["trial_ids"]]).fetchone()
+        expected = entry["metrics"]["test_acc"]
+        assert count == expected["n"] == len(entry["trial_ids"]), entry["regularizer"]
+        assert mean == pytest.approx(expected["mean"], abs=1e-12), entry["regularizer"]
 
 
 def test_html_is_self_contained(synthetic_report):
