@@ -162,6 +162,18 @@ def test_pairing_by_seed_narrows_the_interval_and_is_recorded():
     assert unpaired["low"] < 0
 
 
+def test_each_regularizer_expects_its_own_seeds_so_a_larger_baseline_is_not_a_shortfall():
+    trials = make_tables(depths=(8, 14), seeds=(0, 1, 2, 3))["trials"]
+    trials = trials[(trials["regularizer"] != "so") | (trials["seed"] < 2)]   # so at 2 seeds
+    trials = trials[~((trials["regularizer"] == "so") & (trials["depth"] == 14)
+                      & (trials["seed"] == 1))]                               # one so run missing
+    grid = entries.status_grid(trials).set_index(["depth", "regularizer"])
+    assert grid.loc[(8, "none"), "n_seeds_expected"] == 4
+    assert grid.loc[(8, "so"), "n_seeds_expected"] == 2 == grid.loc[(14, "so"), "n_seeds_expected"]
+    assert grid.loc[(14, "so"), "n_completed"] == 1   # the missing run shows against 2, not 4
+    assert (entries.status_grid(trials, expected_seeds=5)["n_seeds_expected"] == 5).all()
+
+
 def test_gains_table_pairs_by_seed_and_reports_found_and_expected_seeds(planted):
     gains = planted["gains"]
     test_acc = gains[gains["metric"] == "test_acc"]

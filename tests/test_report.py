@@ -295,6 +295,8 @@ def test_report_reads_the_declared_primary_contrast_and_says_what_the_flags_over
     assert primary and primary[0]["regularizer"] == "primary: mean of so, dn"
     markdown = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "Primary contrast (claim 2's verdict): the mean gain of so, dn in test_acc" in markdown
+    drop = number_text(100 * primary[0]["drop"], 2, True)
+    assert f"Its primary contrast, the mean of so, dn, on resnet (synthetic): the gain drops by {drop} pp" in markdown
     assert "declared on 2026-12-01 in " in markdown and "before the data" in markdown
     assert "overridden on the command line: --alpha 0.05 (declared 0.1)" in markdown
     assert "Collapse families, Holm at alpha 0.05 within each: claim 2" in markdown

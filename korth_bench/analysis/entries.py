@@ -87,18 +87,19 @@ def status_grid(trials: pd.DataFrame, expected_seeds: Optional[int] = None) -> p
 
     Args:
         trials: the trials table, every status.
-        expected_seeds: seeds each entry should have; default the distinct seeds seen in the cell.
+        expected_seeds: seeds each entry should have; default the distinct seeds the
+            regularizer ran with in any cell (a baseline may run at more seeds than the arms).
     Returns:
         one row per cell x regularizer (the product, so a regularizer never run in a cell is a
         row of zeros): CELL columns, regularizer, num_params (median over the cell's trials),
         n_<status> for each status, n_seeds_expected.
     """
     keys = list(CELL)
-    cells = trials.groupby(keys, dropna=False).agg(
-        num_params=("num_params", "median"), n_seeds_expected=("seed", "nunique")).reset_index()
+    cells = trials.groupby(keys, dropna=False).agg(num_params=("num_params", "median")).reset_index()
+    regularizers = (trials.groupby("regularizer")["seed"].nunique()
+                    .rename("n_seeds_expected").reset_index())
     if expected_seeds is not None:
-        cells["n_seeds_expected"] = expected_seeds
-    regularizers = pd.DataFrame({"regularizer": sorted(trials["regularizer"].unique())})
+        regularizers["n_seeds_expected"] = expected_seeds
     grid = cells.merge(regularizers, how="cross")
     counts = (trials.groupby(keys + ["regularizer", "status"], dropna=False).size()
               .unstack("status", fill_value=0).reindex(columns=list(STATUSES), fill_value=0)

@@ -157,6 +157,17 @@ def _cell_text(frame: pd.DataFrame) -> pd.Series:
     return frame["model"] + "-" + frame["depth"].astype(str) + "x" + frame["width"].astype(str)
 
 
+def claim2_rows(collapse: pd.DataFrame) -> pd.DataFrame:
+    """The collapse rows that decide claim 2: the declared primary contrast when there is one,
+    else the per-arm family of the strict arms; on the primary axis, tested. Either way each row
+    keeps the collapse table's own p_holm (one family, stated there)."""
+    if collapse.empty:
+        return collapse
+    decides = "primary" if (collapse["test_family"] == "primary").any() else "claim 2"
+    return collapse[(collapse["axis"] == PRIMARY_AXIS) & collapse["p_value"].notna()
+                    & (collapse["test_family"] == decides)]
+
+
 def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
     """The summary of the ``analyze`` result ``result``: one row per claim (COLUMNS)."""
     alpha, baseline = result["settings"]["alpha"], result["settings"]["baseline"]
@@ -167,12 +178,7 @@ def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
                              and arm_suffix(x) == arm_suffix(y)]
     versus_baseline = lambda group: [(x, baseline) for x in names  # noqa: E731
                                      if base_name(x) in group]
-    collapse = result["collapse"]
-    # claim 2 decides on the declared primary contrast when there is one, else on the per-arm
-    # family; either way with the collapse table's own p_holm (one family, stated there)
-    decides = "primary" if (collapse["test_family"] == "primary").any() else "claim 2"
-    trend = collapse[(collapse["axis"] == PRIMARY_AXIS) & collapse["p_value"].notna()
-                     & (collapse["test_family"] == decides)]
+    trend = claim2_rows(result["collapse"])
     primary = result["settings"].get("primary")
     relaxed = result["strict_vs_relaxed"]
     relaxed = relaxed[relaxed["status"] == "measured"]

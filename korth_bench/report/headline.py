@@ -2,7 +2,8 @@
 and what the design cannot show (analysis.design), printed at the top.
 
 `headline_sentences(result)`: the largest gain in final test accuracy with its interval; claim 2's
-most significant row (the one the verdict table prints) as the drop of the gain over the capacity
+deciding row (the declared primary contrast, else the most significant strict arm's row: the one
+the verdict table prints) as the drop of the gain over the capacity
 range with its interval, against the equivalence bound and the drop the design could detect; and
 what would decide claim 2 while it is inconclusive and the design cannot detect a drop of the
 claimed size (`deciding_sentence`, the hook where a sample-size plan adds its answer).
@@ -11,10 +12,9 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-from korth_bench.analysis.collapse import PRIMARY_AXIS
 from korth_bench.analysis.design import design_limits
 from korth_bench.analysis.entries import precisions
-from korth_bench.analysis.verdicts import STRICT, base_name
+from korth_bench.analysis.verdicts import claim2_rows
 from korth_bench.report.formatting import cell_name, gain_text, number_text, params_text
 
 
@@ -59,13 +59,9 @@ def largest_gain_sentence(result: dict) -> Optional[str]:
 
 
 def _trend_row(result: dict) -> Optional[dict]:
-    """Claim 2's most significant row: the primary-axis collapse row of a strict regularizer
-    with the smallest Holm p (the verdict table's 'most significant row')."""
-    collapse = result["collapse"]
-    if collapse.empty:
-        return None
-    rows = collapse[(collapse["axis"] == PRIMARY_AXIS) & collapse["p_value"].notna()
-                    & collapse["regularizer"].map(base_name).isin(STRICT)]
+    """Claim 2's deciding row: the declared primary contrast, else the strict arm's row with the
+    smallest Holm p (verdicts.claim2_rows; the verdict table's 'most significant row')."""
+    rows = claim2_rows(result["collapse"])
     return None if rows.empty else rows.sort_values(["p_holm", "p_value"]).iloc[0].to_dict()
 
 
@@ -85,13 +81,18 @@ def trend_sentence(result: dict) -> Optional[str]:
         ", so a drop of the claimed size lies below what it can detect" if detectable > bound
         else ", enough to detect a drop of the claimed size")
     return (f"Claim 2 (gains of strict orthogonality shrink as capacity grows): "
-            f"{verdict}. Its most significant row, "
-            f"{row['regularizer']} on {row['model']} ({row['dataset']}): the gain drops by "
+            f"{verdict}. {_row_name(row)} on {row['model']} ({row['dataset']}): the gain drops by "
             f"{number_text(100 * row['drop'], 2, True)} pp "
             f"[{number_text(100 * row['drop_low'], 2, True)}, "
             f"{number_text(100 * row['drop_high'], 2, True)}] ({confidence} % interval) from "
             f"{span}, against an equivalence bound of ±{number_text(bound)} pp; this design "
             f"detects a drop of {number_text(detectable)} pp with 80 % power{reach}.")
+
+
+def _row_name(row: dict) -> str:
+    if row["test_family"] == "primary":
+        return f"Its primary contrast, the {row['regularizer'].removeprefix('primary: ')},"
+    return f"Its most significant row, {row['regularizer']}"
 
 
 def _claim_verdict(result: dict) -> Optional[str]:
