@@ -259,6 +259,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
                             args.budget_hours)
     print(plan.plan_text(spread, arm_spread, cells, rows, cost, claimed, args.power, args.alpha,
                          parallel))
+    if args.space:
+        cells_as = candidate.analysis.cells if candidate.analysis else "random"
+        print(plan.written_design_text(plan.written_design(
+            candidate.trials, cells, spread, cells_as, claimed, args.alpha, args.power, cost,
+            parallel), claimed, parallel))
     if args.out:
         design = plan.chosen_design(rows)
         if design is None:

@@ -213,6 +213,42 @@ def design_rows(cells: Sequence[Cell], spread: power.Spread, arm_spread: power.S
     return pd.DataFrame(rows)
 
 
+def written_design(configs: Sequence[TrialConfig], cells: Sequence[Cell], spread: power.Spread,
+                   cells_as: str, claimed_drop: float, alpha: float, target: float,
+                   cost: CostModel, parallel: int) -> Dict[str, Any]:
+    """The candidate space's own design at the measured spread: its seeds per arm and baseline
+    seeds (the fewest of any cell), the power of its primary contrast under ``cells_as``
+    (the space's analysis.primary.cells) and its cost, every trial priced by ``cost``."""
+    arm_seeds: Dict[tuple, set] = {}
+    base_seeds: Dict[tuple, set] = {}
+    for cfg in configs:
+        key = (cfg.dataset, cfg.model, cfg.depth, cfg.width)
+        (base_seeds if cfg.regularizer == BASELINE else arm_seeds).setdefault(key, set()).add(
+            cfg.seed)
+    arms = min((len(seeds) for seeds in arm_seeds.values()), default=0)
+    base = min((len(seeds) for seeds in base_seeds.values()), default=0)
+    x = np.array([c.log2_params for c in cells])
+    got = (power.design_power(x, spread, arms, base, claimed_drop, alpha, 1, cells_as, False
+                              if cells_as == "fixed" else True, target)
+           if arms and base else {"superiority": math.nan, "equivalence": math.nan,
+                                  "detectable_drop": math.nan})
+    return {"arm seeds": arms, "baseline seeds": base, "cells": cells_as, "trials": len(configs),
+            "machine-hours": sum(cost.seconds(cfg) for cfg in configs) / 3600 / parallel,
+            "superiority": got["superiority"], "equivalence": got["equivalence"],
+            "detectable drop": got["detectable_drop"], "target": target}
+
+
+def written_design_text(design: Dict[str, Any], claimed_drop: float, parallel: int) -> str:
+    """One line: the candidate space as written, at the measured spread."""
+    return (f"This space as written ({design['arm seeds']} seeds per arm, "
+            f"{design['baseline seeds']} baseline seeds, cells {design['cells']}; "
+            f"{design['trials']} trials, {design['machine-hours']:.1f} machine-hours at "
+            f"{parallel} at a time): power {design['superiority']:.0%} for a drop of "
+            f"{claimed_drop * 100:g} pt, {design['equivalence']:.0%} for 'no trend' within "
+            f"+-{claimed_drop * 100:g} pt; drop detected with {design['target']:.0%} power "
+            f"{design['detectable drop'] * 100:.2f} pt")
+
+
 def per_arm_spread(runs: pd.DataFrame, primary: Sequence[str], metric: str) -> power.Spread:
     """One arm's spread, averaged over the primary arms (variances and covariances averaged)."""
     each = [power.measure_spread(runs, [arm], metric) for arm in primary]
