@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("bench_penalties", "bench_trial", "bench_tune", "bench_tables")
+BENCHMARKS = ("bench_penalties", "bench_trial", "bench_tune", "bench_tables", "bench_bf16_kernels")
 
 
 def write(rows, path: Path, metadata) -> None:

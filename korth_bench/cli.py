@@ -89,7 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench.data.packed import check_file, cifar10_parquet
     from korth_bench.trial.checkpoint import CHECKPOINT_FILE
     from korth_bench.trial.loop import resolve_device, train_and_measure
-    from korth_bench.trial.precision import slow_bf16_note
+    from korth_bench.trial.precision import bf16_kernels_note
     from korth_bench.tracking.mlflow_runs import use_uri
     from korth_bench.tracking.settings import TrackingSettings, with_flags
     from korth_bench.tracking.tensorboard_runs import TENSORBOARD_DIR
@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(cfg.device)
     if cfg.dataset == "packed":
         check_file(cfg.data_path)
-    note = slow_bf16_note(cfg.precision) if device.type == "cpu" else None
+    note = bf16_kernels_note(cfg.precision, cfg.compile) if device.type == "cpu" else None
     if note:
         print(f"korth-bench: note: {note}", file=sys.stderr)
     results.check_writable(args.out, f"--out {args.out}")

@@ -68,11 +68,91 @@ CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 {
                                          ("amx_bf16 amx_tile", False)])
 def test_bf16_on_a_cpu_without_native_bf16_is_one_line_naming_auto(extra, slow):
     flags = precision.parse_cpu_flags(CPUINFO.format(extra=extra))
-    note = precision.slow_bf16_note("bf16", flags=flags)
+    note = precision.bf16_kernels_note("bf16", flags=flags)
     if not slow:
         assert note is None
         return
-    assert "\n" not in note and "several times slower than fp32" in note
+    assert "\n" not in note and "float32 kernels: as fast as fp32, not faster" in note
     assert "precision=bf16" in note and "precision: auto" in note
-    assert precision.slow_bf16_note("fp32", flags=flags) is None
-    assert precision.slow_bf16_note("auto", flags=flags) is None  # auto is fp32 there
+    assert precision.bf16_kernels_note("fp32", flags=flags) is None
+    assert precision.bf16_kernels_note("auto", flags=flags) is None  # auto is fp32 there
+
+
+BF16_ULP = 2.0 ** -7  # the spacing of bf16 numbers in [1, 2): 8 significant bits
+
+
+def _bf16_values(*shape, generator):
+    """Random operands that are exactly bf16 numbers, as autocast hands them to a kernel."""
+    return torch.randn(*shape, generator=generator).bfloat16()
+
+
+def _conv_and_linear(x, w, a, b, bias):
+    """A 3x3 convolution forward and backward (grad of sum(out * g)) and a linear layer."""
+    x, w = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    out = torch.nn.functional.conv2d(x, w, padding=1)
+    g = torch.ones_like(out)
+    gx, gw = torch.autograd.grad(out, (x, w), g)
+    return {"conv": out, "conv grad input": gx, "conv grad weight": gw,
+            "linear": torch.nn.functional.linear(a, b, bias)}
+
+
+def _bf16_of_float64(x, w, a, b, bias):
+    """The native bf16 contract, in float64: exact products of the bf16 operands, summed, then
+    rounded once to bf16."""
+    x64, w64 = x.double().requires_grad_(True), w.double().requires_grad_(True)
+    out = torch.nn.functional.conv2d(x64, w64, padding=1)
+    gx, gw = torch.autograd.grad(out, (x64, w64), torch.ones_like(out))
+    linear = torch.nn.functional.linear(a.double(), b.double(), bias.double())
+    return {"conv": out, "conv grad input": gx, "conv grad weight": gw, "linear": linear}
+
+
+def test_bf16_through_fp32_kernels_is_bf16_arithmetic_within_one_rounding_of_float64():
+    generator = torch.Generator().manual_seed(0)
+    operands = (_bf16_values(8, 16, 12, 12, generator=generator),
+                _bf16_values(16, 16, 3, 3, generator=generator),
+                _bf16_values(32, 64, generator=generator), _bf16_values(10, 64, generator=generator),
+                _bf16_values(10, generator=generator))
+    with precision.Bf16ThroughFp32Kernels():
+        through_fp32 = _conv_and_linear(*operands)
+    reference = _bf16_of_float64(*operands)
+    for name, value in through_fp32.items():
+        assert value.dtype == torch.bfloat16, name      # results stay bf16, as autocast's are
+        exact = reference[name]
+        error = (value.double() - exact).abs() / exact.abs().clamp_min(1e-3)
+        # one rounding to bf16 is at most half a spacing (2^-8 relative); summation order adds
+        # a little where a sum lands next to a rounding boundary
+        assert error.max() <= BF16_ULP, name
+        assert (value == exact.bfloat16()).double().mean() >= 0.97, name
+        assert (value.float() != exact.float()).any(), name  # really rounded, not float32
+
+
+@pytest.mark.parametrize("flags, active", [(frozenset({"avx2", "avx512f"}), True),
+                                           (frozenset({"avx512_bf16"}), False),
+                                           (frozenset({"amx_bf16"}), False)])
+def test_bf16_runs_through_fp32_kernels_exactly_where_the_cpu_lacks_bf16(flags, active):
+    context = precision.bf16_kernels("bf16", CPU, flags=flags)
+    assert isinstance(context, precision.Bf16ThroughFp32Kernels) == active
+    assert not isinstance(precision.bf16_kernels("fp32", CPU, flags=flags),
+                          precision.Bf16ThroughFp32Kernels)
+    # torch.compile does not trace under a dispatch mode: a compiled trial keeps oneDNN's kernels
+    assert not isinstance(precision.bf16_kernels("bf16", CPU, compile=True, flags=flags),
+                          precision.Bf16ThroughFp32Kernels)
+    note = precision.bf16_kernels_note("bf16", compile=True, flags=flags)
+    assert (note is not None and "about 10x slower than fp32" in note and "\n" not in note) == active
+
+
+def test_a_bf16_trial_on_a_cpu_without_bf16_trains_through_fp32_kernels(monkeypatch):
+    """The same trial, with the kernels' ops counted: bf16 convolutions run as float32."""
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    seen = []
+    original = precision.Bf16ThroughFp32Kernels.__torch_dispatch__
+
+    def counting(self, func, types, args=(), kwargs=None):
+        seen.append(func)
+        return original(self, func, types, args, kwargs)
+
+    monkeypatch.setattr(precision.Bf16ThroughFp32Kernels, "__torch_dispatch__", counting)
+    record = train_and_measure({**TINY, "model": "resnet", "depth": 8, "precision": "bf16"})
+    assert record.summary["precision_resolved"] == "bf16" and record.status == "completed"
+    assert torch.ops.aten.convolution.default in seen
+    assert torch.ops.aten.convolution_backward.default in seen

@@ -111,15 +111,16 @@ def device_hours(flops: float, resources: Resources) -> float:
     return flops / rate / 3600
 
 
-def slow_precision_note(space: Space) -> Optional[str]:
-    """``precision.slow_bf16_note`` for a space whose trials run bf16 on CPUs (no GPU in
+def bf16_precision_note(space: Space) -> Optional[str]:
+    """``precision.bf16_kernels_note`` for a space whose trials run bf16 on CPUs (no GPU in
     ``resources``), judged on this machine's CPU; None otherwise."""
-    from korth_bench.trial.precision import slow_bf16_note
+    from korth_bench.trial.precision import bf16_kernels_note
 
     trials = space.trials if space.search.type == "grid" else space.checked
-    if space.resources.gpu or not any(cfg.precision == "bf16" for cfg in trials):
+    bf16 = [cfg for cfg in trials if cfg.precision == "bf16"]
+    if space.resources.gpu or not bf16:
         return None
-    return slow_bf16_note("bf16")
+    return bf16_kernels_note("bf16", compile=any(cfg.compile for cfg in bf16))
 
 
 def dry_run_text(space: Space) -> str:
@@ -176,7 +177,7 @@ def dry_run_text(space: Space) -> str:
                      f"{analysis.metric}, claimed drop {analysis.claimed_drop:g} pt, alpha "
                      f"{analysis.alpha:g}, declared {analysis.declared or '(no date)'}")
     lines += [f"report limit: {limit}" for limit in space_limits(space)]
-    note = slow_precision_note(space)
+    note = bf16_precision_note(space)
     if note:
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -49,7 +49,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from korth_bench import results
-from korth_bench.spaces.dryrun import dry_run_text, slow_precision_note
+from korth_bench.spaces.dryrun import dry_run_text, bf16_precision_note
 from korth_bench.spaces.sections import Resources
 from korth_bench.spaces.space import Space, check_data, load
 from korth_bench.trial.loop import train_and_measure
@@ -113,7 +113,7 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
     if dry_run:
         print(dry_run_text(space))
         return 0
-    note = slow_precision_note(space)
+    note = bf16_precision_note(space)
     if note:
         print(f"korth-bench: note: {note}", file=sys.stderr)
     check_data(space)

@@ -23,7 +23,7 @@ from korth_bench import data, measures, models, regularizers
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
 from korth_bench.trial import checkpoint, progress, robustness
-from korth_bench.trial.precision import resolve_precision
+from korth_bench.trial.precision import bf16_kernels, resolve_precision
 from korth_bench.trial.provenance import provenance
 from korth_bench.trial.schedules import coefficient_at, lr_at
 from korth_bench.trial.summary import trial_row
@@ -68,9 +68,15 @@ class Execution:
     memory_format: torch.memory_format = torch.channels_last
     rank: int = 0                                       # this process's slice of each global batch
     world: int = 1                                      # data-parallel processes
+    compiled: bool = False                              # torch.compile wraps the model
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def kernels(self):
+        """The context the whole trial runs in: bf16 through float32 kernels on a CPU without
+        native bf16 (``precision.bf16_kernels``), else nothing."""
+        return bf16_kernels("bf16" if self.bf16 else "fp32", self.device, compile=self.compiled)
 
 
 def run_trial(config: Union[dict, TrialConfig], report: Optional[Report] = None,
@@ -296,7 +302,8 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                                      include_linear=cfg.regularize_linear)
 
     precision = resolve_precision(cfg.precision, device)
-    execution = Execution(device, bf16=precision == "bf16", rank=rank, world=world)
+    execution = Execution(device, bf16=precision == "bf16", rank=rank, world=world,
+                          compiled=cfg.compile)
     model = model.to(memory_format=execution.memory_format)
     eval_batch = eval_batch_size(cfg.eval_batch_size, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -323,64 +330,65 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
         progress = checkpoint.restore(resume_from, objects)
     # a resumed trial's wall time is its earlier processes' (up to the checkpoint) plus this one's
     wall_start -= progress.wall_time_s
-    if cfg.compile and progress.epoch + 1 < cfg.epochs:  # every process compiles anew: times add up
-        progress.compile_time_s = (progress.compile_time_s or 0.0) + warm_up_compiled(
-            trained, model, splits, cfg, execution)
+    with execution.kernels():
+        if cfg.compile and progress.epoch + 1 < cfg.epochs:  # every process compiles anew: times add up
+            progress.compile_time_s = (progress.compile_time_s or 0.0) + warm_up_compiled(
+                trained, model, splits, cfg, execution)
 
-    status, error = "completed", None
-    for epoch in range(progress.epoch + 1, cfg.epochs):
-        lr = lr_at(progress.step, cfg, steps_per_epoch(splits, cfg))
-        _synchronize(device)
-        epoch_start = time.perf_counter()
-        train = train_one_epoch(trained, optimizer, penalty_fn, splits, cfg, execution,
-                                epoch=epoch, step=progress.step, generator=generator)
-        _synchronize(device)
-        epoch_time_s = time.perf_counter() - epoch_start
-        progress.train_time_s += epoch_time_s
-        progress.step, progress.epoch = train["step"], epoch
-        row = {"trial_id": cfg.trial_id, "epoch": epoch, "train_loss": train["train_loss"],
-               "reg_loss": train["reg_loss"], "train_acc": train["train_acc"], "lr": lr,
-               "coefficient": train["coefficient"], "epoch_time_s": epoch_time_s,
-               "elapsed_s": progress.train_time_s,
-               "images_per_s": len(splits.train_y) / epoch_time_s}
-        if not train["finite"]:
-            status, error = "diverged", f"non-finite training loss in epoch {epoch}"
-            row.update(val_loss=None, val_acc=None, test_loss=None, test_acc=None)
+        status, error = "completed", None
+        for epoch in range(progress.epoch + 1, cfg.epochs):
+            lr = lr_at(progress.step, cfg, steps_per_epoch(splits, cfg))
+            _synchronize(device)
+            epoch_start = time.perf_counter()
+            train = train_one_epoch(trained, optimizer, penalty_fn, splits, cfg, execution,
+                                    epoch=epoch, step=progress.step, generator=generator)
+            _synchronize(device)
+            epoch_time_s = time.perf_counter() - epoch_start
+            progress.train_time_s += epoch_time_s
+            progress.step, progress.epoch = train["step"], epoch
+            row = {"trial_id": cfg.trial_id, "epoch": epoch, "train_loss": train["train_loss"],
+                   "reg_loss": train["reg_loss"], "train_acc": train["train_acc"], "lr": lr,
+                   "coefficient": train["coefficient"], "epoch_time_s": epoch_time_s,
+                   "elapsed_s": progress.train_time_s,
+                   "images_per_s": len(splits.train_y) / epoch_time_s}
+            if not train["finite"]:
+                status, error = "diverged", f"non-finite training loss in epoch {epoch}"
+                row.update(val_loss=None, val_acc=None, test_loss=None, test_acc=None)
+                progress.epochs.append(row)
+                if report is not None:
+                    report(row, None)
+                break
+            evaluation = {split: evaluate(model, x, y, splits.mean, splits.std, eval_batch, execution)
+                          for split, x, y in (("val", splits.val_x, splits.val_y),
+                                              ("test", splits.test_x, splits.test_y))}
+            for split, result in evaluation.items():
+                row[f"{split}_loss"], row[f"{split}_acc"] = result["loss"], result["acc"]
             progress.epochs.append(row)
+            if cfg.measure_every and (epoch + 1) % cfg.measure_every == 0 and epoch + 1 < cfg.epochs:
+                progress.layers += measure_model(model, probe, cfg.trial_id, epoch)[0]
             if report is not None:
-                report(row, None)
-            break
-        evaluation = {split: evaluate(model, x, y, splits.mean, splits.std, eval_batch, execution)
-                      for split, x, y in (("val", splits.val_x, splits.val_y),
-                                          ("test", splits.test_x, splits.test_y))}
-        for split, result in evaluation.items():
-            row[f"{split}_loss"], row[f"{split}_acc"] = result["loss"], result["acc"]
-        progress.epochs.append(row)
-        if cfg.measure_every and (epoch + 1) % cfg.measure_every == 0 and epoch + 1 < cfg.epochs:
-            progress.layers += measure_model(model, probe, cfg.trial_id, epoch)[0]
-        if report is not None:
-            due = cfg.checkpoint_every and ((epoch + 1) % cfg.checkpoint_every == 0
-                                            or epoch + 1 == cfg.epochs)
-            if due and rank == 0:
-                progress.wall_time_s = time.perf_counter() - wall_start
-                with tempfile.TemporaryDirectory(prefix="korth-ckpt-") as directory:
-                    checkpoint.save(directory, objects, progress, cfg.to_dict())
-                    report(row, directory)
-            else:
-                report(row, None)
+                due = cfg.checkpoint_every and ((epoch + 1) % cfg.checkpoint_every == 0
+                                                or epoch + 1 == cfg.epochs)
+                if due and rank == 0:
+                    progress.wall_time_s = time.perf_counter() - wall_start
+                    with tempfile.TemporaryDirectory(prefix="korth-ckpt-") as directory:
+                        checkpoint.save(directory, objects, progress, cfg.to_dict())
+                        report(row, directory)
+                else:
+                    report(row, None)
 
-    robustness_rows: List[Dict[str, Any]] = []
-    measured: Dict[str, Any] = {"num_params": num_params}
-    if status == "completed":
-        rows, final_measures = measure_model(model, probe, cfg.trial_id, cfg.epochs - 1)
-        progress.layers += rows
-        measured.update(final_measures)
-        if cfg.robustness:
-            classify = make_classifier(model, splits.mean, splits.std, execution)
-            robustness_rows = [{"trial_id": cfg.trial_id, **r} for r in robustness.evaluate_robustness(
-                classify, splits.fixed_x[: cfg.robustness_test_size],
-                splits.fixed_y[: cfg.robustness_test_size], cfg.robustness_options(), eval_batch)]
-            measured.update(robustness.summarize(robustness_rows))
+        robustness_rows: List[Dict[str, Any]] = []
+        measured: Dict[str, Any] = {"num_params": num_params}
+        if status == "completed":
+            rows, final_measures = measure_model(model, probe, cfg.trial_id, cfg.epochs - 1)
+            progress.layers += rows
+            measured.update(final_measures)
+            if cfg.robustness:
+                classify = make_classifier(model, splits.mean, splits.std, execution)
+                robustness_rows = [{"trial_id": cfg.trial_id, **r} for r in robustness.evaluate_robustness(
+                    classify, splits.fixed_x[: cfg.robustness_test_size],
+                    splits.fixed_y[: cfg.robustness_test_size], cfg.robustness_options(), eval_batch)]
+                measured.update(robustness.summarize(robustness_rows))
 
     summary = trial_row(cfg, status, error, progress.epochs, measured=measured,
                         run={"wall_time_s": time.perf_counter() - wall_start,

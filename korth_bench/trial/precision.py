@@ -3,18 +3,21 @@
 Native bf16 means matrix units that multiply bf16 operands at a higher rate than float32 and
 accumulate in float32: CUDA devices of compute capability >= 8.0 (Ampere and later, tensor cores),
 and CPUs with the AVX512_BF16 (``vdpbf16ps``) or AMX (``amx_bf16`` tiles) instructions, which
-oneDNN uses for bf16 convolutions. Elsewhere autocast to bf16 emulates it through conversions and
-is slower than fp32, so ``auto`` means fp32 there.
+oneDNN uses for bf16 convolutions. Elsewhere bf16 gains nothing (``Bf16ThroughFp32Kernels`` computes
+it at fp32 speed), so ``auto`` means fp32 there.
 
 The choice is made where the trial runs (a driver cannot see a worker's GPU), so the trial
 identity hashes the requested value and the ``trials`` table records ``precision_resolved``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import FrozenSet, Optional, Tuple
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map
 
 from korth_bench.errors import ConfigError
 
@@ -23,6 +26,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 """``/proc/cpuinfo`` flags of native bf16 arithmetic on x86 CPUs (either one suffices)."""
 CUDA_BF16_CAPABILITY = (8, 0)
+aten = torch.ops.aten
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,18 +47,78 @@ def parse_cpu_flags(cpuinfo: str) -> FrozenSet[str]:
     return frozenset()
 
 
-def slow_bf16_note(requested: str, flags: Optional[FrozenSet[str]] = None) -> Optional[str]:
-    """The one line warning that ``precision: bf16`` on a CPU without native bf16 (``flags``,
-    default this machine's, lack AVX512_BF16 and AMX) runs several times slower than fp32; None
-    where it does not apply. Autocast there converts every operand. Measured on such CPUs (1
-    thread per trial): a 1-epoch ResNet-20 on synthetic data took 37-42 s in bf16 against
-    8.3-8.5 s in fp32; one CIFAR-10 epoch of 8,000 images took 166 s against 19.6 s for
-    ResNet-8x1, and over 20 min against 91 s for ResNet-14x2."""
+def bf16_kernels_note(requested: str, compile: bool = False,
+                      flags: Optional[FrozenSet[str]] = None) -> Optional[str]:
+    """The one line saying how ``precision: bf16`` runs on a CPU without native bf16 (``flags``,
+    default this machine's, lack AVX512_BF16 and AMX): eager, through ``Bf16ThroughFp32Kernels``
+    at fp32 speed; compiled, on oneDNN's bf16 kernels, about 10x slower than fp32 (see
+    ``bf16_kernels``). None where it does not apply."""
     if requested != "bf16" or native_bf16(torch.device("cpu"), flags=flags):
         return None
-    return ("precision=bf16 on this CPU (no AVX512_BF16 or AMX: bf16 is emulated) runs several "
-            "times slower than fp32 (measured 4x to over 13x, more for larger models); "
-            "precision: auto uses bf16 only where the hardware computes it natively")
+    if compile:
+        return ("precision=bf16 with compile on this CPU (no AVX512_BF16 or AMX) runs oneDNN's bf16 "
+                "kernels, about 10x slower than fp32; drop compile to compute bf16 through float32 "
+                "kernels, or use precision: auto (bf16 only where the hardware computes it natively)")
+    return ("precision=bf16 on this CPU (no AVX512_BF16 or AMX) computes bf16 arithmetic through "
+            "float32 kernels: as fast as fp32, not faster; precision: auto uses bf16 only where "
+            "the hardware computes it natively")
+
+
+_KERNEL_OPS = frozenset({aten.convolution.default, aten.convolution_backward.default,
+                         aten.mm.default, aten.addmm.default, aten.bmm.default,
+                         aten.baddbmm.default})
+"""The ops bf16 autocast gives bf16 operands that oneDNN runs on bf16 instructions: the
+convolutions (forward and backward) and the matrix products of linear layers."""
+
+
+def _bf16_to_fp32(value):
+    return value.float() if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16 else value
+
+
+def _fp32_to_bf16(value):
+    return value.bfloat16() if isinstance(value, torch.Tensor) and value.dtype == torch.float32 else value
+
+
+class Bf16ThroughFp32Kernels(TorchDispatchMode):
+    """bf16 arithmetic on a CPU without bf16 instructions, computed by float32 kernels.
+
+    Under bf16 autocast a convolution or matrix product gets bf16 operands. A CPU with
+    AVX512_BF16 or AMX multiplies them exactly (the product of two 8-bit significands fits
+    float32's 24), accumulates in float32 and rounds the result to bf16. Without those
+    instructions oneDNN's bf16 kernels are about 10x slower than float32 (one training step of
+    ResNet-8x1: 1.95 s against 0.21 s; ResNet-14x2: 14.7 s against 1.26 s; 1 thread, AVX2). This
+    mode computes the same arithmetic with the float32 kernels, at their speed: each op of
+    ``_KERNEL_OPS`` whose floating operands are all bf16 gets them converted to float32
+    (exactly), runs in float32 and has its results rounded to bf16 (to nearest, ties to even).
+    What differs from the native kernels is only the order of the float32 summation, which
+    differs between any two kernels anyway: on a ResNet-8x1 step (one batch of 128, forward and
+    backward) the gradients differ from oneDNN's bf16 kernels' by at most 3-4 % relative, those
+    of oneDNN's own channels-last and channels-first bf16 kernels differ by 10 %, and bf16 from
+    float32 by 15 % (``benchmarks/bench_bf16_kernels.py``; ``tests/test_precision.py`` checks the
+    ops against float64). Any other op runs as it is.
+    """
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _KERNEL_OPS:
+            floating = [value for value in tree_leaves((args, kwargs))
+                        if isinstance(value, torch.Tensor) and value.is_floating_point()]
+            if floating and all(value.dtype == torch.bfloat16 for value in floating):
+                result = func(*tree_map(_bf16_to_fp32, args), **tree_map(_bf16_to_fp32, kwargs))
+                return tree_map(_fp32_to_bf16, result)
+        return func(*args, **kwargs)
+
+
+def bf16_kernels(precision: str, device: torch.device, compile: bool = False,
+                 flags: Optional[FrozenSet[str]] = None):
+    """The context a trial of resolved ``precision`` runs in on ``device``: ``Bf16ThroughFp32Kernels``
+    for eager bf16 on a CPU without native bf16 (``flags`` default this machine's), else nothing.
+    ``torch.compile`` does not trace under a dispatch mode (it would silently run eagerly), so a
+    compiled trial keeps oneDNN's kernels."""
+    if (precision == "bf16" and not compile and device.type == "cpu"
+            and not native_bf16(device, flags=flags)):
+        return Bf16ThroughFp32Kernels()
+    return contextlib.nullcontext()
 
 
 def native_bf16(device: torch.device, flags: Optional[FrozenSet[str]] = None,
