@@ -28,7 +28,9 @@ import pandas as pd
 
 from korth_bench.analysis.collapse import CLAIMED_DROP, collapse_metric_choices, collapse_test
 from korth_bench.analysis.convergence import (
-    convergence_by_cell, slopes_without, undertraining_check)
+    convergence_by_cell, doubling_gains, slopes_without, split_reference, undertraining_check)
+from korth_bench.analysis.decomposition import decomposition_sentence, gain_decomposition
+from korth_bench.analysis.regime import tested_regime
 from korth_bench.analysis.entries import (
     BASELINE, CELL, FAMILY, SETTING_COLUMNS, entry_provenance, entry_runs, entry_scores, hardware,
     metric_columns, select_entries, status_grid)
@@ -468,8 +470,12 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
         provenance, scores, gains, collapse, strict_vs_relaxed, similarity, penalty_targets,
         ranking, efficiency,
         curves, robustness, matched_strength (claim 1 at matched strength: strength.
-        matched_strength), convergence (convergence.convergence_by_cell), undertraining (dict:
+        matched_strength), reference (the reference runs, kept out of every entry and claim:
+        convergence.split_reference), doubling_gains (convergence.doubling_gains, every cell and
+        budget), convergence (convergence.convergence_by_cell), undertraining (dict:
         convergence.undertraining_check), undertraining_slopes (convergence.slopes_without),
+        regime (regime.tested_regime of the entry runs), decomposition (decomposition.
+        gain_decomposition) and decomposition_sentence (on claim 2's arms),
         verdicts (one row per claim: analysis.verdicts); 'synthetic'
         (True when any trial ran on dataset 'synthetic') and
         'settings' (the options used).
@@ -488,6 +494,7 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
             raise ConfigError(f"collapse metric {name!r} is not an accuracy column of these trials; "
                              f"choose from: {', '.join(allowed)}")
     trials = trials.assign(regularizer=arm_labels(trials, arms, baseline))
+    trials, reference = split_reference(trials, baseline)
     grid = status_grid(trials, expected_seeds)
     entries = select_entries(trials, selection, setting_columns)
     runs = entry_runs(trials, entries, setting_columns)
@@ -535,12 +542,18 @@ def analyze(frames: Dict[str, pd.DataFrame], *, selection: str = "val",
     }
     result["matched_strength"] = matched_strength(result["completed"], epochs, rng, ORTHO_COLUMNS,
                                                   factor=match_factor, confidence=confidence)
-    result["convergence"] = convergence_by_cell(epochs, trials, baseline)
+    result["reference"] = reference
+    result["doubling_gains"] = doubling_gains(pd.concat([trials, reference]), baseline, confidence)
+    result["convergence"] = convergence_by_cell(epochs, trials, reference, baseline, confidence)
     result["undertraining"] = undertraining_check(result["convergence"], claimed_drop)
+    result["regime"] = tested_regime(runs, epochs, baseline)
     result["undertraining_slopes"] = slopes_without(
         runs, result["collapse"], result["undertraining"]["least_trained"],
         metric=list(collapse_metrics), baseline=baseline, alpha=alpha, claimed_drop=claimed_drop)
     result["verdicts"] = claim_verdicts(result, rng)
     # after the verdicts, so that the draws of the tests above stay what they were
     result["penalty_targets"] = penalty_targets(runs, rng, baseline, confidence)
+    result["decomposition"] = gain_decomposition(runs, epochs, rng, baseline, confidence)
+    result["decomposition_sentence"] = decomposition_sentence(
+        result["decomposition"], primary_arms or [n for n in names if base_name(n) in STRICT])
     return result

@@ -8,15 +8,20 @@ claim's own rows, then (``decide``):
 - 'contradicted': some row is significant with the opposite sign and none with the claimed one,
   or, for the capacity trend, some row is an equivalence ('no trend' in the collapse table:
   the drop's interval inside the claimed bound) and none is significant with the claimed sign;
-- 'inconclusive' otherwise (nothing significant, or significant rows of both signs).
+- 'inconclusive' otherwise (nothing significant, or significant rows of both signs);
+- 'not tested' when the claim has no rows (nothing in the tables could test it).
+For the capacity trend an equivalence with no significant row either way reads 'no trend in the
+tested range' (NO_TREND), never 'contradicted': it holds for the cells, data and budget tested,
+which the row's ``reach`` names (analysis.regime.tested_regime).
 Claim 1 is decided at matched strength only (analysis.strength: dn and so settings of one cell,
 arm and sweep with the same coefficient or epoch-0 penalty ratios within the match factor);
 without a matched pair it is 'inconclusive (strengths not matched)', and the comparison of the
 selected entries stays beside it as the row '1, tuned settings', verdict 'descriptive'.
 Beside every verdict: the seeds per compared side its rows rest on (seeds_min, seeds_max) and
 the smallest p the distribution-free check of its rows can reach (exact_floor: 0.25 for a
-sign flip on 3 seeds; NaN where the rows have no such check), and caveats in words (claim 2:
-'capacity confounded with under-training' where analysis.convergence flags it).
+sign flip on 3 seeds; NaN where the rows have no such check), the tested range (``reach``), and
+caveats in words (claim 2: 'capacity confounded with under-training' where analysis.convergence
+flags it, 'convergence not checked ...' where the tables have no reference runs).
 Pure functions of the ``analyze`` result; effects are in the rows' own units (accuracies as
 fractions, orthogonality and similarity measures as measured).
 """
@@ -41,12 +46,14 @@ ORTHO_COLUMNS = ("ortho_gram_residual_mean", "ortho_diag_deviation_mean", "ortho
 SIMILARITY = "fm_sim_mean"
 COLUMNS = ["claim", "statement", "verdict", "n_rows", "n_supporting", "n_opposing",
            "n_equivalent", "label", "unit", "effect", "low", "high", "p_holm", "seeds_min",
-           "seeds_max", "exact_floor", "caveat"]
+           "seeds_max", "exact_floor", "reach", "caveat"]
 ROW_COLUMNS = ["label", "effect", "low", "high", "p_value", "seeds", "min_attainable_p"]
 """A claim's rows: the estimate, its two-sided p, the seeds per compared side it rests on and
 the smallest p its distribution-free check can reach (NaN: no such check)."""
 UNDERTRAINED = "capacity confounded with under-training"
 NOT_MATCHED = "inconclusive (strengths not matched)"
+NOT_TESTED = "not tested"
+NO_TREND = "no trend in the tested range"
 
 
 def significant_signs(effect: np.ndarray, p_holm: np.ndarray, claimed_sign: int,
@@ -109,18 +116,20 @@ def seeds_per_side(found) -> int:
 
 
 def _claim(claim: str, statement: str, rows: pd.DataFrame, claimed_sign: int, alpha: float,
-           unit: str, equivalent: Sequence[bool] = (), caveat: str = "") -> Dict[str, object]:
+           unit: str, equivalent: Sequence[bool] = (), caveat: str = "",
+           reach: str = "") -> Dict[str, object]:
     """One summary row: Holm over ``rows`` (ROW_COLUMNS; or their own p_holm when ``rows`` has
     that column: a table whose family is already adjusted), the verdict, the row that decides it
     (the most significant one), the seeds the rows rest on and the floor of their exact check."""
     floors = rows["min_attainable_p"].dropna() if len(rows) else pd.Series(dtype=float)
     out = {"claim": claim, "statement": statement, "unit": unit, "n_rows": len(rows),
            "n_supporting": 0, "n_opposing": 0, "n_equivalent": int(np.sum(equivalent)),
-           "verdict": "inconclusive", "label": None, "effect": math.nan, "low": math.nan,
+           "verdict": NOT_TESTED, "label": None, "effect": math.nan, "low": math.nan,
            "high": math.nan, "p_holm": math.nan,
            "seeds_min": int(rows["seeds"].min()) if len(rows) else 0,
            "seeds_max": int(rows["seeds"].max()) if len(rows) else 0,
-           "exact_floor": float(floors.min()) if len(floors) else math.nan, "caveat": caveat}
+           "exact_floor": float(floors.min()) if len(floors) else math.nan, "caveat": caveat,
+           "reach": reach if len(rows) else ""}
     if not len(rows):
         return out
     p_holm = (rows["p_holm"].to_numpy(float) if "p_holm" in rows
@@ -192,7 +201,6 @@ def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
                    contrasts(runs, same_arm("dn", "so"), ORTHO_COLUMNS, rng), -1, alpha,
                    "measure")
     tuned["verdict"] = "descriptive"
-    undertrained = result["undertraining"]["flagged"]
     gains = result["gains"]
     robust = gains[(gains["status"] == "measured")
                    & gains["regularizer"].map(base_name).isin(ORTHOGONAL)
@@ -202,34 +210,46 @@ def claim_verdicts(result: dict, rng: np.random.Generator) -> pd.DataFrame:
                         "strength (lower layer-mean Gram residual, diagonal deviation and "
                         "cosines; same coefficient or epoch-0 penalty ratio within "
                         f"{result['settings']['match_factor']:g}x)", matched_rows, -1, alpha, "measure")
-    if not len(matched):
+    if not len(matched) and same_arm("dn", "so"):
         at_matched["verdict"] = NOT_MATCHED
+    if tuned["n_rows"] == 0:
+        tuned["verdict"] = NOT_TESTED
+    reach = (result.get("regime") or {}).get("text", "")
+    check = result["undertraining"]
+    trend_claim = _claim(
+        "2", "[DN] the gains of strict orthogonality shrink as capacity grows "
+        "(slope of the gain per doubling of parameters < 0" + (
+            "; the primary contrast, tested alone: " + (
+                f"declared on {primary['declared']})" if primary.get("declared")
+                else "named at report time, not pre-registered)") if primary
+            else "; Holm over the strict-orthogonality arms)"),
+        _rows(trend, trend["regularizer"] + ", " + trend["model"] + ", " + trend["metric"],
+              "slope").assign(p_holm=trend["p_holm"]), -1, alpha, "pp per doubling",
+        (trend["verdict"] == "no trend").to_numpy(),
+        caveat=UNDERTRAINED if check["flagged"] else
+        "" if check.get("checked", True) else check.get("message", ""), reach=reach)
+    if trend_claim["verdict"] == "contradicted" and trend_claim["n_opposing"] == 0:
+        trend_claim["verdict"] = NO_TREND
+    if at_matched["n_rows"]:
+        at_matched["reach"] = reach
     return pd.DataFrame([
         at_matched, tuned,
-        _claim("2", "[DN] the gains of strict orthogonality shrink as capacity grows "
-               "(slope of the gain per doubling of parameters < 0" + (
-                   "; the primary contrast, tested alone: " + (
-                       f"declared on {primary['declared']})" if primary.get("declared")
-                       else "named at report time, not pre-registered)") if primary else "; Holm over the strict-orthogonality arms)"),
-               _rows(trend, trend["regularizer"] + ", " + trend["model"] + ", " + trend["metric"],
-                     "slope").assign(p_holm=trend["p_holm"]), -1, alpha, "pp per doubling",
-               (trend["verdict"] == "no trend").to_numpy(),
-               caveat=UNDERTRAINED if undertrained else ""),
+        trend_claim,
         _claim("2, relaxed", "[DN] a relaxed penalty recovers the gains at the largest capacity "
                "(dn_relaxed minus dn > 0)",
                _rows(relaxed, "dn_relaxed - dn" + relaxed["arm"].fillna("").map(
                    lambda a: f" [{a}]" if a else "") + ", " + _cell_text(relaxed), "mean"),
-               +1, alpha, "pp"),
+               +1, alpha, "pp", reach=reach),
         _claim("3", "[DN] orthogonality-regularized models are more robust (gain in corruption "
                "and attack accuracy > 0)",
                _rows(robust, robust["regularizer"] + f" - {baseline}, " + _cell_text(robust)
-                     + ", " + robust["metric"], "mean"), +1, alpha, "pp"),
+                     + ", " + robust["metric"], "mean"), +1, alpha, "pp", reach=reach),
         _claim("4, cs", "[CS] minimizing the Convolutional Similarity lowers feature-map "
                "similarity (cs minus none in fm_sim_mean < 0)",
                contrasts(runs, versus_baseline(("cs",)), (SIMILARITY,), rng), -1, alpha,
-               "measure"),
+               "measure", reach=reach),
         _claim("4, orthogonality", "[CS] kernel orthogonality does not necessarily reduce "
                "feature-map similarity (an orthogonality regularizer minus none in fm_sim_mean "
                "> 0)", contrasts(runs, versus_baseline(ORTHOGONAL), (SIMILARITY,), rng), +1,
-               alpha, "measure"),
+               alpha, "measure", reach=reach),
     ], columns=COLUMNS)
