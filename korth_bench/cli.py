@@ -232,6 +232,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.parallel < 1:
         raise ConfigError(f"--parallel {args.parallel}: must be a whole number >= 1 (trials at a "
                           "time)")
+    if args.reference_seeds < 0:
+        raise ConfigError(f"--reference-seeds {args.reference_seeds}: must be a whole number >= 0 "
+                          "(baseline seeds per cell at 2x the epochs)")
     runs = plan.measured_runs(args.results_dirs, args.arm or (), args.storage_endpoint)
     primary = args.primary or plan.default_primary(runs)
     unknown = sorted(set(primary) - set(runs["regularizer"]))
@@ -256,14 +259,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise ConfigError(f"{len(cells)} cells: a slope test on cell means needs 3")
     claimed, parallel = args.claimed_drop / 100, args.parallel
     rows = plan.design_rows(cells, spread, arm_spread, claimed, args.power, args.alpha, parallel,
-                            args.budget_hours)
+                            args.budget_hours, args.reference_seeds)
     print(plan.plan_text(spread, arm_spread, cells, rows, cost, claimed, args.power, args.alpha,
-                         parallel))
+                         parallel, args.reference_seeds))
     if args.space:
         cells_as = candidate.analysis.cells if candidate.analysis else "random"
         print(plan.written_design_text(plan.written_design(
             candidate.trials, cells, spread, cells_as, claimed, args.alpha, args.power, cost,
-            parallel), claimed, parallel))
+            parallel, args.reference_seeds), claimed, parallel))
     if args.out:
         design = plan.chosen_design(rows)
         if design is None:
@@ -443,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="mark the designs that fit H machine-hours")
     planning.add_argument("--parallel", metavar="N", type=int, default=1,
                           help="trials at a time, for machine-hours (default 1)")
+    planning.add_argument("--reference-seeds", metavar="N", type=int, default=0,
+                          help="add N baseline seeds per cell trained at 2x the epochs (the "
+                               "reference runs of the convergence check) to every priced design, "
+                               "shown as their own line of the cost (default 0)")
     planning.add_argument("--space", metavar="SPACE.yaml",
                           help="the candidate design (cells, arms, protocol), priced from the "
                                "measured seconds per FLOP (default: the measured cells)")

@@ -82,6 +82,11 @@ _ROBUSTNESS = {
     "trial_id": STR, "kind": STR, "name": STR, "severity": I64, "eps": F64, "accuracy": F64,
     "num_examples": I64,
 }
+_TRIAL_ADDED = {"kernel_path": STR}
+"""Trial columns added after the first files were written: they come after every other column
+(the per-configuration ones included), so the earlier files keep their order and read as they
+are (a reader fills the column with nulls for them). kernel_path: the kernels a trial ran on
+(``trial.precision.kernel_path``: native bf16, bf16 through float32 kernels, fp32)."""
 _PER_CONFIG = re.compile(r"^(epochs_to_acc_\d+|(fgsm|pgd)_acc_\d+_255)$")
 
 
@@ -109,6 +114,7 @@ def trials_columns(config_row: Mapping[str, Any] = {}) -> Dict[str, pa.DataType]
     columns.update(_TRIAL_OUTCOMES)
     for name in per_config_columns(config_row):
         columns[name] = I64 if name.startswith("epochs_to_acc_") else F64
+    columns.update(_TRIAL_ADDED)
     return columns
 
 

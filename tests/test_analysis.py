@@ -918,7 +918,7 @@ def test_claim_2_without_reference_runs_says_convergence_was_not_checked(planted
 
 def test_verdicts_name_their_reach_and_untested_claims_say_so():
     frames = make_tables(planted={"none": (0.0, 0.0), "so": (0.01, 0.0)}, dataset="cifar10")
-    frames["trials"] = frames["trials"].assign(train_size=9000, val_size=1000).drop(
+    frames["trials"] = frames["trials"].assign(train_size=8000, val_size=1000).drop(
         columns=["corruption_acc_mean", "pgd_acc_8_255"])  # robustness off
     frames["epochs"] = frames["epochs"].assign(train_acc=0.9)
     table = run_analysis(frames)["verdicts"].set_index("claim")
@@ -997,3 +997,196 @@ def test_the_fixed_cells_primary_contrast_holds_its_level_and_reaches_the_planne
     _, shrink = rates(62, drop)
     print(f"fixed cells, no drop: rejects {null:.3f}; {100 * drop:.2f}-pt drop: shrink {shrink:.3f}")
     assert abs(shrink - 0.8) <= 3 * math.sqrt(0.8 * 0.2 / sweeps)
+
+
+# ---------------------------------------------------------------- issue 37: one lack of fit, one detectable drop
+ISSUE37_DEPTHS = (8, 14, 20, 26, 32)
+
+
+def issue37_runs(rng, arm_seeds=4, baseline_seeds=8, seed_sd=0.004, run_sd=0.003, offset_sd=0.0):
+    """Completed runs of so and dn (gain 0.01 + a cell offset) and of the baseline at more seeds
+    than the arms; a seed's draw is shared by every run of that seed in the cell."""
+    rows = []
+    for depth in ISSUE37_DEPTHS:
+        offset = rng.normal(0, offset_sd)
+        seed_effect = rng.normal(0, seed_sd, baseline_seeds)
+        for name, seeds, gain in (("none", baseline_seeds, 0.0), ("so", arm_seeds, 0.01 + offset),
+                                  ("dn", arm_seeds, 0.01 + offset)):
+            for seed in range(seeds):
+                rows.append({"dataset": "cifar10", "model": "resnet", "depth": depth, "width": 1,
+                             "num_params": 17_000 * depth, "regularizer": name, "seed": seed,
+                             "test_acc": 0.8 + gain + seed_effect[seed] + rng.normal(0, run_sd)})
+    return pd.DataFrame(rows)
+
+
+def test_cell_means_lack_of_fit_by_hand_and_for_independent_units():
+    from scipy import stats as scipy_stats
+
+    x, gain, variance = np.arange(4.0), np.array([0.0, 0.3, 0.1, 0.5]), np.full(4, 0.01)
+    fit = stats.cell_means_lack_of_fit(x, gain, variance, 20)
+    residual = gain - np.polyval(np.polyfit(x, gain, 1), x)
+    rss = float(residual @ residual)
+    assert fit["f"] == pytest.approx(rss / 2 / 0.01)
+    assert fit["p_value"] == pytest.approx(scipy_stats.f.sf(rss / 2 / 0.01, 2, 20))
+    assert fit["offset_var"] == pytest.approx(max(rss / 2 - 0.01, 0.0))
+    # a cell mean known only roughly barely counts against the line
+    loose = stats.cell_means_lack_of_fit(x, gain + np.array([0, 0, 0, 5.0]),
+                                         np.array([0.01, 0.01, 0.01, 1e6]), 20)
+    tight = stats.cell_means_lack_of_fit(x[:3], gain[:3], variance[:3], 20)
+    assert loose["f"] * 2 == pytest.approx(tight["f"] * 1, rel=1e-3)
+    assert math.isnan(stats.cell_means_lack_of_fit(x[:2], gain[:2], variance[:2], 20)["p_value"])
+    assert math.isnan(stats.cell_means_lack_of_fit(x, gain, variance, 0)["p_value"])
+    # independent units: lack_of_fit_p is this test with Var(cell mean) = s^2 / n_c
+    rng = np.random.default_rng(3)
+    cells = np.repeat(np.arange(4), [3, 4, 5, 3])
+    units_x, units = cells * 1.5, rng.normal(0, 1, cells.size) + 0.4 * cells
+    s, df = stats.pooled_within_sd(units, cells)
+    counts = np.bincount(cells).astype(float)
+    means = np.array([units[cells == c].mean() for c in range(4)])
+    assert stats.lack_of_fit_p(units_x, units, cells) == pytest.approx(
+        stats.cell_means_lack_of_fit(np.arange(4) * 1.5, means, s ** 2 / counts, df)["p_value"])
+
+
+def test_the_lack_of_fit_holds_its_level_with_extra_baseline_seeds_and_finds_offsets():
+    """Cells on the line, the baseline at twice the arms' seeds, seed effects shared: the table's
+    lack-of-fit p (each cell mean against its own variance) rejects at its level; planted cell
+    offsets of 3x the cell means' sd are found."""
+    rng = np.random.default_rng(37)
+    null = [collapse.cell_lack_of_fit(collapse.fixed_cell_gains(issue37_runs(rng), ["dn", "so"]))
+            ["p_value"] for _ in range(SWEEPS)]
+    rate = np.mean(np.array(null) <= 0.05)
+    assert abs(rate - 0.05) <= 3 * math.sqrt(0.05 * 0.95 / SWEEPS)
+    offsets = [collapse.cell_lack_of_fit(collapse.fixed_cell_gains(
+        issue37_runs(rng, offset_sd=0.006), ["dn", "so"]))["p_value"] for _ in range(50)]
+    assert np.mean(np.array(offsets) <= 0.05) > 0.6
+    runs = issue37_runs(rng)
+    table = collapse_test(runs, primary=["dn", "so"], primary_cells="fixed")
+    primary = table.query("test_family == 'primary' and axis == @PRIMARY_AXIS").iloc[0]
+    so = table.query("regularizer == 'so' and axis == @PRIMARY_AXIS").iloc[0]
+    assert primary["lack_of_fit_p"] == pytest.approx(collapse.cell_lack_of_fit(
+        collapse.fixed_cell_gains(runs, ["dn", "so"]))["p_value"])
+    assert so["lack_of_fit_p"] == pytest.approx(collapse.cell_lack_of_fit(
+        collapse.fixed_cell_gains(runs, ["so"]))["p_value"])
+    assert power.measure_spread(runs, ["dn", "so"]).lack_of_fit_p == pytest.approx(
+        primary["lack_of_fit_p"])
+
+
+def test_one_detectable_drop_for_the_collapse_table_and_plan():
+    from scipy import stats as scipy_stats
+
+    for df, level in ((3, 0.05), (35, 0.05 / 3), (1, 0.05)):
+        drop = collapse.detectable_drop(0.002, df, level)
+        critical = scipy_stats.t.ppf(1 - level / 2, df)
+        rejected = (scipy_stats.nct.sf(critical, df, drop / 0.002)
+                    + scipy_stats.nct.cdf(-critical, df, drop / 0.002))
+        assert rejected == pytest.approx(0.8, abs=1e-6)
+    assert math.isnan(collapse.detectable_drop(0.002, 0, 0.05))
+    assert math.isnan(collapse.detectable_drop(0.0, 5, 0.05))
+    runs = issue37_runs(np.random.default_rng(5))
+    table = collapse_test(runs, primary=["dn", "so"], primary_cells="fixed")
+    primary = table.query("test_family == 'primary' and axis == @PRIMARY_AXIS").iloc[0]
+    x = np.log2(17_000 * np.array(ISSUE37_DEPTHS, float))
+    planned = power.design_power(x, power.measure_spread(runs, ["dn", "so"]), 4, 8, 0.01,
+                                 cells="fixed")
+    assert planned["detectable_drop"] == pytest.approx(primary["detectable_drop"], rel=1e-9)
+    assert planned["df"] == 15
+    so = table.query("regularizer == 'so' and axis == @PRIMARY_AXIS").iloc[0]
+    sxx = float(((x - x.mean()) ** 2).sum())
+    se = so["sd_within"] / math.sqrt(so["n_units"] / so["n_cells"]) / math.sqrt(sxx) * np.ptp(x)
+    assert so["detectable_drop"] == pytest.approx(
+        collapse.detectable_drop(se, so["n_cells"] - 2, 0.05 / so["family_size"]))
+    assert so["detectable_drop"] == pytest.approx(stats.detectable_drop(
+        x, so["sd_within"], so["n_units"] / so["n_cells"], 0.05 / so["family_size"]))
+
+
+# ---------------------------------------------------------------- issue 42: rules that a mutant broke
+
+def _holm_by_hand(p_values):
+    """Holm's step-down adjustment written out: the i-th smallest of m p-values times (m - i),
+    made monotone, capped at 1 (independent of stats.holm_adjust)."""
+    p_values = np.asarray(p_values, float)
+    m = p_values.size
+    adjusted, running = np.empty(m), 0.0
+    for rank, index in enumerate(np.argsort(p_values, kind="stable")):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def test_holm_runs_over_every_collapse_metric_and_arm_together():
+    """docs/claims.md: every family of tests is controlled (Holm), all collapse metrics and arms
+    together. Two metrics x three claim-2 arms: each log2-params row's p_holm is Holm over all six
+    p-values, and cs's two rows are Holm over their own family of two; Holm per metric (m = 3)
+    gives a different answer on this input."""
+    planted = {"none": (0.0, 0.0), "so": (0.01, -0.003), "dn": (0.02, -0.006),
+               "dn_relaxed": (0.01, -0.002), "cs": (0.01, -0.004)}
+    trials = make_tables(planted=planted, seed=11)["trials"]
+    rng = np.random.default_rng(12)  # clean_acc: its own noise, so its p-values differ from test_acc's
+    trials = trials.assign(clean_acc=trials["test_acc"] + rng.normal(0, 0.006, len(trials)))
+    table = collapse_test(trials, metric=["test_acc", "clean_acc"],
+                          family={"so", "dn", "dn_relaxed"})
+    rows = table[table["axis"] == PRIMARY_AXIS]
+    claim = rows[rows["test_family"] == "claim 2"]
+    outside = rows[rows["test_family"] == "outside claim 2"]
+    assert sorted(zip(claim["metric"], claim["regularizer"])) == sorted(
+        (m, r) for m in ("test_acc", "clean_acc") for r in ("so", "dn", "dn_relaxed"))
+    assert sorted(zip(outside["metric"], outside["regularizer"])) == [("clean_acc", "cs"),
+                                                                      ("test_acc", "cs")]
+    assert (claim["family_size"] == 6).all() and (outside["family_size"] == 2).all()
+    p = claim["p_value"].to_numpy(float)
+    assert np.isfinite(p).all() and np.unique(p).size == 6
+    expected = _holm_by_hand(p)
+    np.testing.assert_allclose(claim["p_holm"].to_numpy(float), expected, rtol=1e-12)
+    np.testing.assert_allclose(outside["p_holm"].to_numpy(float),
+                               _holm_by_hand(outside["p_value"]), rtol=1e-12)
+    per_metric = np.empty(6)
+    for metric in ("test_acc", "clean_acc"):
+        of = (claim["metric"] == metric).to_numpy()
+        per_metric[of] = _holm_by_hand(p[of])
+    assert not np.allclose(per_metric, expected)  # the input tells the two rules apart
+    # the verdict's level is the family's strictest threshold, alpha / 6
+    assert (claim["verdict"].isin(["gains shrink with capacity", "gains grow", "no trend",
+                                   "inconclusive"])).all()
+    significant = claim["verdict"].isin(["gains shrink with capacity", "gains grow"]).to_numpy()
+    assert (significant == (expected <= 0.05)).all()
+
+
+def _diverging_trials(dataset):
+    """One cell of real-looking trials rows: a diverged run has status 'diverged' and no
+    accuracy (val_acc and test_acc null), as loop.train_and_measure records it.
+    so: coefficient=0.1 diverges on seeds 0 and 1 and scores 0.62 on seeds 2 and 3;
+    coefficient=0.01 is stable at 0.60 (slightly worse than 0.1's survivors).
+    dn: one setting, diverged on seed 0, 0.51/0.52/0.53 on seeds 1-3."""
+    rows = []
+
+    def run(regularizer, coefficient, seed, accuracy):
+        rows.append({"sweep": "s", "trial_id": f"{regularizer}-{coefficient}-{seed}",
+                     "status": "completed" if accuracy is not None else "diverged",
+                     "dataset": dataset, "model": "resnet", "depth": 8, "width": 1,
+                     "regularizer": regularizer, "coefficient": coefficient, "seed": seed,
+                     "epochs": 4, "val_acc": accuracy, "test_acc": accuracy})
+
+    for seed in range(4):
+        run("so", 0.1, seed, None if seed < 2 else 0.62)
+        run("so", 0.01, seed, 0.60)
+        run("dn", 0.1, seed, None if seed == 0 else 0.50 + 0.01 * seed)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("dataset, classes", [("cifar10", 10), ("cifar100", 100)])
+def test_a_diverged_run_scores_chance_accuracy_in_selection(dataset, classes):
+    """entries.select_entries: a diverged run counts at chance accuracy, 1 / classes, so a
+    setting that diverges on some seeds does not win on its survivors' accuracy."""
+    trials = _diverging_trials(dataset)
+    assert trials.loc[trials["status"] == "diverged", "val_acc"].isna().all()
+    chosen = entries.select_entries(trials).set_index("regularizer")
+    so = chosen.loc["so"]
+    assert so["setting"] == "coefficient=0.01" and so["n_diverged"] == 0
+    assert so["cross_fitted"] is True
+    assert so["seed_settings"] == {seed: "coefficient=0.01" for seed in range(4)}
+    assert so["selection_score"] == pytest.approx(0.60)
+    dn = chosen.loc["dn"]
+    assert dn["n_diverged"] == 1 and dn["cross_fitted"] is None
+    assert dn["selection_score"] == pytest.approx((1 / classes + 0.51 + 0.52 + 0.53) / 4)
+    # the chance accuracy itself, per data set
+    assert entries.chance_accuracy(trials).unique().tolist() == [pytest.approx(1 / classes)]

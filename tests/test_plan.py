@@ -177,3 +177,180 @@ def test_bad_plan_input_is_one_line_and_exit_2(args, fragment, tmp_path):
     done = plan(STUDY, *args)
     assert done.returncode == 2 and fragment in done.stderr.strip().splitlines()[-1]
     assert done.stdout == ""
+
+
+# ------------------------------------------------------- one figure each; kernel paths; reference runs
+COLLAPSE = "results/cifar10_cpu_collapse"
+COLLAPSE_SPACE = "search_spaces/cifar10_cpu_collapse.yaml"
+
+
+@pytest.fixture(scope="module")
+def collapse_study():
+    """The committed collapse study's runs, primary arms, cost model and space."""
+    from korth_bench import spaces
+    from korth_bench.plan import cost_model, default_primary, measured_runs
+
+    runs = measured_runs([COLLAPSE], ["penalty_reduction"])
+    return {"runs": runs, "primary": default_primary(runs), "cost": cost_model(runs),
+            "space": spaces.load(COLLAPSE_SPACE)}
+
+
+def test_plan_and_the_collapse_table_give_one_lack_of_fit_and_one_detectable_drop(collapse_study):
+    """Issue 37 item 5: the cell means against the variance of each cell mean (the arms' variance
+    / 8 + every baseline run's / 12 - the same-seed term) give p 0.254 (F 1.42 on 3 and 35 df),
+    in plan and in the report alike; the realized detectable drop is one number (0.56 pt)."""
+    from scipy import stats as scipy_stats
+
+    from korth_bench.analysis.collapse import collapse_test, fixed_cell_gains
+    from korth_bench.plan import candidate_cells, written_design
+
+    runs, primary, cost = collapse_study["runs"], collapse_study["primary"], collapse_study["cost"]
+    spread = power.measure_spread(runs, primary)
+    table = collapse_test(runs, primary=primary, primary_cells="fixed").query(
+        "test_family == 'primary' and axis == 'log2_params'").iloc[0]
+    cells = fixed_cell_gains(runs, primary)
+    x = np.log2(cells["num_params"].to_numpy(float))
+    residual = cells["gain"] - np.polyval(np.polyfit(x, cells["gain"], 1), x)
+    by_hand = scipy_stats.f.sf(float(residual @ residual) / 3 / cells["gain_var"].iloc[0], 3, 35)
+    assert (cells["gain_var"].nunique(), cells.attrs["df"]) == (1, 35)  # balanced: one V
+    assert spread.lack_of_fit_p == pytest.approx(by_hand, rel=1e-9)
+    assert table["lack_of_fit_p"] == pytest.approx(by_hand, rel=1e-9)
+    assert round(by_hand, 2) == 0.25
+    space = collapse_study["space"]
+    design = written_design(space.trials, candidate_cells(space.trials, cost), spread, "fixed",
+                            0.01, 0.05, 0.8, cost, 2)
+    assert design["detectable drop"] == pytest.approx(table["detectable_drop"], rel=1e-9)
+    assert round(design["detectable drop"] * 100, 2) == 0.56
+
+
+def test_the_committed_study_is_priced_at_its_recorded_kernel_paths(collapse_study):
+    """12 trials ran bf16 through float32 kernels (0d3fd16), 168 native bf16 (4d0c7a4): the
+    sidecar says so, their rate is measured from their rows, and the 180 trials are priced
+    within 20 % of the machine-hours their rows measured (not at 9.9 h, all native)."""
+    from korth_bench.plan import (BF16_THROUGH_FP32, FP32, KERNEL_PATH_FACTORS, NATIVE_BF16,
+                                  candidate_cells, written_design)
+
+    runs, cost = collapse_study["runs"], collapse_study["cost"]
+    by_commit = runs.groupby(runs["git_commit"].str[:7])["kernel_path"].agg(set).to_dict()
+    assert by_commit == {"0d3fd16": {BF16_THROUGH_FP32}, "4d0c7a4": {NATIVE_BF16}}
+    assert runs["kernel_path_recorded"].all() and cost.unrecorded == 0
+    assert cost.path == NATIVE_BF16 and cost.measured_rows == {NATIVE_BF16: 168,
+                                                               BF16_THROUGH_FP32: 12}
+    assert cost.factor(BF16_THROUGH_FP32) > 3      # measured: 2,400-3,900 s against 500-730 s
+    assert cost.factor(FP32) == KERNEL_PATH_FACTORS[FP32]   # no fp32 rows: the stated factor
+    space = collapse_study["space"]
+    design = written_design(space.trials, candidate_cells(space.trials, cost),
+                            power.measure_spread(runs, collapse_study["primary"]), "fixed",
+                            0.01, 0.05, 0.8, cost, 2)
+    assert design["measured trials"] == 180
+    assert design["paths"] == {NATIVE_BF16: 168, BF16_THROUGH_FP32: 12}
+    assert abs(design["machine-hours"] / design["measured machine-hours"] - 1) < 0.20
+    assert design["measured machine-hours"] == pytest.approx(
+        runs["wall_time_s"].sum() / 3600 / 2)
+    native = dataclasses_replace(cost, recorded={})   # the old pricing: everything native
+    assert written_design(space.trials, candidate_cells(space.trials, native),
+                          power.measure_spread(runs, collapse_study["primary"]), "fixed", 0.01,
+                          0.05, 0.8, native, 2)["machine-hours"] < 11
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+def test_a_mismatch_of_modelled_and_measured_hours_gets_one_line():
+    from korth_bench.plan import written_design_text
+
+    design = {"arm seeds": 8, "baseline seeds": 12, "cells": "fixed", "trials": 180,
+              "machine-hours": 9.9, "superiority": 1.0, "equivalence": 0.95,
+              "detectable drop": 0.0056, "target": 0.8, "paths": {"native bf16": 180},
+              "reference trials": 0, "reference machine-hours": 0.0, "measured trials": 180,
+              "measured machine-hours": 14.6, "modelled measured machine-hours": 9.9}
+    text = written_design_text(design, 0.01, 2)
+    assert [line for line in text.splitlines() if "cost model is off" in line] == [
+        "  the cost model is off for these trials: modelled 9.9 against measured 14.6 "
+        "machine-hours (-32%, beyond +-20%)"]
+    close = written_design_text({**design, "modelled measured machine-hours": 13.0}, 0.01, 2)
+    assert "cost model is off" not in close and "measured 180 of its trials: 14.6" in close
+
+
+def test_the_kernel_path_a_trial_records():
+    import torch
+
+    from korth_bench.plan import KERNEL_PATH_FACTORS
+    from korth_bench.trial.precision import (BF16_EMULATED, BF16_THROUGH_FP32, FP32,
+                                             KERNEL_PATHS, NATIVE_BF16, kernel_path)
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    native, plain = frozenset({"avx2", "avx512_bf16"}), frozenset({"avx2"})
+    assert kernel_path("bf16", cpu, flags=native) == NATIVE_BF16
+    assert kernel_path("bf16", cpu, flags=frozenset({"amx_bf16"})) == NATIVE_BF16
+    assert kernel_path("bf16", cpu, flags=plain) == BF16_THROUGH_FP32
+    assert kernel_path("bf16", cpu, compile=True, flags=plain) == BF16_EMULATED
+    assert kernel_path("fp32", cpu, flags=native) == FP32
+    assert kernel_path("bf16", cuda, capability=(8, 0)) == NATIVE_BF16
+    assert kernel_path("bf16", cuda, capability=(7, 5)) == BF16_EMULATED
+    assert kernel_path("fp32", cuda, capability=(9, 0)) == FP32
+    assert set(KERNEL_PATHS) == set(KERNEL_PATH_FACTORS)  # plan prices every path
+
+
+def test_kernel_path_is_the_last_trials_column_and_old_files_still_read(tmp_path):
+    from korth_bench import results
+    from korth_bench.config import TrialConfig
+    from korth_bench.plan import kernel_paths
+
+    row = TrialConfig.from_dict({"robustness_attacks": ["pgd"], "robustness_pgd_eps": [2]}).to_dict()
+    columns = list(results.trials_columns(row))
+    assert columns[-1] == "kernel_path" and columns[-2] == "pgd_acc_2_255"
+    table = results.to_arrow("trials", [{**row, "trial_id": "t", "kernel_path": "native bf16"}], row)
+    assert table.column("kernel_path").to_pylist() == ["native bf16"]
+    old = results.read_frame([COLLAPSE], "trials")   # written before the column: reads as it is
+    assert len(old) == 180 and "kernel_path" not in old
+    assert set(kernel_paths([COLLAPSE]).values()) == {"native bf16", "bf16 through float32 kernels"}
+    assert kernel_paths([str(tmp_path)]) == {}
+    (tmp_path / "kernel_paths.json").write_text('{"t": "warp drive"}')
+    with pytest.raises(Exception, match="kernel path 'warp drive'"):
+        kernel_paths([str(tmp_path)])
+
+
+def test_each_design_row_says_what_tells_it_from_its_twin_and_reference_runs_are_priced(
+        collapse_study):
+    from korth_bench.plan import (BASELINE_LABELS, candidate_cells, design_rows, plan_text,
+                                  reference_config)
+
+    runs, primary, cost = collapse_study["runs"], collapse_study["primary"], collapse_study["cost"]
+    space = collapse_study["space"]
+    cells = candidate_cells(space.trials, cost)
+    spread = power.measure_spread(runs, primary)
+    base_cfg = next(cfg for cfg in space.trials if cfg.regularizer == "none")
+    assert reference_config(base_cfg).epochs == 2 * base_cfg.epochs
+    for cell in cells:   # twice the epochs: about twice the baseline's price
+        assert 1.8 < cell.reference_seconds / cell.baseline_seconds < 2 + 1e-9
+    rows = design_rows(cells, spread, spread, 0.01, 0.8, 0.05, 2, None)
+    with_reference = design_rows(cells, spread, spread, 0.01, 0.8, 0.05, 2, None,
+                                 reference_seeds=2)
+    assert not rows.duplicated(["test", "cells", "baseline"]).any()
+    assert set(rows["baseline"]) == set(BASELINE_LABELS.values())
+    found = rows["trials"].notna()
+    added = 2 * sum(c.reference_seconds for c in cells) / 3600 / 2
+    assert (with_reference.loc[found, "trials"] - rows.loc[found, "trials"] == 2 * len(cells)).all()
+    assert np.allclose(with_reference.loc[found, "machine-hours"]
+                       - rows.loc[found, "machine-hours"], added)
+    text = plan_text(spread, spread, cells, with_reference, cost, 0.01, 0.8, 0.05, 2, 2)
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("test "))
+    assert "baseline " in header
+    assert [line for line in text.splitlines() if line.startswith("Reference runs")] == [
+        f"Reference runs, in every design's cost above: 2 baseline seed(s) per cell at 2x the "
+        f"epochs, 10 trials, {2 * added:.1f} trial-hours, {added:.1f} machine-hours"]
+
+
+def test_plan_prints_the_reference_runs_and_refuses_a_negative_count():
+    done = plan(COLLAPSE, "--arm", "penalty_reduction", "--space", COLLAPSE_SPACE,
+                "--parallel", "2", "--reference-seeds", "1")
+    assert done.returncode == 0, done.stderr
+    assert "180 trials + 5 reference runs" in done.stdout
+    assert "  of which reference runs: 5 trials" in done.stdout
+    assert "Reference runs, in every design's cost above: 1 baseline seed(s) per cell" in done.stdout
+    bad = plan(COLLAPSE, "--reference-seeds", "-1")
+    assert bad.returncode == 2 and "--reference-seeds -1: must be a whole number >= 0" in bad.stderr

@@ -6,7 +6,8 @@ cell their mean; the cell means are regressed on the capacity (log2 of the param
 primary axis; depth and width descriptively) and the slope is t-tested on n_cells - 2 degrees of
 freedom, so an effect specific to one cell widens the interval instead of reading as a trend
 (permuting or resampling seeds across cells would treat it as signal). A lack-of-fit F test of the
-cell means about the line against the within-cell spread flags such offsets. "No trend" is an
+cell means about the line against the variance of each cell mean (cell_lack_of_fit) flags such
+offsets. "No trend" is an
 equivalence decision: the (1 - alpha) interval of the drop over the capacity range lies inside
 +-claimed_drop, and the slope test could have rejected at its Holm threshold; otherwise a
 non-significant slope is "inconclusive" (``collapse_verdict``).
@@ -22,7 +23,7 @@ import pandas as pd
 
 from korth_bench.analysis.entries import ATTACK_PREFIXES, BASELINE, CELL, FAMILY, metric_columns
 from korth_bench.analysis.stats import (
-    detectable_drop, detectable_slope, fixed_cells_slope, holm_adjust, lack_of_fit_p,
+    cell_means_lack_of_fit, detectable_slope, fixed_cells_slope, holm_adjust,
     pooled_baseline_gains, pooled_within_sd, slope_t_test)
 
 CLAIMED_DROP = 0.01
@@ -171,9 +172,13 @@ def fixed_cell_gains(runs: pd.DataFrame, arms: Sequence[str], metric: str = "tes
     (b_c - 1) and (p_c - 1) df), Var(g_c) = sigma_a^2 / s_c + sigma_b^2 / b_c
     - 2 p_c sigma_ab / (s_c b_c), the estimator korth-bench plan's fixed-cells designs simulate
     (analysis.power.simulate_design).
+    The same variance of each cell mean is what the lack-of-fit test (cell_lack_of_fit) and
+    korth-bench plan's spread (analysis.power.measure_spread) use.
     Returns:
         one row per cell: CELL columns, num_params, gain, gain_var, arm_seeds, baseline_seeds,
-        and in ``attrs['df']`` the sum of (s_c - 1), the degrees of freedom of the slope test.
+        paired; in ``attrs``: 'df' the sum of (s_c - 1), the degrees of freedom of the slope test;
+        'var_arm', 'var_base', 'cov_pair' the pooled sigma_a^2, sigma_b^2, sigma_ab and
+        'df_base', 'df_pair' their other degrees of freedom.
     """
     keys = list(CELL)
     values = runs.assign(value=pd.to_numeric(runs[metric], errors="coerce")).dropna(subset=["value"])
@@ -206,8 +211,44 @@ def fixed_cell_gains(runs: pd.DataFrame, arms: Sequence[str], metric: str = "tes
     table["gain_var"] = (var_a / table["arm_seeds"] + var_b / table["baseline_seeds"]
                          - 2 * table["paired"] * cov / (table["arm_seeds"] * table["baseline_seeds"])
                          ).clip(lower=0.0)
-    table.attrs["df"] = df_a
+    table.attrs.update(df=df_a, var_arm=var_a, var_base=var_b, cov_pair=cov, df_base=df_b,
+                       df_pair=df_p)
     return table
+
+
+def cell_lack_of_fit(fixed: pd.DataFrame, axis: str = "log2_params") -> Dict[str, float]:
+    """The lack-of-fit F test of a contrast's cell means about their line on ``axis``
+    (log2_params, depth or width), each cell mean against its own variance: fixed_cell_gains'
+    gain and gain_var (arms' variance / s_c + baseline variance / b_c - the same-seed covariance
+    term), on its df (the slope test's), by stats.cell_means_lack_of_fit. The collapse table's
+    lack_of_fit_p and korth-bench plan's cell offsets both come from here."""
+    if len(fixed) < 3:
+        return cell_means_lack_of_fit(np.zeros(len(fixed)), np.zeros(len(fixed)),
+                                      np.ones(len(fixed)), 0)
+    x = (np.log2(fixed["num_params"].to_numpy(float)) if axis == PRIMARY_AXIS
+         else fixed[axis].to_numpy(float))
+    return cell_means_lack_of_fit(x, fixed["gain"].to_numpy(float),
+                                  fixed["gain_var"].to_numpy(float), fixed.attrs.get("df", 0))
+
+
+def detectable_drop(drop_se: float, df: float, level: float, power: float = 0.8) -> float:
+    """The detectable drop: the one definition, used by the collapse table's detectable_drop
+    and by korth-bench plan (analysis.power.design_power, realized and planned alike).
+
+    The drop over the capacity range that the declared two-sided t test of the slope, at
+    ``level`` (alpha; a Holm family's strictest threshold alpha / m), detects with probability
+    ``power`` (80 % by default), given the standard error ``drop_se`` of the estimated drop that
+    the design gives (the slope's se times the capacity range: random cells, the cell means'
+    residual spread as the seeds give it, sd of one per-seed gain / sqrt(seeds per cell); fixed
+    cells, sqrt(sum_c w_c^2 Var g_c) from fixed_cell_gains). With the drop's estimate normal
+    around the true drop D and its se estimated on ``df`` degrees of freedom, t = estimate / se
+    is noncentral t on df with noncentrality D / drop_se; the returned D = ncp x drop_se, ncp
+    solving P(|T| > t_{1 - level/2, df}) = power. Student t quantiles throughout (central t for
+    the critical value, noncentral t for the power; never the normal approximation), on the slope
+    test's df: C - 2 for random cells, the sum over cells of (arm seeds - 1) for fixed cells.
+    Both rejection tails count; the wrong-sign tail adds less than 1e-5 at any df >= 1.
+    NaN where there is no test (df < 1, se not > 0)."""
+    return detectable_slope(drop_se, df, level, power)
 
 
 def primary_label(arms: Sequence[str]) -> str:
@@ -238,15 +279,17 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
     p-value, the verdict
     (collapse_verdict: the (1 - alpha) interval of the drop over the capacity range against
     +-claimed_drop) and the detectable drop all use the row's family. Depth and width rows are
-    descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (lack_of_fit_p) says
-    whether the cell means scatter about the line by more than the seed noise.
+    descriptive (verdict 'descriptive', no Holm). The lack-of-fit F test (cell_lack_of_fit, on
+    fixed_cell_gains of the row's arms: each cell mean against its own variance) says whether the
+    cell means scatter about the line by more than the seed noise.
     Returns:
         columns dataset, model, regularizer, metric, axis, test_family, family_size, n_units,
         n_cells, n_order_matched, slope, low, high (t interval at 1 - alpha), p_value, p_holm,
         min_attainable_p, lack_of_fit_p, sd_within, capacity_range, drop, drop_low, drop_high
-        (minus the slope and its interval, times the range), detectable_drop (the drop this
-        design detects with 80 % power at the family's strictest Holm threshold alpha / m,
-        from sd_within: stats.detectable_drop), claimed_drop (the equivalence bound), alpha,
+        (minus the slope and its interval, times the range), detectable_drop (detectable_drop:
+        the drop this design detects with 80 % power at the family's strictest Holm threshold
+        alpha / m, from the drop's standard error: sd_within / sqrt(units per cell) for random
+        cells, the fixed-cells se otherwise), claimed_drop (the equivalence bound), alpha,
         verdict, note.
     """
     specs = []
@@ -260,25 +303,28 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
         for metric_name, regularizer in itertools.product(metrics, regularizers):
             specs.append(({"dataset": dataset, "model": model, "regularizer": regularizer,
                            "metric": metric_name, "test_family": "claim 2"
-                           if in_claim(regularizer) else "outside claim 2"},
+                           if in_claim(regularizer) else "outside claim 2",
+                           "cell_means": fixed_cell_gains(group, [regularizer], metric_name,
+                                                          baseline)},
                           units[metric_name, regularizer]))
         if primary:
+            cell_means = fixed_cell_gains(group, primary, primary_metric, baseline)
             specs.append(({"dataset": dataset, "model": model,
                            "regularizer": primary_label(primary), "metric": primary_metric,
-                           "test_family": "primary"},
+                           "test_family": "primary", "cell_means": cell_means},
                           _pooled([units.get((primary_metric, arm), pd.DataFrame())
                                    for arm in primary])))
             if primary_cells == "fixed":
-                specs[-1][0]["fixed"] = fixed_cell_gains(group, primary, primary_metric, baseline)
+                specs[-1][0]["fixed"] = cell_means
     sizes: Dict[str, int] = {}
     for row, _ in specs:
         sizes[row["test_family"]] = sizes.get(row["test_family"], 0) + 1
     rows = []
     for row, units in specs:
         level = alpha / sizes[row["test_family"]]
-        fixed = row.pop("fixed", None)
+        fixed, cell_means = row.pop("fixed", None), row.pop("cell_means")
         rows += _slope_rows({**row, "family_size": sizes[row["test_family"]]}, units, alpha,
-                            level, fixed)
+                            level, fixed, cell_means)
     columns = ["dataset", "model", "regularizer", "metric", "axis", "test_family",
                "family_size", "n_units", "n_cells", "n_order_matched", "slope", "low", "high",
                "p_value", "min_attainable_p", "lack_of_fit_p", "sd_within", "capacity_range",
@@ -300,10 +346,12 @@ def collapse_test(runs: pd.DataFrame, metric: Union[str, Sequence[str]] = "test_
 
 
 def _slope_rows(row: dict, units: pd.DataFrame, alpha: float, level: float,
-                fixed: Optional[pd.DataFrame] = None) -> List[dict]:
+                fixed: Optional[pd.DataFrame] = None,
+                cell_means: Optional[pd.DataFrame] = None) -> List[dict]:
     """The collapse rows of one set of units (one per capacity axis; one untestable row when
     they span fewer than 2 capacities), the detectable drop at ``level``; with ``fixed``
-    (fixed_cell_gains of the same units' cells) the slope is the fixed-cells one."""
+    (fixed_cell_gains of the same units' cells) the slope is the fixed-cells one; the lack of
+    fit is cell_lack_of_fit of ``cell_means`` (fixed_cell_gains of the row's arms)."""
     cells = _cell_key(units).to_numpy() if len(units) else np.zeros(0, int)
     row = {**row, "n_units": len(units), "n_cells": np.unique(cells).size,
            "n_order_matched": int((units["matching"] == "order").sum()) if len(units) else 0}
@@ -322,20 +370,24 @@ def _slope_rows(row: dict, units: pd.DataFrame, alpha: float, level: float,
         capacity_range = float(np.ptp(x))
         note = (None if fit["df"] >= 1 else
                 f"{labels.size} cells: a slope test on cell means needs 3")
-        detectable = detectable_drop(cell_x, spread, gain.size / labels.size, level)
+        sxx = float(((cell_x - cell_x.mean()) ** 2).sum())
+        detectable = (detectable_drop(float(spread) / math.sqrt(gain.size / labels.size)
+                                      / math.sqrt(sxx) * capacity_range, fit["df"], level)
+                      if sxx > 0 else math.nan)
         if fixed is not None and len(fixed) >= 2:
             fixed_x = (np.log2(fixed["num_params"].to_numpy(float)) if axis == PRIMARY_AXIS
                        else fixed[axis].to_numpy(float))
             fit = fixed_cells_slope(fixed_x, fixed["gain"].to_numpy(float),
                                     fixed["gain_var"].to_numpy(float), fixed.attrs["df"],
                                     1 - alpha)
-            detectable = detectable_slope(fit["se"], fit["df"], level) * capacity_range
+            detectable = detectable_drop(fit["se"] * capacity_range, fit["df"], level)
             note = (f"fixed cells: the slope over these {len(fixed)} cells, its error from the "
                     f"seeds within them ({fit['df']:g} df)")
         rows.append({**row, "axis": axis, "slope": fit["slope"], "low": fit["low"],
                      "high": fit["high"], "p_value": fit["p_value"],
                      "min_attainable_p": fit["min_attainable_p"],
-                     "lack_of_fit_p": lack_of_fit_p(x, gain, cells),
+                     "lack_of_fit_p": (cell_lack_of_fit(cell_means, axis)["p_value"]
+                                       if cell_means is not None else math.nan),
                      "sd_within": float(spread), "capacity_range": capacity_range,
                      "drop": -fit["slope"] * capacity_range,
                      "drop_low": -fit["high"] * capacity_range,

@@ -31,10 +31,11 @@ from typing import Dict, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
-from korth_bench.analysis.collapse import collapse_verdict
-from korth_bench.analysis.entries import BASELINE, CELL
+from korth_bench.analysis.collapse import (
+    cell_lack_of_fit, collapse_verdict, detectable_drop, fixed_cell_gains)
+from korth_bench.analysis.entries import BASELINE
 from korth_bench.analysis.stats import fixed_cells_slope, slope_t_test
 
 CELL_MODELS = ("random", "fixed")
@@ -46,10 +47,12 @@ class Spread:
     """Seed and cell spread of one contrast, measured on completed trials (fractions).
 
     sd_arm, sd_base, cov_pair: within-cell sd of A and B and their same-seed covariance, pooled
-    over cells on ``df_within`` degrees of freedom; unit_sd: sd of one paired per-seed gain A - B;
-    cell_sd: sd of the cell offsets about the line, from the cells' mean gains (method of moments:
-    residual mean square on ``df_cells`` = C - 2 df minus the part the seeds explain, floored at
-    0); lack_of_fit_p: the F test of those offsets (0 offsets under the null).
+    over cells as collapse.fixed_cell_gains pools them (the arms' seeds on ``df_within`` degrees
+    of freedom, every baseline run, the shared seeds), so that cell_variance at a study's own
+    seeds is the variance of its cell means that the report uses; unit_sd: sd of one paired
+    per-seed gain A - B; cell_sd and lack_of_fit_p: the cell offsets about the line and their F
+    test (collapse.cell_lack_of_fit: the cell means against their own variance, on ``df_cells``
+    = C - 2 and ``df_within`` degrees of freedom; cell_sd by the method of moments, floored at 0).
     """
     arms: tuple
     sd_arm: float
@@ -64,54 +67,25 @@ class Spread:
     seeds_per_cell: float
 
 
-def paired_cells(runs: pd.DataFrame, arms: Sequence[str], metric: str = "test_acc",
-                 baseline: str = BASELINE) -> pd.DataFrame:
-    """Per cell and seed: A (mean of ``arms`` over those that ran that seed, kept only where all
-    did) and B (the baseline), for seeds with both. Returns CELL, num_params, seed, A, B."""
-    values = runs.assign(value=pd.to_numeric(runs[metric], errors="coerce"))
-    keys = list(CELL) + ["seed"]
-    arm_runs = values[values["regularizer"].isin(list(arms))]
-    per_arm = arm_runs.groupby(keys + ["regularizer"], dropna=False)["value"].mean().unstack()
-    pooled = per_arm.dropna().mean(axis=1).rename("A") if len(per_arm) else pd.Series(name="A",
-                                                                                      dtype=float)
-    base = (values[values["regularizer"] == baseline].groupby(keys, dropna=False)["value"]
-            .mean().rename("B"))
-    joined = pd.concat([pooled, base], axis=1, join="inner").dropna().reset_index()
-    params = values.groupby(list(CELL), dropna=False)["num_params"].median().rename("num_params")
-    return joined.merge(params.reset_index(), on=list(CELL), how="left")
-
-
 def measure_spread(runs: pd.DataFrame, arms: Sequence[str], metric: str = "test_acc",
                    baseline: str = BASELINE) -> Spread:
     """The spread of the contrast that pools ``arms`` (entry names as ``runs['regularizer']``
-    holds them) against ``baseline``, from completed runs (see Spread)."""
-    table = paired_cells(runs, arms, metric, baseline)
+    holds them) against ``baseline``, from completed runs (see Spread): the moments and cell
+    means of collapse.fixed_cell_gains, the lack of fit of collapse.cell_lack_of_fit."""
     nan = Spread(tuple(arms), *(math.nan,) * 4, 0, math.nan, 0, math.nan, 0, math.nan)
-    if table.empty:
+    if runs.empty:
         return nan
-    cells = table.groupby(list(CELL), dropna=False).ngroup().to_numpy()
-    a, b = table["A"].to_numpy(float), table["B"].to_numpy(float)
-    centred = {name: v - pd.Series(v).groupby(cells).transform("mean").to_numpy()
-               for name, v in (("a", a), ("b", b))}
-    n_cells = np.unique(cells).size
-    df_within = len(table) - n_cells
-    if df_within < 1:
+    cells = fixed_cell_gains(runs, list(arms), metric, baseline)
+    df_within = int(cells.attrs.get("df", 0))
+    if cells.empty or df_within < 1:
         return nan
-    var_a = float(centred["a"] @ centred["a"]) / df_within
-    var_b = float(centred["b"] @ centred["b"]) / df_within
-    cov = float(centred["a"] @ centred["b"]) / df_within
+    var_a, var_b, cov = (float(cells.attrs[name]) for name in ("var_arm", "var_base", "cov_pair"))
     unit_var = var_a + var_b - 2 * cov
-    cell_sd, lof_p, df_cells = math.nan, math.nan, n_cells - 2
-    if df_cells >= 1:
-        gain = pd.Series(a - b).groupby(cells)
-        x = np.log2(table.groupby(cells)["num_params"].first().to_numpy(float))
-        fit = slope_t_test(x, gain.mean().to_numpy())
-        residual_ms = fit["se"] ** 2 * float(((x - x.mean()) ** 2).sum())
-        seed_part = unit_var * float(np.mean(1.0 / gain.size().to_numpy()))
-        cell_sd = math.sqrt(max(residual_ms - seed_part, 0.0))
-        lof_p = float(stats.f.sf(residual_ms / seed_part, df_cells, df_within))
-    return Spread(tuple(arms), math.sqrt(var_a), math.sqrt(var_b), cov, math.sqrt(unit_var),
-                  df_within, cell_sd, df_cells, lof_p, n_cells, len(table) / n_cells)
+    fit = cell_lack_of_fit(cells)
+    cell_sd = math.sqrt(fit["offset_var"]) if np.isfinite(fit["offset_var"]) else math.nan
+    return Spread(tuple(arms), math.sqrt(var_a), math.sqrt(var_b), cov,
+                  math.sqrt(max(unit_var, 0.0)), df_within, cell_sd, len(cells) - 2,
+                  fit["p_value"], len(cells), float(cells["arm_seeds"].mean()))
 
 
 def cell_variance(spread: Spread, arm_seeds: int, baseline_seeds: int) -> float:
@@ -168,8 +142,9 @@ def design_power(x: np.ndarray, spread: Spread, arm_seeds: int, baseline_seeds: 
                  power: float = 0.8) -> Dict[str, float]:
     """Power of one design: ``superiority`` (a drop of claimed_drop detected at the strictest
     Holm threshold alpha / family_size: 1 for the declared primary contrast), ``equivalence``
-    ("no trend" when there is none) and ``detectable_drop`` (the drop detected with ``power``),
-    with ``se`` of the drop and the test's ``df``. ``cells``: 'random' (with the measured offsets
+    ("no trend" when there is none) and ``detectable_drop`` (collapse.detectable_drop: the drop
+    detected with ``power``, the same definition as the collapse table's), with ``se`` of the
+    drop and the test's ``df``. ``cells``: 'random' (with the measured offsets
     unless ``cell_offsets`` is False) or 'fixed' (offsets never enter)."""
     x = np.asarray(x, float)
     df = test_df(cells, x.size, arm_seeds)
@@ -178,18 +153,6 @@ def design_power(x: np.ndarray, spread: Spread, arm_seeds: int, baseline_seeds: 
     return {"se": se, "df": df, "superiority": superiority_power(claimed_drop, se, df, level),
             "equivalence": equivalence_power(claimed_drop, se, df, alpha),
             "detectable_drop": detectable_drop(se, df, level, power)}
-
-
-def detectable_drop(se: float, df: int, level: float, power: float = 0.8) -> float:
-    """The drop whose superiority_power is ``power`` (noncentral t on df, solved for the
-    noncentrality); NaN where there is no test."""
-    if df < 1 or not se > 0:
-        return math.nan
-    upper = stats.t.ppf(1 - level / 2, df) + 10.0
-    while superiority_power(upper * se, se, df, level) < power:
-        upper *= 2
-    return float(optimize.brentq(lambda ncp: superiority_power(ncp * se, se, df, level) - power,
-                                 0.0, upper) * se)
 
 
 def simulate_design(x: np.ndarray, spread: Spread, arm_seeds: int, baseline_seeds: int,

@@ -2,10 +2,10 @@
 
 A verdict on a capacity trend holds for the cells, data and training budget that produced it,
 and for a baseline trained as far as it was. ``tested_regime`` states that range, for example
-"75 k-1.07 M parameters (ResNet-8 to -20, widths 1-2; 8,000 images, 20 epochs; baseline
+"75 k-1.07 M parameters (ResNet-8 to -20, widths 1-2; 9,000 images, 20 epochs; baseline
 67.5-76.2 % test, 72.2-87.3 % train)": the parameter counts of the smallest and the largest
-cell, the depths and widths, the images trained on (the training subset less the validation
-split), the epochs of the compared runs, and the range over cells of the baseline's mean final
+cell, the depths and widths, the images trained on (``train_size``; when it is 0, the data set's
+training images less the validation split held out of them), the epochs of the compared runs, and the range over cells of the baseline's mean final
 test and train accuracy (train accuracy as the epochs table records it: the last epoch's
 running accuracy over its augmented batches).
 """
@@ -46,8 +46,8 @@ def tested_regime(runs: pd.DataFrame, epochs: pd.DataFrame,
     full = runs["dataset"].map(TRAINING_SET).fillna(50_000)
     column = lambda name: (pd.to_numeric(runs[name], errors="coerce").fillna(0)  # noqa: E731
                            if name in runs else pd.Series(0, index=runs.index))
-    images = (column("train_size").where(column("train_size") > 0, full)
-              - column("val_size")).astype(int)
+    images = column("train_size").where(column("train_size") > 0,
+                                        full - column("val_size")).astype(int)
     base = runs[runs["regularizer"] == baseline]
     train = final_epoch_values(epochs, "train_acc")
     base = base.assign(train_acc=base["trial_id"].map(train) if len(train) else math.nan)

@@ -392,28 +392,72 @@ def _power_noncentrality(df: float, level: float, power: float) -> float:
     return optimize.brentq(shortfall, 0.0, upper)
 
 
-def lack_of_fit_p(x: np.ndarray, y: np.ndarray, cells: np.ndarray) -> float:
-    """F test of the cell means about the fitted line against the within-cell spread.
+def cell_means_lack_of_fit(x: np.ndarray, gain: np.ndarray, gain_var: np.ndarray,
+                           df: float) -> Dict[str, float]:
+    """F test of C cell means about their line, against the variance of each cell mean: the one
+    lack-of-fit computation (the collapse table, ``korth-bench plan`` and lack_of_fit_p use it).
 
-    F = [sum_c n_c (ybar_c - yhat_c)^2 / (C - 2)] / [sum within-cell squares / (N - C)], with
-    yhat the least-squares line of the units; a small p says the cells differ by more than a
-    line and seed noise explain (cell offsets), so the line's slope is not the whole story.
+    Under "the cells sit on a line" the cell means are g_c = a + b x_c + e_c with e_c of variance
+    V_c (``gain_var``: the variance of the cell's mean from the seeds within it, estimated on
+    ``df`` degrees of freedom). The statistic is the residual sum of squares of the weighted
+    (1 / V_c) least-squares line, each residual over its V_c, per lack-of-fit degree of freedom:
+
+        F = [sum_c (g_c - ghat_c)^2 / V_c] / (C - 2),   F ~ F(C - 2, df) under the null
+
+    (with every V_c equal, as in a balanced design, it is the residual mean square of the OLS
+    line over V). A small p says the cells differ by more than a line and seed noise explain.
+    ``offset_var`` is the method-of-moments variance of the cell offsets about the (unweighted)
+    line: residual mean square minus the mean V_c, floored at 0.
+    Args:
+        x: shape [C] capacity of each cell; gain: shape [C] cell mean gains; gain_var: shape [C]
+            the variance of each cell mean (not of one seed's gain); df: its degrees of freedom.
+    Returns:
+        f, p_value, df_lof (C - 2), df, offset_var; NaN p (and f) with fewer than 3 cells, a
+        constant x, df < 1 or a V_c that is not > 0.
+    """
+    x, gain, gain_var = (np.asarray(v, float) for v in (x, gain, gain_var))
+    df_lof = x.size - 2
+    nan = {"f": math.nan, "p_value": math.nan, "df_lof": max(df_lof, 0), "df": df,
+           "offset_var": math.nan}
+    if (df_lof < 1 or not np.ptp(x) > 0 or not df >= 1 or not np.all(gain_var > 0)
+            or not np.isfinite(gain).all()):
+        return nan
+    weights = 1.0 / gain_var
+    x_w = float(weights @ x / weights.sum())
+    g_w = float(weights @ gain / weights.sum())
+    slope_w = float(weights * (x - x_w) @ (gain - g_w) / (weights * (x - x_w) @ (x - x_w)))
+    residual_w = gain - g_w - slope_w * (x - x_w)
+    f = float(weights @ residual_w ** 2) / df_lof
+    centred = x - x.mean()
+    residual = gain - gain.mean() - float(centred @ gain / (centred @ centred)) * centred
+    offset_var = max(float(residual @ residual) / df_lof - float(gain_var.mean()), 0.0)
+    return {"f": f, "p_value": float(stats.f.sf(f, df_lof, df)), "df_lof": df_lof, "df": df,
+            "offset_var": offset_var}
+
+
+def lack_of_fit_p(x: np.ndarray, y: np.ndarray, cells: np.ndarray) -> float:
+    """cell_means_lack_of_fit for independent units: each cell's mean of its units, with the
+    variance s^2 / n_c of that mean (s the within-cell sd pooled over cells, N - C df).
+
+    F = [sum_c n_c (ybar_c - yhat_c)^2 / (C - 2)] / s^2, yhat the least-squares line of the
+    units. Only for units that are independent within a cell: per-seed gains that share extra
+    baseline runs (stats.pooled_baseline_gains) understate the variance of their cell's mean, so
+    the collapse table computes the variance of each cell mean itself (collapse.cell_lack_of_fit).
     Args:
         x: shape [N] capacity of each unit's cell; y: shape [N]; cells: shape [N] labels.
     Returns:
         the F p-value; NaN with fewer than 3 cells, no within-cell degrees of freedom or no
         within-cell spread.
     """
+    x, y = np.asarray(x, float), np.asarray(y, float)
     labels = np.unique(cells)
     within, df_within = pooled_within_sd(y, cells)
-    df_lof = labels.size - 2
-    if df_lof < 1 or df_within < 1 or not within > 0:
+    if labels.size < 3 or df_within < 1 or not within > 0:
         return math.nan
-    slope = ols_slope(x, y)
-    fitted = y.mean() + slope * (x - x.mean())
-    lof = sum(np.sum(cells == c) * (y[cells == c].mean() - fitted[cells == c][0]) ** 2
-              for c in labels)
-    return float(stats.f.sf(lof / df_lof / within ** 2, df_lof, df_within))
+    counts = np.array([np.sum(cells == c) for c in labels], float)
+    return cell_means_lack_of_fit(np.array([x[cells == c][0] for c in labels]),
+                                  np.array([y[cells == c].mean() for c in labels]),
+                                  float(within) ** 2 / counts, df_within)["p_value"]
 
 
 def correlation_interval(x: np.ndarray, y: np.ndarray,

@@ -27,7 +27,8 @@ from korth_bench.analysis.entries import CELL
 from korth_bench.results import STATUSES, TABLES, plain
 from korth_bench.report.formatting import keyed_rows
 from korth_bench.report.html import to_html
-from korth_bench.report.headline import headline_sentences, report_limits
+from korth_bench.report.headline import (
+    claim_sentences, headline_sentences, report_limits, tested_span, trend_row)
 from korth_bench.report.plots import figures, svg_text
 from korth_bench.report.sections import Page, report_sections
 from korth_bench.report.summary import summary_rules, verdict_table
@@ -35,7 +36,7 @@ from korth_bench.errors import ConfigError
 
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
-SCHEMA_VERSION = "5"  # 5: hardware rows name the precision; 4: collapse rows name their Holm family; 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
+SCHEMA_VERSION = "6"  # 6: the answer sentences, verdict reach, the convergence check, the gain decomposition, the regime; 5: hardware rows name the precision; 4: collapse rows name their Holm family; 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 
 
@@ -72,17 +73,28 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
     os.makedirs(out_dir, exist_ok=True)
     notice = NOTICE if result["synthetic"] else None
     plots = figures(result, notice)
-    images = {name: svg_text(plot, name) for name, plot in plots.items()}
+    images = {name: svg_text(plot, name) for name, plot in plots.items() if plot.figure is not None}
     written = {}
-    for name, text in images.items():
-        written[name] = _write(out_dir, f"{name}.svg", text.encode())
-    page = Page(limits=report_limits(result), summary=verdict_table(result["verdicts"], result["settings"]["alpha"]),
+    for name, plot in plots.items():
+        if name in images:
+            written[name] = _write(out_dir, f"{name}.svg", images[name].encode())
+        elif os.path.exists(stale := os.path.join(out_dir, f"{name}.svg")):
+            os.remove(stale)  # an earlier run's image of what has no data now
+    sections = report_sections(result)
+    for section in sections:
+        section.plots = [name for name in section.plots if name in plots]
+    trend = trend_row(result)
+    page = Page(limits=report_limits(result),
+                summary=verdict_table(result["verdicts"], result["settings"]["alpha"], trend,
+                                      tested_span(result, trend) if trend else None),
                 sentences=headline_sentences(result), rules=summary_rules(result["settings"]),
-                header=header_lines(result, sources), sections=report_sections(result))
+                header=header_lines(result, sources), sections=sections,
+                answers=claim_sentences(result),
+                empty={name: plot.message for name, plot in plots.items() if plot.figure is None})
     written["markdown"] = _write(out_dir, "leaderboard.md", to_markdown(page, notice).encode())
     written["html"] = _write(out_dir, "leaderboard.html",
                              to_html(TITLE, page, plots, images, notice).encode())
-    document = leaderboard_json(result, sources)
+    document = leaderboard_json(result, sources, page.answers)
     written["json"] = _write(out_dir, "leaderboard.json",
                              json.dumps(document, indent=1, allow_nan=False).encode())
     return written
@@ -122,7 +134,7 @@ def header_lines(result: dict, sources: Sequence[str]) -> List[str]:
         "run scores chance accuracy; a setting is every config key that varies within the "
         "cell and regularizer.",
         f"Collapse test: alpha {settings['alpha']}, equivalence bound (claimed drop) "
-        f"{100 * settings['claimed_drop']:.1f} pp over the capacity range; {confidence} % "
+        f"{100 * settings['claimed_drop']:.1f} pt over the capacity range; {confidence} % "
         f"intervals for gains; seed {settings['seed']} for the exact tests' Monte Carlo draws.",
         *family_lines(result),
         *rule_lines(settings),
@@ -139,7 +151,7 @@ def family_lines(result: dict) -> List[str]:
     if not len(collapse):
         return []
     rows = collapse[collapse["axis"] == PRIMARY_AXIS]
-    alpha, drop = settings["alpha"], f"{100 * settings['claimed_drop']:.1f} pp"
+    alpha, drop = settings["alpha"], f"{100 * settings['claimed_drop']:.1f} pt"
     parts = []
     for name, what in (("claim 2", "the strict-orthogonality arms"),
                        ("outside claim 2", "the other regularizers, their own family")):
@@ -151,8 +163,10 @@ def family_lines(result: dict) -> List[str]:
     primary = settings.get("primary")
     if not primary:
         return [lines[0][:-1] + "; claim 2's verdict decides on the claim 2 family."]
-    started = pd.to_datetime(result["completed"].get("started_at"), utc=True, errors="coerce")
-    first = started.min() if started is not None and len(started) else pd.NaT
+    column = result["completed"].get("started_at")
+    started = (pd.to_datetime(column, utc=True, errors="coerce") if column is not None
+               else pd.Series([], dtype="datetime64[ns, UTC]"))
+    first = started.min() if len(started) else pd.NaT
     declared = primary.get("declared")
     if not declared:
         when = "named at report time (--primary), not declared before the data"
@@ -175,7 +189,7 @@ def family_lines(result: dict) -> List[str]:
 def rule_lines(settings: dict) -> List[str]:
     """The rule behind each verdict, one sentence each (the same text in Markdown and HTML)."""
     alpha = settings["alpha"]
-    drop = f"{100 * settings['claimed_drop']:.1f} pp"
+    drop = f"{100 * settings['claimed_drop']:.1f} pt"
     return [
         "Rule, gain p: the two-sided t test that goes with the printed interval (it is below "
         f"{alpha} exactly when the {round(100 * (1 - alpha))} % interval excludes 0), with the exact "
@@ -198,8 +212,10 @@ def rule_lines(settings: dict) -> List[str]:
         "other (every completed trial of one cell, arm and sweep); without such a pair, "
         "'inconclusive (strengths not matched)'; the selected entries' comparison is descriptive.",
         "Rule, under-training: capacity is confounded with under-training when the baseline's "
-        "test-accuracy gain over its last two epochs differs between the cells of a family by "
-        f"more than the claimed drop ({drop}); claim 2's verdict then says so.",
+        "doubling gain (its test accuracy at twice the epochs minus at the study's budget) "
+        f"differs between the cells of a family by more than the claimed drop ({drop}); claim "
+        "2's verdict then says so; without runs at a second budget convergence is not checked, "
+        "and the report says so.",
     ]
 
 
@@ -216,6 +232,11 @@ def statistic_text(settings: dict) -> str:
 
 def _title(text: str, notice: Optional[str]) -> str:
     return f"{text} ({notice})" if notice else text
+
+
+def _figure_title(name: str) -> str:
+    """'Robustness' for the figure 'robustness': how an empty figure's line starts."""
+    return name.replace("_", " ").capitalize()
 
 
 def _markdown_table(table: pd.DataFrame) -> str:
@@ -236,12 +257,15 @@ def to_markdown(page: Page, notice: Optional[str]) -> str:
                   ""]
     parts += [f"> **What this report cannot show**: {limit}." for limit in page.limits]
     parts += [""] if page.limits else []
-    parts += [f"## {_title('Verdicts, one per claim', notice)}", "",
-              _markdown_table(page.summary), ""]
+    parts += [f"## {_title('Verdicts, one per claim', notice)}", ""]
+    parts += [f"**{sentence}**" + (f" {after}" if after else "") + "\n"
+              for sentence, after in page.answers]
+    parts += [_markdown_table(page.summary), ""]
     parts += [" ".join(page.sentences), ""] if page.sentences else []
     parts += [f"- {rule}" for rule in page.rules] + [""]
     parts += [f"## {_title('Figures', notice)}", ""]
-    parts += [f"![{name}]({name}.svg)  \n_{section.caption}_\n" for name, section in page.figures]
+    parts += [f"_{_figure_title(name)}: {page.empty[name]}._\n" if name in page.empty else
+              f"![{name}]({name}.svg)  \n_{section.caption}_\n" for name, section in page.figures]
     parts += [f"## {_title('What was run and how it is tested', notice)}", ""]
     parts += [f"- {line}" for line in page.header]
     for section in page.sections:
@@ -267,7 +291,23 @@ def _record(row: dict, fields: Sequence[str]) -> dict:
     return {name: _json_value(row.get(name)) for name in fields}
 
 
-def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
+def _frame_records(frame: Optional[pd.DataFrame]) -> List[dict]:
+    """A frame's rows as JSON objects (every column; tuples and arrays as lists)."""
+    if frame is None or not len(frame):
+        return []
+    return [{name: _json_value(value) for name, value in row.items()}
+            for row in frame.to_dict("records")]
+
+
+def _plain_dict(found: Optional[dict]) -> Optional[dict]:
+    """A dict of the analysis (the convergence check, the regime) as a JSON object."""
+    if found is None:
+        return None
+    return {name: _json_value(value) for name, value in found.items()}
+
+
+def leaderboard_json(result: dict, sources: Sequence[str],
+                     answers: Sequence[tuple] = ()) -> dict:
     """The leaderboard.json document (see leaderboard.schema.json)."""
     keys = list(CELL) + ["regularizer"]
     entry_rows = keyed_rows(result["entries"], keys)
@@ -315,8 +355,14 @@ def leaderboard_json(result: dict, sources: Sequence[str]) -> dict:
         "verdicts": [_record(row, ("claim", "statement", "verdict", "n_rows", "n_supporting",
                                    "n_opposing", "n_equivalent", "label", "unit", "effect", "low",
                                    "high", "p_holm", "seeds_min", "seeds_max", "exact_floor",
-                                   "caveat"))
+                                   "caveat")) | {"reach": row.get("reach") or ""}
                      for row in result["verdicts"].to_dict("records")],
+        "answers": [{"sentence": sentence, "then": after} for sentence, after in answers],
+        "regime": _plain_dict(result.get("regime")),
+        "convergence_check": _plain_dict(result.get("undertraining")),
+        "convergence": _frame_records(result.get("convergence")),
+        "decomposition": _frame_records(result.get("decomposition")),
+        "decomposition_sentence": result.get("decomposition_sentence"),
         "entries": documents,
         "collapse": [{**_record(row, ("dataset", "model", "regularizer", "metric", "axis",
                                       "test_family", "family_size", "n_units", "n_cells", "slope", "low", "high", "p_value",

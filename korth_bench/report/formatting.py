@@ -30,12 +30,13 @@ def metric_name(metric: str) -> str:
 
 
 def metric_units(metric: str) -> tuple:
-    """(scale, unit of a level, unit of a gain): accuracies print in % and percentage points."""
+    """(scale, unit of a level, unit of a gain): accuracies print in % and accuracy points (pt,
+    percentage points, as the READMEs write them)."""
     if metric.startswith("epochs_to_"):
         return 1.0, "epochs", "epochs"
     if metric.startswith("seconds_to_"):
         return 1.0, "s", "s"
-    return 100.0, "%", "pp"
+    return 100.0, "%", "pt"
 
 
 def number_text(value: float, digits: int = 2, signed: bool = False) -> str:
@@ -73,7 +74,7 @@ def level_text(row, metric: str) -> str:
 
 
 def gain_text(row, metric: str) -> str:
-    """'+0.45 pp [-0.10, +1.00], paired, n=3' from a gains row; missing rows say so."""
+    """'+0.45 pt [-0.10, +1.00], paired, n=3' from a gains row; missing rows say so."""
     if row["status"] != "measured":
         return row["status"]
     scale, _, unit = metric_units(metric)
@@ -99,6 +100,50 @@ def cell_name(row) -> str:
 def params_text(value: float) -> str:
     """A parameter count in millions ('0.27 M'); 'n/a' when not finite."""
     return "n/a" if not np.isfinite(value) else f"{value / 1e6:.2f} M"
+
+
+def params_short(value: float) -> str:
+    """A parameter count as the READMEs write it: '75 k' below a million, '1.07 M' above."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return f"{value / 1e3:.0f} k" if value < 999_500 else f"{value / 1e6:.2f} M"
+
+
+def params_range(low: float, high: float) -> str:
+    """'75 k-1.07 M parameters (14x)': a capacity range with its ratio."""
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
+        return "n/a parameters"
+    return f"{params_short(low)}-{params_short(high)} parameters ({high / low:.0f}x)"
+
+
+def points_text(fraction: float, digits: int = 2, signed: bool = True) -> str:
+    """An accuracy difference stored as a fraction, in points: 0.0123 -> '+1.23'."""
+    return number_text(100 * fraction if fraction is not None else math.nan, digits, signed)
+
+
+def interval_text(low: float, high: float, digits: int = 2) -> str:
+    """'[-0.40, +0.39]' for an interval of fractions, in points."""
+    return f"[{points_text(low, digits)}, {points_text(high, digits)}]"
+
+
+def bound_text(claimed_drop: float) -> str:
+    """'±1 pt' for an equivalence bound stored as a fraction (0.01)."""
+    return f"±{100 * claimed_drop:.3g} pt"
+
+
+def arms_text(arms: Sequence[str]) -> str:
+    """Entry labels in short: 'so, dn, srip [sum]' for 'so [penalty_reduction=sum]', ... when
+    they share their arm values; 'so [sum], dn [mean]' when not; plain names stay plain."""
+    short = []
+    for label in arms:
+        name, _, rest = label.partition(" [")
+        values = (", ".join(part.split("=", 1)[-1] for part in rest.rstrip("]").split(", "))
+                  if rest else "")
+        short.append((name, values))
+    if len({values for _, values in short}) == 1:
+        values = short[0][1] if short else ""
+        return ", ".join(name for name, _ in short) + (f" [{values}]" if values else "")
+    return ", ".join(name + (f" [{values}]" if values else "") for name, values in short)
 
 
 def keyed_rows(frame: pd.DataFrame, keys: Sequence[str]) -> Dict[tuple, dict]:

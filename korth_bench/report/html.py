@@ -25,6 +25,11 @@ td.missing { color: #b00020; font-style: italic; }
 td.verdict-supported { background: #e3f4e3; font-weight: bold; }
 td.verdict-contradicted { background: #fbe3e3; font-weight: bold; }
 td.verdict-inconclusive { background: #f4f4f4; font-weight: bold; }
+td.verdict-no-trend-in-the-tested-range { background: #e3ecf8; font-weight: bold; }
+td.verdict-not-tested { color: #666; font-style: italic; }
+p.answer { font-size: 1.1em; margin: 0.5em 0; max-width: 60em; }
+p.no-figure { font-style: italic; color: #444; margin: 0.6em 0; }
+figure.headline svg { max-width: 900px; }
 nav.toc { font-size: 0.9em; background: #f7f7f7; padding: 0.3em 1em; border-radius: 4px; }
 nav.toc h2 { font-size: 1em; margin: 0.3em 0; }
 nav.toc ol { margin: 0.2em 0; padding-left: 1.4em; columns: 2; }
@@ -37,6 +42,14 @@ figure svg { width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: 0.9em; color: #444; max-width: 60em; }
 details > summary { cursor: pointer; color: #0050a0; margin: 0.4em 0; }
 """
+
+VERDICTS = ("no trend in the tested range", "not tested", "supported", "contradicted",
+            "inconclusive")
+"""Verdicts whose cells are coloured (the longest first: a cell is coloured by the one it
+starts with)."""
+
+HEADLINE = "gain_vs_capacity"
+"""The figure the README shows; the page draws it no wider than the README does (900 px)."""
 
 LONG_TABLE = 12
 """Tables with more rows than this are collapsed under their section's lead."""
@@ -87,16 +100,17 @@ SORT_SCRIPT = r"""
 
 def html_table(table: Optional[pd.DataFrame]) -> str:
     """A sortable table; a cell whose text starts with 'missing' is marked, a verdict cell is
-    coloured by its verdict."""
+    coloured by the verdict it starts with."""
     if table is None or table.empty:
         return "<p><em>no rows</em></p>"
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    verdicts = ("supported", "contradicted", "inconclusive")
 
     def cell(column: str, value) -> str:
         text = str(value)
+        verdict = next((v for v in VERDICTS if column == "verdict" and (
+            text == v or text.startswith((f"{v};", f"{v} (", f"{v}:")))), None)
         css = ("missing" if text.startswith("missing") else
-               f"verdict-{text}" if column == "verdict" and text in verdicts else "")
+               "verdict-" + verdict.replace(" ", "-") if verdict else "")
         return f'<td class="{css}">{html.escape(text)}</td>' if css else f"<td>{html.escape(text)}</td>"
 
     body = "".join("<tr>" + "".join(cell(c, v) for c, v in zip(table.columns, row)) + "</tr>"
@@ -105,12 +119,18 @@ def html_table(table: Optional[pd.DataFrame]) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
-def _figure(name: str, plot, svg: str, section) -> str:
+def _figure(name: str, plot, svg: Optional[str], section) -> str:
     """One figure: the inline SVG, its layout as data attributes (data-panels: the panels drawn;
-    data-arms: one column per arm; data-rows: one row of panels each) and its caption."""
+    data-arms: one column per arm; data-rows: one row of panels each) and its caption; a figure
+    without data is one line of text instead."""
+    if plot.figure is None or svg is None:
+        return (f'<p class="no-figure" id="figure-{name}">'
+                f'{html.escape(name.replace("_", " ").capitalize())}: '
+                f"{html.escape(plot.message or 'no data')}.</p>")
     caption = (html.escape(section.lead) if section.table is None else
                f'Its numbers: <a href="#{section.anchor}">{html.escape(section.title)}</a>.')
-    return (f'<figure id="figure-{name}" data-panels="{plot.panels}" '
+    headline = ' class="headline"' if name == HEADLINE else ""
+    return (f'<figure id="figure-{name}"{headline} data-panels="{plot.panels}" '
             f'data-arms="{html.escape(" ".join(plot.arms))}" '
             f'data-rows="{html.escape("|".join(plot.rows))}">{svg}'
             f"<figcaption>{caption}</figcaption></figure>")
@@ -132,9 +152,10 @@ def _contents(page, tag: str) -> str:
 def to_html(title: str, page, plots: dict, images: Dict[str, str],
             notice: Optional[str]) -> str:
     """The page, in the order of ``sections.Page``: the notice (synthetic data), the title, what
-    the design cannot show, the table of contents, the verdict summary with its sentences and
-    rules, the figures (inline SVG, from ``plots.figures``), the header lines, then every
-    section's table, collapsed in <details> when longer than LONG_TABLE rows."""
+    the design cannot show, the verdict summary (the answer in bold, one sentence per decided
+    claim, then the table, its sentences and rules), the table of contents, the figures (inline
+    SVG, from ``plots.figures``; one line of text for a figure without data), the header lines,
+    then every section's table, collapsed in <details> when longer than LONG_TABLE rows."""
     tag = f' <span class="notice-tag">({html.escape(notice)})</span>' if notice else ""
     page_title = f"{title} ({notice})" if notice else title
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -148,15 +169,19 @@ def to_html(title: str, page, plots: dict, images: Dict[str, str],
         parts.append('<div class="limits"><strong>What this report cannot show:</strong><ul>'
                      + "".join(f"<li>{html.escape(limit)}.</li>" for limit in page.limits)
                      + "</ul></div>")
-    parts.append(_contents(page, tag))
     parts.append(f'<section id="verdicts"><h2>Verdicts, one per claim{tag}</h2>'
+                 + "".join(f'<p class="answer"><strong>{html.escape(sentence)}</strong>'
+                           + (f" {html.escape(after)}" if after else "") + "</p>"
+                           for sentence, after in page.answers)
                  + html_table(page.summary)
                  + "".join(f'<p class="glance">{html.escape(s)}</p>' for s in page.sentences)
                  + '<details><summary>How a verdict is decided</summary><ul class="rules">'
                  + "".join(f"<li>{html.escape(rule)}</li>" for rule in page.rules)
                  + "</ul></details></section>")
+    parts.append(_contents(page, tag))
     parts.append(f'<section id="figures"><h2>Figures{tag}</h2>')
-    parts += [_figure(name, plots[name], images[name], section) for name, section in page.figures]
+    parts += [_figure(name, plots[name], images.get(name), section)
+              for name, section in page.figures]
     parts.append("</section>")
     parts.append(f'<section id="setup"><h2>What was run and how it is tested{tag}</h2>'
                  '<ul class="header">' + "".join(f"<li>{html.escape(line)}</li>"

@@ -8,15 +8,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pandas as pd
 
 from korth_bench.analysis.entries import CELL, higher_is_better
 from korth_bench.results import STATUSES
 from korth_bench.report.formatting import (
-    METRIC_NAMES, cell_name, gain_p_text, gain_text, keyed_rows, level_text, metric_name, metric_units,
-    model_label, number_text, p_text, params_text)
+    METRIC_NAMES, cell_name, gain_p_text, gain_text, interval_text, keyed_rows,
+    level_text, metric_name, metric_units, model_label, number_text, p_text, params_text,
+    points_text)
 
 AXIS_UNITS = {"log2_params": "per doubling of parameters", "depth": "per layer of depth",
               "width": "per unit of width"}
@@ -45,14 +46,18 @@ class Section:
 @dataclass
 class Page:
     """Everything a report document prints, in reading order: what the design cannot show, the
-    verdict summary with its sentences and rules, the figures (each named by the section that
-    explains it), the header lines, then the sections' tables."""
+    answer (one bold sentence per decided claim, each with what follows it), the verdict
+    summary with its sentences and rules, the figures (each named by the section that explains
+    it; an empty one is its one-line message in ``empty``), the header lines, then the
+    sections' tables."""
     limits: List[str]
     summary: pd.DataFrame
     sentences: List[str]
     rules: List[str]
     header: List[str]
     sections: List[Section]
+    answers: List[Tuple[str, str]] = field(default_factory=list)
+    empty: Dict[str, str] = field(default_factory=dict)
 
     @property
     def figures(self) -> List[tuple]:
@@ -67,13 +72,13 @@ def report_sections(result: dict) -> List[Section]:
     return [
         Section("Leaderboard: final test accuracy and gain over the baseline",
                 f"One row per model cell and regularizer. Accuracy: mean ± sd over the seeds found"
-                f" / expected. Gain: mean [{confidence} t interval] in percentage points, "
+                f" / expected. Gain: mean [{confidence} t interval] in accuracy points (pt), "
                 f"with the pairing and n. p: two-sided, not adjusted for multiplicity.",
                 leaderboard_table(result)),
         Section("Do the gains shrink with capacity? ([DN] claim 2)",
                 f"Cell means of the per-seed gains in {collapse_metric_names(settings)} regressed "
                 "on capacity. Slope and its t interval "
-                f"({round(100 * (1 - settings['alpha']))} %, n_cells - 2 df) in pp per unit of "
+                f"({round(100 * (1 - settings['alpha']))} %) in pt per unit of "
                 "the axis; p from the t test, Holm-adjusted within the row's family (the "
                 "verdict column names it; the header states the families); 'drop over range': "
                 "minus the slope times the capacity "
@@ -83,23 +88,25 @@ def report_sections(result: dict) -> List[Section]:
                 "at its family's strictest Holm threshold, from the within-cell spread of the "
                 "gains (a "
                 "lower bound when cells carry offsets of their own). "
-                "Lack-of-fit p: cell means about the line vs the within-cell spread. Figure: one "
-                "panel per regularizer, the cell means with t intervals, the fitted line with "
-                "its slope's interval and the equivalence wedge; x marks a missing cell.",
-                collapse_table(result), ["gain_vs_capacity"]),
+                "Lack-of-fit p: cell means about the line vs the within-cell spread. Figures: "
+                + ("the primary contrast's cell means with their intervals on log2 parameters, "
+                   "its fitted line with the line's confidence band, and in grey the "
+                   "equivalence region (the fitted gain at the smallest cell ± the claimed "
+                   "drop); then " if settings.get("primary") else "")
+                + "one panel per regularizer, the cell means with t intervals, the arm's fitted "
+                "line with its slope's interval and, dashed, the lines whose drop over the range "
+                "is the claimed drop; x marks a missing cell.",
+                collapse_table(result), ["gain_vs_capacity", "gain_by_arm"]),
         Section("Training length by cell: is capacity confounded with under-training? "
-                "([DN] claim 2)",
-                "Per cell, the baseline's gain in test accuracy over its last epoch and its last "
-                "two epochs (mean over its runs), its final train accuracy, and the share of all "
-                "completed trials whose best test epoch is the last. Rule: when the last-two-epoch "
-                "gain differs between cells by more than the claimed drop "
-                f"({number_text(100 * settings['claimed_drop'], 1)} pp), a capacity trend of that "
-                "size could be a trend in under-training, and claim 2's verdict says so. "
-                + undertraining_text(result["undertraining"]), convergence_table(result)),
+                "([DN] claim 2)", convergence_lead(result), convergence_table(result)),
+        Section("Optimisation aid or regularization? Train gain, test gain and the "
+                "generalization gap ([DN] claim 2)", decomposition_lead(result),
+                decomposition_table(result)),
         Section("Claim 2's slopes without the least-trained cell",
-                "The collapse slope of each arm on all cells and without the cell still "
-                "improving most at its last epoch (the baseline's largest last-two-epoch gain): "
-                "pp per doubling of parameters [t interval], p (unadjusted), cells.",
+                "The collapse slope of each arm on all cells and without the least-trained cell "
+                "(the convergence check's: the baseline's largest doubling gain; no rows when "
+                "convergence was not checked): pt per doubling of parameters [t interval], p "
+                "(unadjusted), cells.",
                 undertraining_slopes_table(result)),
         Section("Claim 1 at matched strength ([DN])",
                 f"dn minus so in each layer-mean orthogonality measure, only where their "
@@ -139,7 +146,7 @@ def report_sections(result: dict) -> List[Section]:
                 f"The smallest model with each regularizer that matches the baseline at a larger "
                 f"model in final test accuracy, by an intersection-union test at alpha "
                 f"{settings['alpha']} with margin M = "
-                f"{number_text(100 * settings['efficiency_margin'])} pp: (a) regularized small "
+                f"{number_text(100 * settings['efficiency_margin'])} pt: (a) regularized small "
                 f"minus larger baseline > -M and (b) larger baseline minus small baseline > M, "
                 f"both one-sided Welch tests rejecting, the pair's p (the larger of the two) "
                 f"Holm-adjusted over every pair and regularizer tested, so that a match anywhere "
@@ -223,17 +230,17 @@ def collapse_table(result: dict) -> pd.DataFrame:
             "family": f"{row['model']} ({row['dataset']})", "regularizer": row["regularizer"],
             **({"gain in": METRIC_NAMES.get(row["metric"], row["metric"])} if several else {}),
             "axis": row["axis"],
-            "slope of gain [CI]": f"{number_text(100 * row['slope'], 3, True)} pp {per} "
+            "slope of gain [CI]": f"{number_text(100 * row['slope'], 3, True)} pt {per} "
             f"[{number_text(100 * row['low'], 3, True)}, "
             f"{number_text(100 * row['high'], 3, True)}]",
             "n": f"{row['n_units']} seeds in {row['n_cells']} cells",
             "p / p Holm": f"{p_text(row['p_value'])} / {p_text(row['p_holm'])}",
             "verdict": verdict + (f": {row['note']}" if isinstance(row.get("note"), str) else ""),
-            "drop over range [CI] vs bound": f"{number_text(100 * row['drop'], 2, True)} pp "
+            "drop over range [CI] vs bound": f"{number_text(100 * row['drop'], 2, True)} pt "
             f"[{number_text(100 * row['drop_low'], 2, True)}, "
             f"{number_text(100 * row['drop_high'], 2, True)}] vs ±"
-            f"{number_text(100 * row['claimed_drop'])} pp",
-            "detectable drop (80 % power)": f"{number_text(100 * row['detectable_drop'], 2)} pp",
+            f"{number_text(100 * row['claimed_drop'])} pt",
+            "detectable drop (80 % power)": f"{number_text(100 * row['detectable_drop'], 2)} pt",
             "lack-of-fit p": p_text(row["lack_of_fit_p"])})
     return pd.DataFrame(rows)
 
@@ -320,27 +327,105 @@ def efficiency_table(result: dict) -> pd.DataFrame:
 
 
 def undertraining_text(found: dict) -> str:
-    """The under-training rule's outcome in one sentence (analysis.convergence)."""
+    """The convergence check's outcome in one sentence (analysis.convergence: its ``message``;
+    for a result without one, the older last-two-epoch rule's outcome)."""
+    if found.get("message"):
+        return f"Convergence check: {found['message']}."
     if found["least_trained"] is None:
         return "Not measured (no epochs table or no baseline curves)."
     cell = dict(zip(CELL, found["least_trained"]))
     verdict = "flagged" if found["flagged"] else "not flagged"
-    return (f"Here: {verdict}, the gains differ by up to {number_text(100 * found['spread'])} pp "
+    return (f"Here: {verdict}, the gains differ by up to {number_text(100 * found['spread'])} pt "
             f"(correlation with log2 parameters r = {number_text(found['correlation'], 2, True)}); "
             f"least trained: {cell_name(cell)}.")
 
 
+WEAK = "weak under a decaying schedule"
+"""The label of the last-epoch columns: near 0 at any budget when the learning rate decays to
+0, so they cannot show under-training (analysis.convergence)."""
+
+
+def _checked(result: dict) -> bool:
+    convergence = result["convergence"]
+    return "doubling_gain" in convergence and bool(convergence["doubling_gain"].notna().any())
+
+
+def convergence_lead(result: dict) -> str:
+    settings = result["settings"]
+    confidence = round(100 * settings["confidence"])
+    return (undertraining_text(result["undertraining"]) + " Per cell, the baseline's doubling "
+            "gain: its mean final test accuracy at twice the study's epochs (reference runs, "
+            "kept out of every entry and claim) minus at the study's budget, with its "
+            f"{confidence} % Welch interval. Rule: when the doubling gains of two cells differ "
+            f"by more than the claimed drop ({100 * settings['claimed_drop']:g} pt), a "
+            "capacity trend of that size could be a trend in under-training, and claim 2's "
+            "verdict says so; without reference runs nothing is checked. Descriptive, "
+            f"{WEAK}: the baseline's gain over its last epoch and its last two epochs (near 0 "
+            "at any budget when the learning rate decays to 0), its final train accuracy, and "
+            "the share of all completed trials whose best test epoch is the last.")
+
+
 def convergence_table(result: dict) -> pd.DataFrame:
+    checked = _checked(result)
+    rows = []
+    for row in result["convergence"].to_dict("records"):
+        entry = {"model cell": cell_name(row), "params": params_text(row["num_params"]),
+                 "epochs": int(row["epochs"]), "baseline runs": int(row["n_baseline"])}
+        if checked:
+            reference = row.get("reference_epochs", math.nan)
+            measured = reference is not None and math.isfinite(reference) and math.isfinite(
+                row.get("doubling_gain", math.nan))
+            entry.update({
+                "baseline test accuracy": f"{number_text(100 * row['baseline_test_acc'])} %",
+                "at twice the epochs (reference runs)":
+                    f"{number_text(100 * row['reference_test_acc'])} % at {int(reference)} "
+                    f"epochs, n={int(row['n_reference'])}" if measured else "no reference runs",
+                "doubling gain [CI]":
+                    f"{points_text(row['doubling_gain'])} pt "
+                    f"{interval_text(row['doubling_gain_low'], row['doubling_gain_high'])}"
+                    if measured else "not checked"})
+        entry.update({
+            f"baseline gain, last epoch ({WEAK})":
+                f"{points_text(row['last_epoch_gain'])} pt",
+            f"baseline gain, last two epochs ({WEAK})":
+                f"{points_text(row['last_two_epoch_gain'])} pt",
+            "baseline final train accuracy": f"{number_text(100 * row['final_train_acc'])} %",
+            "trials whose best epoch is the last":
+                f"{round(row['best_is_last_share'] * row['n_trials'])} of {int(row['n_trials'])}"})
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def decomposition_lead(result: dict) -> str:
+    confidence = round(100 * result["settings"]["confidence"])
+    sentence = result.get("decomposition_sentence")
+    return ("Per cell and arm, regularizer minus baseline in final train accuracy beside the "
+            "same in final test accuracy, and the change of the generalization gap (train "
+            "minus test accuracy: the arm's gap minus the baseline's, negative = narrows), "
+            f"each with its {confidence} % t interval (paired by seed where seeds match). "
+            "Reading: 'regularization' when the gap narrows (its interval below 0); "
+            "'optimisation aid' when the train gain's interval lies above 0 and the gap does "
+            "not narrow (train gain about equal to test gain); else 'unclear'. Train accuracy "
+            "is the running accuracy over the last epoch's augmented batches."
+            + (f" {sentence}" if sentence else ""))
+
+
+def decomposition_table(result: dict) -> Optional[pd.DataFrame]:
+    table = result.get("decomposition")
+    if table is None:
+        return None
+    interval = lambda row, name, low, high: (  # noqa: E731
+        f"{points_text(row[name])} pt {interval_text(row[low], row[high])}")
     return pd.DataFrame([
         {"model cell": cell_name(row), "params": params_text(row["num_params"]),
-         "epochs": int(row["epochs"]), "baseline runs": int(row["n_baseline"]),
-         "baseline gain, last epoch": f"{number_text(100 * row['last_epoch_gain'], 2, True)} pp",
-         "baseline gain, last two epochs":
-             f"{number_text(100 * row['last_two_epoch_gain'], 2, True)} pp",
-         "baseline final train accuracy": f"{number_text(100 * row['final_train_acc'])} %",
-         "trials whose best epoch is the last":
-             f"{round(row['best_is_last_share'] * row['n_trials'])} of {int(row['n_trials'])}"}
-        for row in result["convergence"].to_dict("records")])
+         "regularizer": row["regularizer"],
+         "test gain [CI]": interval(row, "test_gain", "test_low", "test_high"),
+         "train gain [CI]": interval(row, "train_gain", "train_low", "train_high"),
+         "gap change [CI] (negative: narrows)": interval(row, "gap_change", "gap_low",
+                                                         "gap_high"),
+         "reading": row["reading"],
+         "seeds": f"{int(row['n_treated'])} vs {int(row['n_control'])} baseline"}
+        for row in table.to_dict("records")])
 
 
 def undertraining_slopes_table(result: dict) -> pd.DataFrame:

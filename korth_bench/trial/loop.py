@@ -23,7 +23,7 @@ from korth_bench import data, measures, models, regularizers
 from korth_bench.config import TrialConfig
 from korth_bench.errors import ConfigError
 from korth_bench.trial import checkpoint, progress, robustness
-from korth_bench.trial.precision import bf16_kernels, resolve_precision
+from korth_bench.trial.precision import bf16_kernels, kernel_path, resolve_precision
 from korth_bench.trial.provenance import provenance
 from korth_bench.trial.schedules import coefficient_at, lr_at
 from korth_bench.trial.summary import trial_row
@@ -394,6 +394,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                         run={"wall_time_s": time.perf_counter() - wall_start,
                              "compile_time_s": progress.compile_time_s,
                              "precision_resolved": precision, **provenance(device),
+                             "kernel_path": kernel_path(precision, device, compile=cfg.compile),
                              "started_at": started_at.isoformat()})
     return TrialRecord(cfg, summary, progress.epochs, progress.layers, robustness_rows)
 

@@ -7,7 +7,8 @@ oneDNN uses for bf16 convolutions. Elsewhere bf16 gains nothing (``Bf16ThroughFp
 it at fp32 speed), so ``auto`` means fp32 there.
 
 The choice is made where the trial runs (a driver cannot see a worker's GPU), so the trial
-identity hashes the requested value and the ``trials`` table records ``precision_resolved``.
+identity hashes the requested value and the ``trials`` table records ``precision_resolved`` and
+``kernel_path`` (``kernel_path``: native bf16, bf16 through float32 kernels, or fp32).
 """
 from __future__ import annotations
 
@@ -132,6 +133,30 @@ def native_bf16(device: torch.device, flags: Optional[FrozenSet[str]] = None,
     if device.type == "cpu":
         return bool(CPU_BF16_FLAGS & (cpu_flags() if flags is None else flags))
     return False
+
+
+NATIVE_BF16 = "native bf16"
+BF16_THROUGH_FP32 = "bf16 through float32 kernels"
+BF16_EMULATED = "bf16 on kernels without native bf16"
+FP32 = "fp32"
+KERNEL_PATHS = (NATIVE_BF16, BF16_THROUGH_FP32, BF16_EMULATED, FP32)
+"""The values of the ``trials`` table's ``kernel_path`` column (``kernel_path``)."""
+
+
+def kernel_path(precision: str, device: torch.device, compile: bool = False,
+                **machine) -> str:
+    """Which kernels a trial of resolved ``precision`` runs its convolutions and matrix products
+    on, as the ``trials`` table's ``kernel_path`` records it (what its time per FLOP depends on):
+    ``native bf16`` (bf16 on a device that computes it natively: a CPU with AVX512_BF16 or AMX,
+    a CUDA device of compute capability >= 8.0), ``bf16 through float32 kernels`` (eager bf16 on
+    a CPU without them: ``Bf16ThroughFp32Kernels``, the context ``bf16_kernels`` gives),
+    ``bf16 on kernels without native bf16`` (a compiled bf16 trial on such a CPU, or bf16 on an
+    older GPU: about 10x slower than fp32) and ``fp32``. ``machine``: as for ``native_bf16``."""
+    if precision != "bf16":
+        return FP32
+    if native_bf16(device, **machine):
+        return NATIVE_BF16
+    return BF16_THROUGH_FP32 if device.type == "cpu" and not compile else BF16_EMULATED
 
 
 def resolve_precision(requested: str, device: torch.device, **machine) -> str:
