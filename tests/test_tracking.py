@@ -5,6 +5,7 @@ TensorBoard's ``EventAccumulator``, the sweep on the shared local Ray (the track
 driver, so the trials need neither). The killed-and-resumed driver is a `reliability` test.
 """
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -74,7 +75,7 @@ def test_smoke_sweep_gives_one_parent_run_16_children_and_event_files(ray_sessio
     assert "tracking:" not in capsys.readouterr().err
 
     parents, children = runs_of(client, "watch")
-    assert [p.info.run_name for p in parents] == ["smoke16"]
+    assert [p.info.run_name for p in parents] == [f"smoke16 @ {storage}"]
     parent = parents[0]
     assert parent.data.tags["space_hash"] == hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
     assert len(children) == 16
@@ -113,7 +114,14 @@ def test_smoke_sweep_gives_one_parent_run_16_children_and_event_files(ray_sessio
     assert {"report/leaderboard.html", "report/leaderboard.json", "report/leaderboard.md"} <= artifacts
     assert any(a.endswith(".svg") for a in artifacts)
     tags = client.get_run(parent.info.run_id).data.tags
-    assert any(k.startswith("verdict.") for k in tags), tags
+    # one tag per verdict of the report, "verdict.<claim>" (the claim without its comma), whose
+    # value is that verdict: no verdict missing, none extra, none renamed
+    import json
+    document = json.loads((tmp_path / "report" / "leaderboard.json").read_text())
+    expected = {f"verdict.{v['claim'].replace(',', '')}": v["verdict"] for v in document["verdicts"]}
+    assert len(expected) == len(document["verdicts"])  # distinct tags
+    assert {"verdict.1", "verdict.2", "verdict.2 relaxed", "verdict.3"} <= set(expected), expected
+    assert {k: v for k, v in tags.items() if k.startswith("verdict.")} == expected, tags
 
 
 def free_port():
@@ -256,3 +264,34 @@ def test_killed_and_resumed_driver_leaves_16_child_runs_and_no_credential(tmp_pa
                     assert needle not in file.read_bytes(), str(file)
                 except OSError:
                     continue
+
+
+def test_report_mlflow_touches_only_the_parent_run_of_the_sweep_it_reports(tmp_path, monkeypatch):
+    """Two sweeps of one name in two storages: the report of one logs its files and verdicts to
+    that sweep's parent run alone, matched by the storage URI, never by the name."""
+    pytest.importorskip("mlflow")
+    from korth_bench.report import documents
+    from korth_bench.tracking.mlflow_runs import MlflowRuns, log_report
+    from test_analysis import make_tables
+
+    client = store(tmp_path, monkeypatch)
+    frames = make_tables(depths=(8, 14, 20))
+    name = frames["trials"]["sweep"].iloc[0]
+    reported, other = tmp_path / "a" / name, tmp_path / "b" / name
+    parents = {str(where): MlflowRuns("watch", name, parent=True,
+                                      sweep_uri=str(where)).parent_id()
+               for where in (reported, other)}
+    monkeypatch.chdir(tmp_path)  # the report records its source as given: a relative path
+    written = documents.build_report_from_frames(frames, str(tmp_path / "report"),
+                                                 sources=[os.path.join("a", name)])
+    assert log_report(written) == [parents[str(reported)]]
+    touched, untouched = (client.get_run(parents[str(where)]) for where in (reported, other))
+    with open(written["json"]) as handle:
+        verdicts = {f"verdict.{v['claim'].replace(',', '')}": v["verdict"]
+                    for v in json.load(handle)["verdicts"]}
+    assert {k: v for k, v in touched.data.tags.items() if k.startswith("verdict.")} == verdicts
+    assert not [k for k in untouched.data.tags if k.startswith("verdict.")]
+    assert client.list_artifacts(parents[str(reported)], "report")
+    assert not client.list_artifacts(parents[str(other)])
+    assert touched.info.run_name == f"{name} @ {tmp_path / 'a'}"
+    assert untouched.info.run_name == f"{name} @ {tmp_path / 'b'}"

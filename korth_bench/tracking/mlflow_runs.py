@@ -1,6 +1,7 @@
 """MLflow runs of a sweep: one parent run per sweep, one child run per trial (no Ray here).
 
-The parent run is named after the sweep and tagged ``sweep``, ``sweep_uri`` and ``space_hash``
+The parent run is named after the sweep and its storage (``parent_run_name``) and tagged
+``sweep``, ``sweep_uri`` and ``space_hash``
 (the search-space file's SHA-256, 12 hex digits); a child run is named after the trial and tagged
 ``trial_id``, ``regularizer``, ``cell``, ``seed``, ``config_hash`` and ``sweep``, its params are
 the trial's configuration keys (the ``trials`` table's names), its metrics the ``epochs`` columns
@@ -103,7 +104,7 @@ class MlflowRuns:
                 self.client.update_run(self._parent_id, status="RUNNING")
             else:
                 self._parent_id = self.client.create_run(
-                    self.experiment_id(), run_name=self.sweep,
+                    self.experiment_id(), run_name=parent_run_name(self.sweep, self.sweep_uri),
                     tags={"kind": "sweep", "sweep": self.sweep, "sweep_uri": self.sweep_uri}
                 ).info.run_id
             if self.space_file_hash:
@@ -195,6 +196,13 @@ class MlflowRuns:
             self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
 
 
+def parent_run_name(sweep: str, sweep_uri: str) -> str:
+    """The parent run's name in the MLflow UI: the sweep and where it is stored, so that two
+    sweeps of one name in two storages are told apart ('smoke @ /scratch/a/results')."""
+    storage = sweep_uri[: -len(sweep) - 1] if sweep_uri.endswith("/" + sweep) else sweep_uri
+    return f"{sweep} @ {storage}" if storage else sweep
+
+
 def _param_text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
@@ -204,10 +212,25 @@ def _quoted(text: str) -> str:
 
 
 # ---------------------------------------------------------------------- reports
+def report_sweep_uris(document: Mapping[str, Any]) -> List[str]:
+    """The storage locations a report's sweeps were written to, as the parent runs' ``sweep_uri``
+    tag records them (``results.sweep_location``: absolute local paths, URIs as given): each
+    source directory itself, and each of its sweeps below it (a folder of sweep directories)."""
+    uris = []
+    for source in document.get("sources", []):
+        source = str(source).rstrip("/")
+        if "://" not in source:
+            source = os.path.abspath(os.path.expanduser(source))
+        uris += [source] + [f"{source}/{sweep}" for sweep in document.get("sweeps", [])]
+    return list(dict.fromkeys(uris))
+
+
 def log_report(written: Mapping[str, str], uri: Optional[str] = None) -> List[str]:
     """Log a report's files (HTML, JSON, Markdown, figures) as artifacts of the parent run of
     each sweep it covers, and its verdicts as tags ``verdict.<claim>`` (``verdict.1``,
-    ``verdict.2 relaxed``); returns the run ids.
+    ``verdict.2 relaxed``); returns the run ids. A parent run is matched by the storage its
+    sweep wrote to (its ``sweep_uri`` tag against ``report_sweep_uris``), never by the sweep's
+    name alone: a sweep of the same name in another storage is another sweep.
 
     Raises:
         ConfigError: no sweep of the report has a parent run in the tracking store.
@@ -219,15 +242,18 @@ def log_report(written: Mapping[str, str], uri: Optional[str] = None) -> List[st
     with open(written["json"]) as handle:
         document = json.load(handle)
     experiments = [e.experiment_id for e in client.search_experiments()]
+    locations = report_sweep_uris(document)
     run_ids = []
     for sweep in document["sweeps"]:
-        runs = client.search_runs(experiments, filter_string=f"tags.kind = 'sweep' and "
-                                  f"tags.sweep = '{_quoted(sweep)}'") if experiments else []
-        run_ids += [run.info.run_id for run in runs]
+        for location in locations:
+            runs = client.search_runs(experiments, filter_string=(
+                f"tags.kind = 'sweep' and tags.sweep = '{_quoted(sweep)}' and "
+                f"tags.sweep_uri = '{_quoted(location)}'")) if experiments else []
+            run_ids += [run.info.run_id for run in runs if run.info.run_id not in run_ids]
     if not run_ids:
-        raise ConfigError(f"--mlflow: no MLflow run of sweep(s) {', '.join(document['sweeps'])} in "
-                          "the tracking store (MLFLOW_TRACKING_URI); run the sweep with "
-                          "logging.mlflow first")
+        raise ConfigError(f"--mlflow: no MLflow run of sweep(s) {', '.join(document['sweeps'])} "
+                          f"stored at {', '.join(document.get('sources', []))} in the tracking "
+                          "store (MLFLOW_TRACKING_URI); run the sweep with logging.mlflow first")
     for run_id in run_ids:
         for path in written.values():
             client.log_artifact(run_id, path, artifact_path="report")
