@@ -1,7 +1,9 @@
 """The ``korth-bench`` command: list, train, run, status, report, plan, data pack, selfcheck.
 
 Bad input (a ``ConfigError``) ends with one line naming the field, the value and what is allowed,
-and exit code 2; any other exception is a bug and keeps its traceback (exit 1).
+and exit code 2; a storage fault that stopped a sweep (a ``StorageFault``) with one line naming
+the storage, the fault and the ``--resume`` command, and exit code 75; any other exception is a
+bug and keeps its traceback (exit 1).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from importlib import metadata
 from typing import Any, Dict, List, Optional
 
 import yaml
-from korth_bench.errors import ConfigError, IgnoredSetting
+from korth_bench.errors import EXIT_STORAGE_FAULT, ConfigError, IgnoredSetting, StorageFault
 
 EXIT_BAD_INPUT = 2
 
@@ -499,6 +501,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         except ConfigError as err:  # bad input: one line, exit 2; anything else keeps its traceback
             print(f"korth-bench: error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        except StorageFault as err:  # the storage failed mid-run: one line, exit 75, resumable
+            print(f"korth-bench: storage fault: {err}", file=sys.stderr)
+            return EXIT_STORAGE_FAULT
         except KeyboardInterrupt:
             return 130
 

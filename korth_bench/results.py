@@ -20,8 +20,10 @@ directory as one dataset; the file metadata carries ``korth_bench.schema_version
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import math
 import os
 import re
 import tempfile
@@ -164,12 +166,17 @@ def plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- storage
-def resolve(uri: str, endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, str]:
+def resolve(uri: str, endpoint: Optional[str] = None,
+            retry_s: Optional[float] = None) -> Tuple[pafs.FileSystem, str]:
     """A local path or URI -> (filesystem, path inside it).
 
     Local paths become absolute. ``s3://bucket/key`` uses ``endpoint`` (or ``AWS_ENDPOINT_URL``)
     for an S3-compatible server (MinIO, SeaweedFS, Ceph) and the usual AWS credential variables.
     Other URIs (``gs://``, ``hdfs://``, ``file://``) go to ``pyarrow.fs.FileSystem.from_uri``.
+    ``retry_s``: an S3 request that finds the store unreachable is retried for this long
+    (``s3_retry_budget``: exponential backoff from 25 ms, so at least ``retry_s`` and less than
+    twice it) before it fails; None keeps pyarrow's three attempts (about a second), for commands
+    that should answer at once (``status``, ``report``, the sweep's checks before it starts).
     """
     uri = str(uri)
     if "://" not in uri:
@@ -178,6 +185,9 @@ def resolve(uri: str, endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, 
         endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
         # allow_delayed_open: a small file becomes one PutObject instead of a multipart upload
         options: Dict[str, Any] = {"allow_delayed_open": True}
+        if retry_s is not None:
+            options["retry_strategy"] = pafs.AwsDefaultS3RetryStrategy(
+                max_attempts=s3_retry_budget(retry_s)[0])
         if endpoint:
             options["endpoint_override"] = endpoint
         if endpoint and endpoint.startswith("http://"):
@@ -190,6 +200,17 @@ def resolve(uri: str, endpoint: Optional[str] = None) -> Tuple[pafs.FileSystem, 
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, ValueError) as err:
         raise ConfigError(f"storage {uri!r} is not a path or a URI pyarrow can open: {err}") from None
+
+
+S3_BACKOFF_S = 0.025
+"""The first wait of the S3 client's retries (the AWS SDK's default strategy doubles it)."""
+
+
+def s3_retry_budget(retry_s: float) -> Tuple[int, float]:
+    """(retries, seconds they span) of the AWS SDK's default strategy that ride out at least
+    ``retry_s`` seconds of an unreachable store: n retries wait 25 ms x (2^n - 1) in all."""
+    retries = max(3, math.ceil(math.log2(retry_s / S3_BACKOFF_S + 1)))
+    return retries, S3_BACKOFF_S * (2 ** retries - 1)
 
 
 def check_writable(uri: str, where: str, endpoint: Optional[str] = None) -> None:
@@ -306,9 +327,14 @@ def write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     if isinstance(fs, pafs.LocalFileSystem):  # temp file + rename: atomic on one file system
         fs.create_dir(directory, recursive=True)
         temp = f"{directory}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
-        with fs.open_output_stream(temp) as out:
-            out.write(data)
-        fs.move(temp, path)
+        try:
+            with fs.open_output_stream(temp) as out:
+                out.write(data)
+            fs.move(temp, path)
+        except OSError:  # a full disk, a quota: leave no partial file behind
+            with contextlib.suppress(OSError):
+                fs.delete_file(temp)
+            raise
     else:  # object stores: one upload to the final key (their rename is copy + delete)
         with fs.open_output_stream(path) as out:
             out.write(data)

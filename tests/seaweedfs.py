@@ -31,22 +31,24 @@ def free_ports(count):
     return ports
 
 
-def start(root, timeout_s=30):
+def start(root, timeout_s=30, ports=None):
     """Start ``weed mini`` under ``root`` with bucket ``korth``, wait until it serves it, and
     return (endpoint, process); the caller terminates the process. Raises RuntimeError (with
-    the log's tail) when it does not come up; the credentials must be set (S3_CREDENTIALS)."""
+    the log's tail) when it does not come up; the credentials must be set (S3_CREDENTIALS).
+    ``ports``: the ``process.ports`` of an earlier server on the same ``root``, to start it
+    again as it was (same endpoint, same objects) after it was stopped."""
     root = Path(root)
     config = root / "s3.json"
     config.write_text('{"identities": [{"name": "korth", "credentials": [{"accessKey": "korthkey", '
                       '"secretKey": "korthsecret"}], "actions": ["Admin", "Read", "Write", "List"]}]}')
     names = ["s3", "master", "volume", "filer"]
-    http = dict(zip(names, free_ports(4)))
-    grpc = dict(zip(names, free_ports(4)))
+    http, grpc = ports or (dict(zip(names, free_ports(4))), dict(zip(names, free_ports(4))))
     args = [weed_binary(), "mini", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-bucket={BUCKET}", f"-s3.config={config}", "-admin.ui=false", "-webdav=false"]
     args += [f"-{n}.port={http[n]}" for n in names] + [f"-{n}.port.grpc={grpc[n]}" for n in names]
-    log = open(root / "weed.log", "w")
+    log = open(root / "weed.log", "a")
     server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    server.ports = (http, grpc)
     endpoint = f"http://127.0.0.1:{http['s3']}"
     deadline = time.monotonic() + timeout_s
 

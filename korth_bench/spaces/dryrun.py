@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from korth_bench.analysis.design import design_limits
 from korth_bench.config import TrialConfig
+from korth_bench.faults import size_text
 from korth_bench.spaces.sections import Resources, show_point
 
 if TYPE_CHECKING:
@@ -100,6 +102,115 @@ def _forward_macs(model: str, depth: int, width: int, dropout: float, shortcut: 
     return macs
 
 
+# What a trial writes, for the storage estimate (measured on the smoke sweep's files: a trials
+# file of about 110 columns is 32 KB; a checkpoint is the model's state and the optimizer's
+# momentum in float32, plus about 150 bytes a tensor and the rows so far).
+TABLE_FILE_BYTES = 12_000     # one table file's fixed part (Parquet footer and schema), x 4
+TRIALS_FILE_BYTES = 32_000    # the trials file (one wide row)
+ROW_BYTES = 150               # an epochs, layers or robustness row
+TUNE_TRIAL_BYTES = 20_000     # Tune's state of one trial (its directory, its experiment-state entry)
+TUNE_EPOCH_BYTES = 1_500      # Tune's record of one reported epoch
+CHECKPOINT_FIXED_BYTES = 16_000
+CHECKPOINT_TENSOR_BYTES = 300
+CHECKPOINT_ROW_BYTES = 500    # an epochs or layers row kept in the checkpoint's progress
+
+
+@dataclass(frozen=True)
+class StorageEstimate:
+    """What a sweep's trials write to its storage at most, in bytes (``storage_estimate``)."""
+    trials: int                   # trials counted
+    checkpoint: int               # the largest trial's checkpoint
+    keep: int                     # checkpoints each trial keeps (``checkpoint.keep``)
+    concurrency: int              # trials that hold one more checkpoint while storing a new one
+    checkpoints: int              # every trial's kept checkpoints, plus the ones in flight
+    tables: int                   # the four tables' files and Tune's state
+
+    @property
+    def total(self) -> int:
+        return self.checkpoints + self.tables
+
+    def text(self) -> str:
+        return (f"about {size_text(self.total)}: checkpoints {size_text(self.checkpoints)} "
+                f"({self.trials} trials x keep {self.keep} x up to {size_text(self.checkpoint)}, "
+                f"+ {self.concurrency} in flight), tables and Tune state {size_text(self.tables)}")
+
+
+def storage_estimate(space: Space, trials: Optional[List[TrialConfig]] = None) -> StorageEstimate:
+    """What the sweep writes at most: each trial keeps ``checkpoint.keep`` checkpoints after it
+    ends (they are not deleted), and a running trial holds one more while it stores a new one
+    (``search.concurrency`` of them at once); plus its four table files and Tune's state.
+    ``trials``: the trials still to run (default: every trial; an Optuna space counts
+    ``num_samples`` of its largest checked configuration). Counted, not measured: rough."""
+    if trials is None:
+        trials = (space.trials if space.search.type == "grid"
+                  else [max(space.checked, key=checkpoint_bytes)] * space.search.num_samples)
+    sizes = [checkpoint_bytes(cfg) if cfg.checkpoint_every else 0 for cfg in trials]
+    largest = max(sizes, default=0)
+    concurrency = min(space.search.concurrency or len(trials), len(trials))
+    tables = sum(table_bytes(cfg) for cfg in trials)
+    return StorageEstimate(trials=len(trials), checkpoint=largest, keep=space.checkpoint_keep,
+                           concurrency=concurrency,
+                           checkpoints=space.checkpoint_keep * sum(sizes) + concurrency * largest,
+                           tables=tables)
+
+
+def checkpoint_bytes(cfg: TrialConfig) -> int:
+    """One checkpoint of the trial, at its last epoch: the model's state and the optimizer's
+    momentum in float32, the generators and the rows so far."""
+    parameters, state, tensors, parameter_tensors = _state_sizes(
+        cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut, _num_classes(cfg))
+    momentum = cfg.momentum > 0
+    rows = cfg.epochs + _layer_rows(cfg)
+    return (4 * (state + (parameters if momentum else 0)) + CHECKPOINT_FIXED_BYTES
+            + CHECKPOINT_TENSOR_BYTES * (tensors + (parameter_tensors if momentum else 0))
+            + CHECKPOINT_ROW_BYTES * rows)
+
+
+def table_bytes(cfg: TrialConfig) -> int:
+    """The trial's four table files and Tune's record of it."""
+    robustness = (1 + len(cfg.robustness_corruptions) * len(cfg.robustness_severities)
+                  + len(cfg.robustness_attacks) * len(cfg.robustness_pgd_eps)) if cfg.robustness else 0
+    rows = cfg.epochs + _layer_rows(cfg) + robustness
+    return (3 * TABLE_FILE_BYTES + TRIALS_FILE_BYTES + ROW_BYTES * rows + TUNE_TRIAL_BYTES
+            + TUNE_EPOCH_BYTES * cfg.epochs)
+
+
+def _layer_rows(cfg: TrialConfig) -> int:
+    """The layers table's rows: a row per measured layer (convolutions, linear layers and
+    ReLUs) at the end, and every ``measure_every`` epochs."""
+    measured = 1 + ((cfg.epochs - 1) // cfg.measure_every if cfg.measure_every else 0)
+    return measured * _measured_layers(cfg.model, cfg.depth, cfg.width, cfg.dropout, cfg.shortcut,
+                                       _num_classes(cfg))
+
+
+def _network(model: str, depth: int, width: int, dropout: float, shortcut: Optional[str],
+             num_classes: int):
+    import torch
+    from korth_bench import models
+
+    options = {"dropout": dropout, **({"shortcut": shortcut} if shortcut else {})}
+    with torch.device("meta"):
+        return models.build(model, depth, width, num_classes, **options)
+
+
+@functools.lru_cache(maxsize=None)
+def _state_sizes(*key: Any) -> tuple:
+    """(parameters, numbers in the state dict, its tensors, the parameter tensors)."""
+    network = _network(*key)
+    state = network.state_dict()
+    parameters = list(network.parameters())
+    return (sum(p.numel() for p in parameters), sum(t.numel() for t in state.values()),
+            len(state), len(parameters))
+
+
+@functools.lru_cache(maxsize=None)
+def _measured_layers(*key: Any) -> int:
+    import torch
+
+    return sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.ReLU))
+               for m in _network(*key).modules())
+
+
 def resource_label(resources: Resources) -> str:
     one = f"{resources.per_worker['cpu']:g} cpu" + (
         f", {resources.per_worker['gpu']:g} gpu" if resources.gpu else "")
@@ -171,6 +282,7 @@ def dry_run_text(space: Space) -> str:
                      + ("; ASHA stops some early" if scheduler.type == "asha" else "")
                      + f"; nominal {GPU_FLOPS / 1e12:g} TFLOP/s per GPU, "
                        f"{CPU_CORE_FLOPS / 1e9:g} GFLOP/s per CPU; rough)")
+    lines.append(f"storage estimate: {storage_estimate(space).text()} (rough)")
     if space.analysis:
         analysis = space.analysis
         lines.append(f"primary contrast (claim 2): mean gain of {', '.join(analysis.arms)} in "

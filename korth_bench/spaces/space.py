@@ -18,7 +18,7 @@ The schema (docs/search_spaces.md has the full reference)::
     search: {type: optuna, metric: [val_acc, pgd_acc_8_255], mode: [max, max], num_samples: 20,
              concurrency: 4, seed: 0}
     scheduler: {type: asha, grace_period: 2, reduction_factor: 3}
-    failure: {max_retries: 1}
+    failure: {max_retries: 1, storage_retry_s: 100}
     checkpoint: {every: 1, keep: 2}
     analysis:                        # claim 2's primary contrast, declared before the data
       primary: {arms: [so, dn], metric: test_acc, claimed_drop: 1.0, alpha: 0.05}
@@ -72,6 +72,10 @@ def _shipped_spaces_dir() -> str:
 
 
 SPACES_DIR = _shipped_spaces_dir()
+STORAGE_RETRY_S = 100.0
+"""``failure.storage_retry_s``'s default: an S3 request of a sweep that finds the store
+unreachable is retried for about this long (``results.s3_retry_budget``: 102 s) before the
+sweep stops with a storage fault."""
 SECTIONS = ("name", "description", "data", "training", "robustness", "fixed", "grid", "regularizers",
             "sample", "resources", "search", "scheduler", "failure", "checkpoint", "analysis", "logging")
 
@@ -92,6 +96,7 @@ class Space:
     search: Search
     scheduler: Scheduler
     max_retries: int = 0
+    storage_retry_s: float = STORAGE_RETRY_S   # how long the S3 client rides out an unreachable store
     checkpoint_every: int = 1
     checkpoint_keep: int = 2
     analysis: Optional[Analysis] = None  # the declared primary contrast, read by the report
@@ -175,7 +180,11 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
         raise ConfigError("set checkpoint_every through the checkpoint section (checkpoint.every)")
     base["checkpoint_every"] = every
     failure = mapping(raw, "failure")
-    only(failure, "failure", ("max_retries",))
+    only(failure, "failure", ("max_retries", "storage_retry_s"))
+    retry_s = failure.get("storage_retry_s", STORAGE_RETRY_S)
+    if isinstance(retry_s, bool) or not isinstance(retry_s, (int, float)) or not 0 < retry_s <= 3600:
+        raise ConfigError(f"failure.storage_retry_s must be a number of seconds in (0, 3600], got "
+                          f"{retry_s!r}")
     tracking, tracking_uri = logging_section(raw.get("logging"))
 
     if search.type == "grid":
@@ -197,6 +206,7 @@ def parse(raw: Mapping[str, Any], path: str = "<memory>") -> Space:
                   resources=resources_section(mapping(raw, "resources")), search=search,
                   scheduler=scheduler_section(mapping(raw, "scheduler"), search),
                   max_retries=integer(failure.get("max_retries", 0), "failure.max_retries", 0),
+                  storage_retry_s=float(retry_s),
                   checkpoint_every=every,
                   checkpoint_keep=integer(checkpoint.get("keep", 2), "checkpoint.keep", 1),
                   tracking=tracking, tracking_uri=tracking_uri)

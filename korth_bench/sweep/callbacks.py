@@ -2,7 +2,8 @@
 
 * ``TableRecorder`` writes the ``trials`` row of a trial that ASHA stopped (status ``stopped``) or
   that failed for good (status ``error``, with the message), since such a trial never returns to
-  write it;
+  write it; a trial that failed on a storage fault (``korth_bench.faults``) gets no row: it stops
+  the sweep (``StorageStop``), whose ``--resume`` runs the trial again;
 * ``Progress`` keeps one live status line on a terminal and prints a line per finished trial
   (only a summary with ``quiet``);
 * ``summary_text`` is the paragraph printed when the sweep ends: trials per status and the best one.
@@ -19,15 +20,23 @@ import ray
 from ray import tune
 
 from korth_bench import results
+from korth_bench.faults import storage_fault
 from korth_bench.spaces.space import Space
 from korth_bench.sweep.context import SweepContext
 from korth_bench.trial.summary import trial_row
 
 
 
+class StorageStop(Exception):
+    """Ends a sweep's Tuner from the driver: a trial failed on a storage fault (its error is the
+    ``__cause__``), not on its own; ``sweep.run`` turns it into one line and exit code 75."""
+
+
 class TableRecorder(tune.Callback):
     """Writes the ``trials`` row of a trial that never returns to write it itself: stopped by
-    the scheduler (``stopped``) or failed after its last retry (``error`` with the message)."""
+    the scheduler (``stopped``) or failed after its last retry (``error`` with the message).
+    A trial whose failure is a storage fault stops the sweep instead (``StorageStop``), before
+    Tune retries it or records it as an error: the storage is what failed, for every trial."""
 
     def __init__(self, *, context: SweepContext):
         self.context = context
@@ -41,7 +50,11 @@ class TableRecorder(tune.Callback):
         if trial.trial_id in self._stopped:
             self._write(trial, "stopped", None)
 
+    def on_trial_recover(self, iteration: int, trials: List, trial: Any, **info):
+        _stop_on_storage_fault(trial)
+
     def on_trial_error(self, iteration: int, trials: List, trial: Any, **info):
+        _stop_on_storage_fault(trial)
         self._write(trial, "error", error_message(trial))
 
     def _write(self, tune_trial: Any, status: str, error: Optional[str]) -> None:
@@ -55,12 +68,25 @@ class TableRecorder(tune.Callback):
                             sweep=self.context.sweep, filesystem=self.context.filesystem())
 
 
+def _stop_on_storage_fault(tune_trial: Any) -> None:
+    error = trial_error(tune_trial)
+    if storage_fault(error):
+        raise StorageStop(f"trial {tune_trial.trial_id} failed on a storage fault") from error
+
+
+def trial_error(tune_trial: Any) -> Optional[BaseException]:
+    """The exception that ended a trial (Tune keeps it pickled beside the driver), or None."""
+    path = tune_trial.pickled_error_file
+    if not path or not os.path.exists(path):
+        return None
+    with open(path, "rb") as saved:
+        return ray.cloudpickle.load(saved)
+
+
 def error_message(tune_trial: Any) -> str:
     """``Type: message`` of the exception that ended a trial (Tune keeps it beside the driver)."""
-    path = tune_trial.pickled_error_file
-    if path and os.path.exists(path):
-        with open(path, "rb") as saved:
-            error = ray.cloudpickle.load(saved)
+    error = trial_error(tune_trial)
+    if error is not None:
         cause = getattr(error, "cause", None) or error
         return f"{type(cause).__name__}: {cause}".strip()[:2000]
     path = tune_trial.error_file

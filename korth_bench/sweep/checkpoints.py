@@ -54,8 +54,13 @@ class TrialCheckpoints:
         manifest = {"epoch": epoch, "size": len(payload),
                     "sha256": hashlib.sha256(payload).hexdigest()}
         results.write_bytes(self.filesystem, self._path(epoch, "pt"), payload)
-        results.write_bytes(self.filesystem, self._path(epoch, "json"),
-                            json.dumps(manifest).encode())
+        try:
+            results.write_bytes(self.filesystem, self._path(epoch, "json"),
+                                json.dumps(manifest).encode())
+        except OSError:  # storage full or gone: no payload is left without its manifest
+            with contextlib.suppress(OSError):
+                self.filesystem.delete_file(self._path(epoch, "pt"))
+            raise
         self._evict()
 
     def complete(self) -> List[int]:

@@ -27,9 +27,16 @@ class SweepContext:
     resources: Resources
     checkpoint_keep: int
     whole_rows: bool = False                # reports carry whole rows (for the logging section)
+    storage_retry_s: Optional[float] = None  # an unreachable object store is retried this long
 
     def filesystem(self) -> pafs.FileSystem:
-        return results.resolve(self.sweep_uri, self.endpoint)[0]
+        """The storage's file system, whose S3 client retries for ``storage_retry_s``."""
+        return results.resolve(self.sweep_uri, self.endpoint, self.storage_retry_s)[0]
+
+    @property
+    def local(self) -> bool:
+        """Whether the storage is a local path (or a file system mounted as one)."""
+        return isinstance(self.filesystem(), pafs.LocalFileSystem)
 
     def path(self, *parts: str) -> str:
         """A path inside the sweep directory, in the storage's file system."""
@@ -53,7 +60,7 @@ def sweep_context(space: Space, storage: Optional[str], endpoint: Optional[str])
     return SweepContext(sweep=space.name, sweep_uri=results.sweep_location(storage, space.name),
                         endpoint=endpoint, base=space.base, metrics=metrics,
                         resources=space.resources, checkpoint_keep=space.checkpoint_keep,
-                        whole_rows=space.tracking.enabled)
+                        whole_rows=space.tracking.enabled, storage_retry_s=space.storage_retry_s)
 
 
 # ---------------------------------------------------------------------- the trainables

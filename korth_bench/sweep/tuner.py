@@ -49,7 +49,9 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from korth_bench import results
-from korth_bench.spaces.dryrun import dry_run_text, bf16_precision_note
+from korth_bench.faults import (NO_SPACE, PERMISSION, QUOTA, READ_ONLY, UNREACHABLE, Fault,
+                                fault_text, free_space, size_text, storage_fault)
+from korth_bench.spaces.dryrun import dry_run_text, bf16_precision_note, storage_estimate
 from korth_bench.spaces.sections import Resources
 from korth_bench.spaces.space import Space, check_data, load
 from korth_bench.trial.loop import train_and_measure
@@ -57,12 +59,13 @@ from korth_bench.config import TrialConfig
 from korth_bench.sweep.context import SweepContext, sweep_context
 from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
+from korth_bench.sweep.driver_log import driver_log
 from korth_bench.sweep.tracking import TrackingCallback, end_open_runs
 from korth_bench.tracking.mlflow_runs import space_hash, use_uri
 from korth_bench.tracking.settings import with_flags
 from korth_bench.tracking.tracker import Tracker
 from korth_bench.tracking.tensorboard_runs import TENSORBOARD_DIR
-from korth_bench.errors import ConfigError
+from korth_bench.errors import ConfigError, StorageFault
 
 TUNE_DIR = "tune"          # <sweep>/tune: Tune's experiment state
 TRAIN_DIR = "train"        # <sweep>/train: Ray Train runs of data-parallel trials
@@ -100,7 +103,12 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         the exit code: 0 when no trial of this run ended with an error, 1 otherwise.
     Raises:
         ConfigError / ValueError: a bad search space, address, storage or resources (a trial that
-            fits on no node), before anything runs.
+            fits on no node), or local storage with clearly too little free space for what the
+            sweep will write (``spaces.dryrun.storage_estimate``), before anything runs.
+        StorageFault: the storage failed mid-sweep (``korth_bench.faults``: full, over quota,
+            read-only, refusing permission, or an object store unreachable beyond
+            ``failure.storage_retry_s``); its one line names the storage, the fault, the
+            ``--resume`` command and the log holding the trials' tracebacks.
     """
     space = load(space_path)
     if max_concurrent is not None:
@@ -112,6 +120,11 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
                                                            mlflow_experiment))
     if dry_run:
         print(dry_run_text(space))
+        if storage is None or "://" not in storage:
+            space_left = free_space(results.sweep_location(storage, space.name))
+            if space_left:
+                print(f"free space at {results.sweep_location(storage, space.name)}: "
+                      f"{size_text(space_left[0])}")
         return 0
     note = bf16_precision_note(space)
     if note:
@@ -139,16 +152,58 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             print(f"sweep {space.name}: {len(space.points) - len(points)} of {len(space.points)} "
                   f"trials already have final rows in {context.sweep_uri}; running the other "
                   f"{len(points)}")
-    with ray_session(address, context, trial_bundles(space.resources), pending_timeout):
-        errors, interrupted = _fit(space, context, points, resume, quiet)
-    print(summary_text(space, context), file=sys.stderr)
+    configs = {id(point): cfg for point, cfg in zip(space.points, space.trials)}
+    _check_free_space(space, context, storage, [configs[id(point)] for point in points]
+                      if space.search.type == "grid" else None)
+    again = f"korth-bench run {space_path}" + "".join(f" --{flag} {value}" for flag, value in (
+        ("address", address), ("storage", storage), ("storage-endpoint", storage_endpoint))
+        if value) + " --resume"
+    with driver_log(context) as log:
+        try:
+            with ray_session(address, context, trial_bundles(space.resources), pending_timeout):
+                errors, interrupted = _fit(space, context, points, resume, quiet)
+            summary = summary_text(space, context)
+        except Exception as err:  # a storage fault, anywhere in the chain: one line; else a bug
+            fault = storage_fault(err)
+            if fault is None:
+                raise
+            log.faulted = True
+            log.write_exception(err, "the sweep stopped on a storage fault")
+            raise StorageFault(_fault_line(fault, context, again, log.where())) from None
+    print(summary, file=sys.stderr)
     if interrupted:  # Ctrl-C: Tune saved its state and returned
-        print(f"sweep {space.name} was interrupted; continue it with: korth-bench run {space_path}"
-              + "".join(f" --{flag} {value}" for flag, value in (
-                  ("address", address), ("storage", storage), ("storage-endpoint", storage_endpoint))
-                  if value) + " --resume", file=sys.stderr)
+        print(f"sweep {space.name} was interrupted; continue it with: {again}", file=sys.stderr)
         return 130
     return 1 if errors else 0
+
+
+_REMEDY = {NO_SPACE: "free space", QUOTA: "free space or raise the quota",
+           READ_ONLY: "make the storage writable again", PERMISSION: "restore write access",
+           UNREACHABLE: "wait until the store answers"}
+
+
+def _fault_line(fault: Fault, context: SweepContext, again: str, log: Optional[str]) -> str:
+    """The one line of a sweep stopped by a storage fault."""
+    budget = None if context.local else results.s3_retry_budget(context.storage_retry_s)[1]
+    remedy = _REMEDY[fault.kind] if context.local or fault.kind != PERMISSION else (
+        "renew the storage credentials")
+    return (f"{fault_text(fault, context.sweep_uri, context.local, budget)}; the sweep stopped and "
+            f"what it wrote is complete; {remedy}, then continue with: {again}"
+            + (f" (the trials' tracebacks: {log})" if log else " (no log could be written)"))
+
+
+def _check_free_space(space: Space, context: SweepContext, storage: Optional[str],
+                      trials: Optional[List[TrialConfig]]) -> None:
+    """Refuse, before Ray starts, a sweep on local storage with clearly too little free space
+    for what its ``trials`` (None: all) will write (``spaces.dryrun.storage_estimate``)."""
+    if not context.local:
+        return
+    space_left = free_space(context.path())
+    needed = storage_estimate(space, trials)
+    if space_left and space_left[0] < needed.total:
+        raise ConfigError(f"--storage {storage or os.path.dirname(context.sweep_uri)}: "
+                          f"{size_text(space_left[0])} free, the sweep needs {needed.text()}; "
+                          "free space, lower checkpoint.keep, or pass another --storage")
 
 
 def _fit(space: Space, context: SweepContext, points: List[Dict[str, Any]], resume: bool,
