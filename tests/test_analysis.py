@@ -873,6 +873,14 @@ def test_doubling_gains_read_every_budget_of_a_baseline_only_pilot():
         (8, 10, 20), (8, 20, 40), (20, 10, 20), (20, 20, 40)]
     assert np.allclose(table["doubling_gain"], [0.05, 0.03, 0.06, 0.01])
     assert (table["n_baseline"] == 2).all() and (table["n_reference"] == 2).all()
+    # a second protocol at the same budgets (no augmentation) is its own series, never mixed in
+    rows += [sim.trial_row(8, 1, "none", seed, 0.5 + gain, 0.5, epochs=budget, augment=False)
+             for budget, gain in ((10, 0.0), (20, 0.0)) for seed in (0, 1)]
+    table = convergence.doubling_gains(pd.DataFrame(rows).assign(
+        augment=lambda t: t["augment"].fillna(True)))
+    assert list(table["setting"]) == ["augment=False", "augment=True", "augment=True",
+                                      "single setting", "single setting"]
+    assert np.allclose(table["doubling_gain"], [0.0, 0.05, 0.03, 0.06, 0.01])
 
 
 def with_reference_runs(frames, doubling, seeds=(0, 1, 2)):

@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 
 from korth_bench.analysis.collapse import PRIMARY_AXIS, collapse_test
-from korth_bench.analysis.entries import BASELINE, CELL
+from korth_bench.analysis.entries import BASELINE, CELL, SETTING_COLUMNS, setting_labels
 from korth_bench.analysis.stats import welch_interval
 
 DOUBLING_COLUMNS = list(CELL) + [
-    "num_params", "epochs", "reference_epochs", "n_baseline", "n_reference",
+    "num_params", "setting", "epochs", "reference_epochs", "n_baseline", "n_reference",
     "baseline_test_acc", "reference_test_acc", "doubling_gain", "doubling_gain_low",
     "doubling_gain_high"]
 CONVERGENCE_COLUMNS = DOUBLING_COLUMNS + [
@@ -77,13 +77,17 @@ def doubling_gains(trials: pd.DataFrame, baseline: str = BASELINE,
         trials: trials rows (every status; completed baseline runs count), study and reference
             runs together.
     Returns:
-        one row per cell x E (DOUBLING_COLUMNS; fractions): the baseline's mean final test
-        accuracy at E (n_baseline runs) and at reference_epochs = 2E (n_reference runs), their
-        difference and its Welch interval. Smallest cell and budget first.
+        one row per cell x setting x E (DOUBLING_COLUMNS; fractions): the baseline's mean final
+        test accuracy at E (n_baseline runs) and at reference_epochs = 2E (n_reference runs),
+        their difference and its Welch interval; ``setting`` names the keys other than the
+        epochs in which the cell's baseline runs differ (a pilot of two protocols, say
+        'augment=False'), 'single setting' when none does. Smallest cell and budget first.
     """
     done = trials[(trials["status"] == "completed") & (trials["regularizer"] == baseline)]
+    columns = [c for c in SETTING_COLUMNS if c in done and c != "epochs"]
+    done = done.assign(setting=setting_labels(done, columns))
     rows = []
-    for key, cell in done.groupby(list(CELL), dropna=False):
+    for key, cell in done.groupby(list(CELL) + ["setting"], dropna=False):
         by_budget = {int(e): part["test_acc"].astype(float).dropna().to_numpy()
                      for e, part in cell.groupby("epochs")}
         for budget, at_e in sorted(by_budget.items()):
@@ -91,7 +95,8 @@ def doubling_gains(trials: pd.DataFrame, baseline: str = BASELINE,
             if at_2e is None or not (at_e.size and at_2e.size):
                 continue
             found = welch_interval(at_2e, at_e, confidence)
-            rows.append({**dict(zip(CELL, key)), "num_params": cell["num_params"].median(),
+            rows.append({**dict(zip(list(CELL) + ["setting"], key)),
+                         "num_params": cell["num_params"].median(),
                          "epochs": budget, "reference_epochs": 2 * budget,
                          "n_baseline": at_e.size, "n_reference": at_2e.size,
                          "baseline_test_acc": at_e.mean(), "reference_test_acc": at_2e.mean(),
@@ -140,7 +145,7 @@ def convergence_by_cell(epochs: pd.DataFrame, trials: pd.DataFrame, reference: p
     arm_budget = done[done["regularizer"] != baseline].groupby(keys, dropna=False)["epochs"].max()
     doubling_at = {(tuple(row[k] for k in keys), int(row["epochs"])): row
                    for row in doubling.to_dict("records")}
-    unmeasured = {"reference_epochs": math.nan, "n_reference": 0, "reference_test_acc": math.nan,
+    unmeasured = {"setting": None, "reference_epochs": math.nan, "n_reference": 0, "reference_test_acc": math.nan,
                   "doubling_gain": math.nan, "doubling_gain_low": math.nan,
                   "doubling_gain_high": math.nan}
     rows = []
