@@ -39,7 +39,7 @@ DOUBLING_COLUMNS = list(CELL) + [
     "num_params", "setting", "epochs", "reference_epochs", "n_baseline", "n_reference",
     "baseline_test_acc", "reference_test_acc", "doubling_gain", "doubling_gain_low",
     "doubling_gain_high"]
-CONVERGENCE_COLUMNS = DOUBLING_COLUMNS + [
+CONVERGENCE_COLUMNS = [c for c in DOUBLING_COLUMNS if c != "setting"] + [
     "last_epoch_gain", "last_two_epoch_gain", "final_train_acc", "n_trials", "best_is_last_share"]
 NOT_CHECKED = "convergence not checked (no baseline at a second budget)"
 
@@ -145,7 +145,7 @@ def convergence_by_cell(epochs: pd.DataFrame, trials: pd.DataFrame, reference: p
     arm_budget = done[done["regularizer"] != baseline].groupby(keys, dropna=False)["epochs"].max()
     doubling_at = {(tuple(row[k] for k in keys), int(row["epochs"])): row
                    for row in doubling.to_dict("records")}
-    unmeasured = {"setting": None, "reference_epochs": math.nan, "n_reference": 0, "reference_test_acc": math.nan,
+    unmeasured = {"reference_epochs": math.nan, "n_reference": 0, "reference_test_acc": math.nan,
                   "doubling_gain": math.nan, "doubling_gain_low": math.nan,
                   "doubling_gain_high": math.nan}
     rows = []
