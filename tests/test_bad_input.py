@@ -3,7 +3,10 @@ exit code 2, and nothing written (no results directory, no Ray). The search-spac
 fuzzed, raises nothing but ``ConfigError``."""
 import os
 import socket
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +19,7 @@ from korth_bench import cli
 from korth_bench.spaces import space as spaces
 from korth_bench.errors import ConfigError
 from korth_bench.trial.loop import run_trial
-from conftest import make_space
+from conftest import make_space, processes_mentioning
 
 
 def run_cli(capsys, *args):
@@ -264,6 +267,66 @@ def test_data_pack_of_a_missing_source_is_refused(tmp_path, capsys):
     assert code == 2 and len(lines) == 1, lines
     assert f"source '{tmp_path / 'absent'}' is not a directory" in lines[0]
     assert "cifar-10-batches-py" in lines[0] and not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------- whole processes
+REPO = Path(__file__).resolve().parents[1]
+PLAN_STUDY = "results/cifar10_cpu_capacity"  # a committed study, as tests/test_plan.py reads it
+# `korth-bench ARGS` in a fresh interpreter that says afterwards whether Ray was started in it
+CLI_THEN_RAY_STATE = ("import sys\nfrom korth_bench import cli\ncode = cli.main(sys.argv[1:])\n"
+                      "ray = sys.modules.get('ray')\n"
+                      "print('ray initialized:', bool(ray and ray.is_initialized()))\n"
+                      "sys.exit(code)")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--primary", "sro"], "--primary 'sro' is not an entry"),
+    (["--out", "x.yaml"], "--out x.yaml: a design is written from a candidate --space"),
+    (["--power", "1.5"], "--power: must be a number in (0, 1)"),  # one line since issue 40
+    (["--parallel", "0"], "--parallel 0: must be a whole number >= 1"),
+])
+def test_bad_plan_input_is_the_whole_stderr_in_one_line(args, fragment):
+    """`korth-bench plan` on bad input: stderr is exactly one line (nothing before the error,
+    no usage, no traceback), it names the option, exit code 2, nothing on stdout."""
+    if not (REPO / PLAN_STUDY).is_dir():
+        pytest.skip(f"{PLAN_STUDY} is not in this checkout")
+    done = subprocess.run([sys.executable, "-m", "korth_bench.cli", "plan", PLAN_STUDY, *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("korth-bench") and ": error: " in lines[0], lines[0]
+    assert fragment in lines[0], lines[0]
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("case", ["unknown regularizer", "missing data file", "unwritable results",
+                                  "address that does not answer"])
+def test_bad_input_never_starts_ray(case, tmp_path, ray_temp_dir):
+    """README, "What survives what": bad input exits 2 with one line and Ray not started: no Ray
+    session under Ray's temp dir (RAY_TMPDIR, fresh and empty), no Ray process mentioning it,
+    no Ray initialized in the process."""
+    args = ["--storage", str(tmp_path / "results")]
+    if case == "unknown regularizer":
+        path = make_space(tmp_path, "bad", regularizers={"sro": {}})
+    elif case == "missing data file":
+        path = make_space(tmp_path, "bad", data={"dataset": "packed", "image_size": None,
+                                                  "data_path": str(tmp_path / "absent.parquet")})
+    elif case == "unwritable results":
+        (tmp_path / "a-file").write_text("x")
+        path, args = make_space(tmp_path, "bad"), ["--storage", str(tmp_path / "a-file" / "results")]
+    else:
+        path, args = make_space(tmp_path, "bad"), [*args, "--address", f"127.0.0.1:{free_port()}"]
+    env = {**os.environ, "RAY_TMPDIR": ray_temp_dir, "RAY_USAGE_STATS_ENABLED": "0"}
+    assert os.listdir(ray_temp_dir) == []
+    done = subprocess.run([sys.executable, "-c", CLI_THEN_RAY_STATE, "run", path, *args, "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr
+    assert os.listdir(ray_temp_dir) == [], done.stderr  # no ray/session_*, no socket, no log
+    assert processes_mentioning(ray_temp_dir) == []
+    assert done.stdout.splitlines()[-1] == "ray initialized: False", done.stdout
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("korth-bench: error: "), done.stderr
+    assert not (tmp_path / "results").exists()
 
 
 # ---------------------------------------------------------------------- the loader, fuzzed

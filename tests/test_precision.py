@@ -55,10 +55,31 @@ def test_auto_trial_records_the_resolved_precision_and_trains_like_it(monkeypatc
     assert table.column("precision_resolved").to_pylist() == [resolved]
 
 
+def _flags_of_this_machine():
+    """The first ``flags`` line of /proc/cpuinfo, parsed here (not by the module under test)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            text = cpuinfo.read()
+    except OSError:
+        pytest.skip("/proc/cpuinfo is not readable on this machine")
+    line = next((line for line in text.splitlines() if line.startswith("flags")), None)
+    if line is None:
+        pytest.skip("/proc/cpuinfo has no flags line (not an x86 CPU)")
+    return frozenset(line.partition(":")[2].split())
+
+
 def test_the_machine_itself_is_read_from_proc_cpuinfo():
-    flags = precision.cpu_flags()
-    assert isinstance(flags, frozenset)
-    assert native_bf16(CPU) == bool(flags & precision.CPU_BF16_FLAGS)
+    """auto on this very CPU: bf16 exactly when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (no
+    flags injected), and the module reads the same flags as this test does."""
+    flags = _flags_of_this_machine()
+    precision.cpu_flags.cache_clear()
+    assert precision.cpu_flags() == flags
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    expected = "bf16" if native else "fp32"
+    assert native_bf16(CPU) is native
+    assert resolve_precision("auto", CPU) == expected
+    record = train_and_measure({**TINY, "precision": "auto"})
+    assert record.summary["precision_resolved"] == expected
 
 
 CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 {extra}\nbogomips\t: 4000\n"

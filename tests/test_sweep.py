@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -15,6 +16,7 @@ import torch
 from korth_bench import results, sweep
 from korth_bench.spaces import space as spaces
 from korth_bench.sweep import cluster as sweep_cluster
+from korth_bench.sweep.checkpoints import CHECKPOINTS_DIR, TrialCheckpoints
 from korth_bench.sweep.context import sweep_context
 from korth_bench.sweep.tuner import TUNE_DIR
 from conftest import alive_nodes, free_port, make_space, wait_for, wait_for_port
@@ -27,7 +29,12 @@ GRID = {"grid": {"seed": [0], "coefficient": [1e-3]},
         # a quarter of the (logical) GPU and half a CPU each: four trials at once
         "resources": {"cpu": 0.5, "gpu": 0.25},
         "search": {"type": "grid", "metric": "val_acc", "concurrency": 4},
-        "checkpoint": {"every": 1, "keep": 1}}
+        "checkpoint": {"every": 1, "keep": 2}}  # two kept: "the newest" is not "any kept one"
+
+
+def rows_of(sweep_dir, table, trial_id):
+    """One trial's rows of a table, as written (its own Parquet file)."""
+    return pq.read_table(Path(sweep_dir) / table / f"{trial_id}.parquet").to_pylist()
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +215,23 @@ def test_rerun_skips_final_trials_and_runs_error_and_missing_ones(grid_sweep, ca
     results.write_trial(str(sweep_dir), {"trials": [{**rows[errored], "status": "error",
                                                      "error": "RuntimeError: injected"}]}, sweep="grid4")
     (sweep_dir / "trials" / f"{missing}.parquet").unlink()
+    # each rerun trial has two complete checkpoints; it must start from the newest (the last epoch)
+    stores = {i: TrialCheckpoints(pafs.LocalFileSystem(), str(sweep_dir / CHECKPOINTS_DIR / i), keep=2)
+              for i in (errored, missing)}
+    assert {i: store.complete() for i, store in stores.items()} == {
+        i: [EPOCHS - 1, EPOCHS - 2] for i in stores}
+    epochs_before = {i: rows_of(sweep_dir, "epochs", i) for i in stores}
     assert sweep.run(path, storage=storage, quiet=True) == 0
     after = {r["trial_id"]: r for r in results.read_table(str(sweep_dir), "trials").to_pylist()}
     assert set(after) == set(rows) and {r["status"] for r in after.values()} == {"completed"}
     assert all(after[i]["finished_at"] == rows[i]["finished_at"] for i in kept)
     assert all(after[i]["finished_at"] > rows[i]["finished_at"] for i in (errored, missing))
+    # from its newest checkpoint: every epoch up to it kept as written (an epoch trained again has
+    # a new epoch_time_s), none trained again; the final measures are the same
+    for i in stores:
+        assert rows_of(sweep_dir, "epochs", i) == epochs_before[i], i
+        assert after[i]["epochs_completed"] == EPOCHS and after[i]["test_acc"] == rows[i]["test_acc"]
+        assert after[i]["train_time_s"] == pytest.approx(rows[i]["train_time_s"])
     capsys.readouterr()
     assert sweep.run(path, storage=storage, quiet=True) == 0
     assert "nothing to run" in capsys.readouterr().out
@@ -270,7 +289,20 @@ def test_sweep_on_s3_compatible_storage(ray_session, s3_server, tmp_path):
     assert len(trials) == 2 and {r["status"] for r in trials} == {"completed"}
     assert results.read_table(f"{uri}/s3grid", "epochs", filesystem).num_rows == 2 * EPOCHS
     tune_state = filesystem.get_file_info(f"korth/sweeps/s3grid/{TUNE_DIR}")
-    assert tune_state.type.name == "Directory"  # Tune's state and checkpoints went there too
+    assert tune_state.type.name == "Directory"  # Tune's state went there too
+    # and each trial's own checkpoints: its newest (keep 1), payload and manifest, on S3
+    ids = sorted(cfg.trial_id for cfg in spaces.load(path).trials)
+    listed = filesystem.get_file_info(pafs.FileSelector(f"korth/sweeps/s3grid/{CHECKPOINTS_DIR}",
+                                                        recursive=True, allow_not_found=True))
+    keys = sorted(i.path.split(f"/{CHECKPOINTS_DIR}/", 1)[1] for i in listed
+                  if i.type == pafs.FileType.File)
+    assert keys == sorted(f"{i}/epoch_{EPOCHS - 1:06d}.{kind}" for i in ids for kind in ("json", "pt"))
+    for trial_id in ids:
+        store = TrialCheckpoints(filesystem, f"korth/sweeps/s3grid/{CHECKPOINTS_DIR}/{trial_id}", keep=1)
+        with store.newest() as restored:  # complete: the payload matches its manifest
+            assert restored is not None
+            state = torch.load(Path(restored) / "state.pt", map_location="cpu", weights_only=False)
+        assert state["epoch"] == EPOCHS - 1 and state["config"]["seed"] in (0, 1)
 
 
 def test_an_address_that_does_not_answer_fails_within_seconds(write_space):
@@ -324,13 +356,18 @@ def test_interrupted_optuna_sweep_resumes_with_its_study(ray_session, tmp_path):
              "two trials rows", driver)
     driver.send_signal(signal.SIGINT)
     output = driver.communicate(timeout=120)[0]
-    assert driver.returncode == 130 and "--resume" in output, output
+    resume = f"korth-bench run {path} --storage {storage} --resume"
+    assert driver.returncode == 130, output
+    assert f"sweep resumed was interrupted; continue it with: {resume}" in output.splitlines(), output
     (state,) = (sweep_dir / TUNE_DIR).glob("searcher-state-*.pkl")
     with open(state, "rb") as saved:
         before = [t.params for t in pickle.load(saved)["_ot_study"].trials]
     assert 2 <= len(before) < samples
 
-    assert sweep.run(path, storage=str(storage), resume=True, quiet=True) == 0
+    # the printed command itself resumes it
+    import shlex
+    from korth_bench import cli
+    assert cli.main([*shlex.split(resume)[1:], "--quiet"]) == 0
     # The newest session's state, by the session timestamp in its name: the final sync copies
     # every session's file again, so modification times do not order them.
     state = max((sweep_dir / TUNE_DIR).glob("searcher-state-*.pkl"), key=lambda p: p.name)
