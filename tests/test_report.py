@@ -417,10 +417,27 @@ def test_degenerate_results_still_give_a_report(case, tmp_path):
     written = report.build_report_from_frames(frames, str(tmp_path))
     with open(written["markdown"]) as handle:
         markdown = handle.read()
+    with open(written["json"]) as handle:
+        document = json.load(handle)
+    assert schema_errors(document, _schema()) == []
+    verdicts = {v["claim"]: v["verdict"] for v in document["verdicts"]}
+    entries = {(e["depth"], e["regularizer"]): e for e in document["entries"]}
     if case == "all diverged":
         assert "0 completed, 24 diverged" in markdown and "missing: no completed runs" in markdown
-    with open(written["json"]) as handle:
-        assert schema_errors(json.load(handle), _schema()) == []
+        assert all(e["status"] != "measured" for e in entries.values())
+        assert set(verdicts.values()) <= {"not tested", "inconclusive (strengths not matched)"}
+    elif case == "only the baseline":
+        # the baseline's own scores stand; nothing can be compared, so no claim is tested
+        assert sorted(entries) == [(8, "none"), (14, "none")]
+        assert all(e["metrics"]["test_acc"]["n"] == 3 for e in entries.values())
+        assert set(verdicts.values()) == {"not tested"} and document["collapse"] == []
+    else:
+        # the trials table alone: every entry and gain, no curves, convergence not checked
+        assert len(entries) == 8 and all(e["status"] == "measured" for e in entries.values())
+        assert all(e["gains"]["test_acc"]["n"] == 3 for e in entries.values()
+                   if e["regularizer"] != "none")
+        assert document["convergence_check"]["message"].startswith("convergence not checked")
+        assert verdicts["2"] == "not tested" and verdicts["1"] == "supported"
 
 
 def _schema():
