@@ -22,7 +22,6 @@ Run: ``.venv/bin/python benchmarks/bench_penalties.py [--models resnet20 resnet5
 from __future__ import annotations
 
 import argparse
-import importlib
 import platform
 import statistics
 import time
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from bench_trial import MODELS
-from korth_bench import models, regularizers
+from korth_bench import models, plugins, regularizers
 
 GRAM_BASED = ("so", "dso", "mc", "srip", "dn", "dn_relaxed")
 TARGETS = {**{name: 0.03 for name in GRAM_BASED}, "cs": 0.10}
@@ -144,8 +143,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds")
-    parser.add_argument("--custom", nargs="*", default=[], metavar="MODULE",
-                        help="modules to import first: their registered regularizers join the table")
+    parser.add_argument("--custom", nargs="*", default=[], metavar="MODULE_OR_FILE",
+                        help="modules (by name, or NAME.py in the current directory) or .py files "
+                             "to import first, as korth-bench --plugin: their registered "
+                             "regularizers join the table (installed korth_bench.regularizers "
+                             "entry points join it anyway)")
     parser.add_argument("--rounds", type=int, default=7,
                         help="timed rounds; each times the step and every penalty pass once")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
@@ -162,8 +164,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> List[Dict]:
     """Run the measurement, print the table, return one dict per (model, regularizer)."""
     args = parse_args(argv)
-    for module in args.custom:
-        importlib.import_module(module)
+    for module in args.custom:  # a module name, or a .py file (NAME.py in this directory too)
+        plugins.load(module)
     args.regularizers = args.regularizers or regularizers.names()
     torch.set_num_threads(args.threads)
     rows = [row for name in args.models for precision in args.precisions

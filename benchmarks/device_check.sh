@@ -106,7 +106,7 @@ step trial "$PYTHON" "$ROOT/benchmarks/run_all.py" --only bench_trial --out "$DI
   --summary summary_trial.parquet --args "$TRIAL_ARGS"
 step penalties "$PYTHON" "$ROOT/benchmarks/run_all.py" --only bench_penalties --out "$DIR" \
   --summary summary_penalties.parquet --args "$PENALTY_ARGS"
-step train "${KB[@]}" train --out "$DIR/train" --set device="$DEVICE" --set model=resnet \
+step train "${KB[@]}" train --out "$DIR/train" --overwrite --set device="$DEVICE" --set model=resnet \
   --set depth=20 --set precision=auto "${DATA_SETS[@]}" "${TRAIN_SETS[@]}"
 
 echo

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -22,13 +23,31 @@ from korth_bench.errors import EXIT_STORAGE_FAULT, ConfigError, IgnoredSetting, 
 EXIT_BAD_INPUT = 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (the flag and what it takes, no usage block), exit
+    code 2; the subcommands' parsers are of this class too (``add_subparsers``' default)."""
+
+    def error(self, message: str):
+        # argparse quotes choices and values with repr: "invalid choice: 'x' (choose from 'a', 'b')"
+        message = re.sub(r"'([^'\s]*)'", r"\1", message)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (--help lists the flags)\n")
+
+
+def assignment(text: str) -> str:
+    """The argparse ``type`` of ``--set``: a ``KEY=VALUE`` string."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"takes KEY=VALUE (e.g. --set epochs=3), got {text}")
+    return text
+
+
 def parse_assignments(assignments: List[str]) -> Dict[str, Any]:
     """``["depth=20", "lr=0.1"]`` -> {"depth": "20", "lr": "0.1"} (types come from the config)."""
     values: Dict[str, Any] = {}
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set {item}: takes KEY=VALUE (e.g. --set epochs=3)")
         values[key.strip()] = value
     return values
 
@@ -59,7 +78,7 @@ def number_in(low: float, high: float, what: str):
         if not low < value < high:
             allowed = (f"a finite number > {low:g}" if high == math.inf
                        else f"a number in ({low:g}, {high:g})")
-            raise argparse.ArgumentTypeError(f"must be {allowed} ({what}), got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {allowed} ({what}), got {text}")
         return value
     return parse
 
@@ -97,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from korth_bench.tracking.tensorboard_runs import TENSORBOARD_DIR
     from korth_bench.tracking.tracker import Tracker
 
-    values = {**(load_yaml_mapping(args.config) if args.config else {}), **parse_assignments(args.set)}
+    assigned = parse_assignments(args.set)
+    values = {**(load_yaml_mapping(args.config) if args.config else {}), **assigned}
     if values.get("dataset") == "packed" and not values.get("data_path"):
         values["data_path"] = cifar10_parquet()  # the one rule for the packed CIFAR-10 file
     cfg = TrialConfig.from_dict(values)
@@ -114,6 +134,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     results.check_writable(args.out, f"--out {args.out}")
     trial_dir = os.path.join(os.path.abspath(args.out), cfg.name)
     checkpoint_dir = os.path.join(trial_dir, "checkpoint")
+    if os.path.isdir(trial_dir) and os.listdir(trial_dir) and not (args.resume or args.overwrite):
+        raise ConfigError(f"--out {args.out}: trial {cfg.name} already has output in {trial_dir}; "
+                          "allowed: --resume to continue it, --overwrite to replace it, or "
+                          "another --out")
+    if args.overwrite and not args.resume and os.path.isdir(trial_dir):
+        shutil.rmtree(trial_dir)
     os.makedirs(trial_dir, exist_ok=True)
     resume_from = checkpoint_dir if args.resume and os.path.exists(
         os.path.join(checkpoint_dir, CHECKPOINT_FILE)) else None
@@ -157,7 +183,14 @@ def print_summary(summary: Dict[str, Any]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from korth_bench import sweep
+    from korth_bench import results, sweep
+
+    if args.storage:
+        results.check_scheme(args.storage, f"--storage {args.storage}")
+    if args.address and not args.dry_run:  # checked before "nothing to run" can be said
+        from korth_bench.sweep.cluster import check_address
+
+        check_address(args.address)
 
     return sweep.run(args.space, address=args.address, storage=args.storage,
                      storage_endpoint=args.storage_endpoint, resume=args.resume,
@@ -170,6 +203,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     from korth_bench import results, spaces, status
 
     target, space = args.target, None
+    for flag, value in (("--storage", args.storage), ("", target)):
+        if value:
+            results.check_scheme(value, f"{flag} {value}".strip())
     if target.endswith((".yaml", ".yml")) or (not os.path.exists(target) and "://" not in target):
         space = spaces.load(target)  # a file or a shipped space's name, else a ConfigError
         sweep_uri = results.sweep_location(args.storage, space.name)
@@ -326,6 +362,25 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
                           overrides=parse_assignments(args.set))
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    import datetime
+
+    from korth_bench.data import cache
+    from korth_bench.faults import size_text
+
+    root = cache.cache_root()
+    if args.clear:
+        print(f"cleared {root}: {size_text(cache.clear())} freed")
+        return 0
+    found = cache.entries()
+    print(f"decode cache: {root} ({size_text(cache.tree_size(root)) if root.exists() else 'empty'};"
+          f" KORTH_BENCH_CACHE moves it; korth-bench cache --clear empties it)")
+    for path, size, mtime in found:
+        when = datetime.datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M")
+        print(f"  {size_text(size):>10}  {when}  {path.relative_to(root)}")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def tracking_flags(command: argparse.ArgumentParser, event_dirs: str) -> None:
     """The flags of the ``logging:`` section (korth_bench.tracking.settings)."""
@@ -338,8 +393,14 @@ def tracking_flags(command: argparse.ArgumentParser, event_dirs: str) -> None:
                          help="the MLflow experiment (implies --mlflow; default korth-bench)")
 
 
+def plugin_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                         help="import a module (by name) or a .py file first: its registered "
+                              "regularizers become usable, in Ray's workers too; repeatable")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="korth-bench",
         description="Benchmarks for kernel-orthogonality regularization of CNNs.")
     parser.add_argument("--version", action="version",
@@ -347,16 +408,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="regularizers, models, data sets, search spaces")
+    plugin_flag(listing)
     listing.set_defaults(func=cmd_list)
 
     train = commands.add_parser("train", help="one trial, no Ray")
     train.add_argument("config", nargs="?", help="YAML file of trial keys")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=assignment,
                        help="override one trial key (repeatable)")
     train.add_argument("--out", default="results/train",
                        help="tables go to OUT/<trial name>/ (default results/train)")
     train.add_argument("--resume", action="store_true",
                        help="continue from OUT/<trial name>/checkpoint if there is one")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace OUT/<trial name>/ when it already holds output (without it "
+                            "such a trial is refused)")
+    plugin_flag(train)
     tracking_flags(train, "OUT/tensorboard/<trial name>/")
     train.set_defaults(func=cmd_train)
 
@@ -374,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "cluster adding one); default: refuse at once a trial that fits no node")
     run.add_argument("--quiet", action="store_true", default=None, help="no live progress view")
     tracking_flags(run, "<storage>/<sweep>/tensorboard/<trial name>/")
+    plugin_flag(run)
     run.set_defaults(func=cmd_run)
 
     state = commands.add_parser("status", help="where a sweep stands, from its tables (no Ray)")
@@ -430,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--mlflow", action="store_true",
                         help="also log the report's files as artifacts of each sweep's MLflow "
                              "parent run and its verdicts as tags (MLFLOW_TRACKING_URI)")
+    plugin_flag(report)
     report.set_defaults(func=cmd_report)
 
     planning = commands.add_parser(
@@ -478,9 +546,13 @@ def build_parser() -> argparse.ArgumentParser:
     selfcheck = commands.add_parser("selfcheck", help="exercise the trial's device path, no Ray")
     selfcheck.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     selfcheck.add_argument("--data-path", help="a packed Parquet file (default: synthetic data)")
-    selfcheck.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    selfcheck.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=assignment,
                            help="override a key in every check (e.g. train_size=256); repeatable")
     selfcheck.set_defaults(func=cmd_selfcheck)
+
+    caching = commands.add_parser("cache", help="where the decoded-data cache is and its size")
+    caching.add_argument("--clear", action="store_true", help="remove everything in it")
+    caching.set_defaults(func=cmd_cache)
     return parser
 
 
@@ -497,6 +569,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         warnings.showwarning = show
         try:
+            if getattr(args, "plugin", None):
+                from korth_bench import plugins
+
+                plugins.use(args.plugin)
             return args.func(args)
         except ConfigError as err:  # bad input: one line, exit 2; anything else keeps its traceback
             print(f"korth-bench: error: {err}", file=sys.stderr)

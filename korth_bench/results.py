@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import io
 import math
 import os
@@ -196,10 +197,63 @@ def resolve(uri: str, endpoint: Optional[str] = None,
         if region:
             options["region"] = region
         return pafs.S3FileSystem(**options), uri[len("s3://"):].rstrip("/")
+    scheme = uri.split("://", 1)[0]
     try:
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, ValueError) as err:
-        raise ConfigError(f"storage {uri!r} is not a path or a URI pyarrow can open: {err}") from None
+        known = scheme.lower() in STORAGE_SCHEMES
+        reason = (f"{' '.join(str(err).split())}" if known
+                  else f"the scheme {scheme}:// is not supported")
+        raise ConfigError(f"storage {uri}: {reason}; allowed: a local path or a URI with one of "
+                          f"the schemes {', '.join(s + '://' for s in STORAGE_SCHEMES)}") from None
+
+
+def check_scheme(uri: str, where: str) -> None:
+    """Refuse a URI whose scheme no results location has, naming ``where`` (the flag and value)
+    and the schemes allowed; a local path passes."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else None
+    if scheme is not None and scheme.lower() not in STORAGE_SCHEMES:
+        raise ConfigError(f"{where}: the scheme {scheme}:// is not supported; allowed: a local "
+                          f"path or a URI with one of the schemes "
+                          f"{', '.join(s + '://' for s in STORAGE_SCHEMES)}")
+
+
+STORAGE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "file")
+"""The URI schemes of a results location: ``s3`` here, the others ``pyarrow.fs`` opens."""
+PSEUDO_FILE_SYSTEMS = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs",
+                       "securityfs", "tracefs", "configfs", "pstore", "bpf", "efivarfs", "mqueue",
+                       "hugetlbfs", "binfmt_misc", "fusectl", "autofs", "nsfs"}
+"""Kernel interfaces mounted as file systems: no directory of results can be made in them."""
+
+
+def _mount_of(path: str) -> Tuple[str, str, bool]:
+    """(mount point, file-system type, mounted read-only) of the mount holding ``path``, from
+    /proc/self/mountinfo; ("", "", False) where that cannot be read."""
+    best = ("", "", False)
+    try:
+        with open("/proc/self/mountinfo") as handle:
+            for line in handle:
+                fields = line.split()
+                point = fields[4].replace("\\040", " ")
+                fstype = fields[fields.index("-") + 1]
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best[0]):
+                    best = (point, fstype, "ro" in fields[5].split(","))
+    except (OSError, ValueError, IndexError):
+        pass
+    return best
+
+
+def _unwritable_reason(directory: str, err: OSError) -> str:
+    """Why files cannot be created in ``directory``: a kernel pseudo file system or a read-only
+    mount is named as such, since their errno (ENOENT in /proc) would mislead."""
+    point, fstype, read_only = _mount_of(os.path.realpath(directory))
+    if fstype in PSEUDO_FILE_SYSTEMS:
+        where = directory if point == directory else f"{directory} is on {point}, which"
+        return f"{where} is a {fstype} file system of the kernel: it holds no files"
+    if read_only or err.errno == errno.EROFS:
+        return f"{directory} is on a read-only file system ({point or directory})"
+    return f"cannot create files in {directory}: {err.strerror or err}"
 
 
 S3_BACKOFF_S = 0.025
@@ -233,7 +287,7 @@ def check_writable(uri: str, where: str, endpoint: Optional[str] = None) -> None
             try:
                 os.rmdir(tempfile.mkdtemp(prefix=".korth-probe-", dir=existing))
             except OSError as err:
-                problem = f"cannot create files in {existing}: {err.strerror or err}"
+                problem = _unwritable_reason(existing, err)
         if problem:
             raise ConfigError(f"{where}: results directory is not writable ({problem}); allowed: "
                              "a writable local directory or a URI such as s3://bucket/prefix")

@@ -285,3 +285,24 @@ def test_packed_images_of_different_sizes_are_refused(tmp_path, cache):
     pq.write_table(pa.table({"split": ["train", "test"], "label": [0, 1], "index": [0, 0], "jpeg": blobs}), mixed)
     with pytest.raises(ValueError, match=f"{mixed}: images differ in size"):
         data.load("packed", data.SourceOptions(seed=0, data_path=str(mixed)), "cpu")
+
+
+def test_the_cache_command_shows_the_decode_cache_and_clears_it(tmp_path, monkeypatch, capsys):
+    """`korth-bench cache` prints where decoded data is kept, its size and each entry (a packed
+    file decoded by a real load); `--clear` removes it all and says how much it freed."""
+    from korth_bench import cli
+
+    monkeypatch.setenv("KORTH_BENCH_CACHE", str(tmp_path / "cache"))
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    packed = tmp_path / "four.parquet"
+    pq.write_table(pa.table({"split": ["train", "train", "test", "test"], "label": [0, 1, 0, 1],
+                             "index": [0, 1, 0, 1],
+                             "jpeg": [encode_jpeg(image).numpy().tobytes() for image in images]}), packed)
+    data.load("packed", data.SourceOptions(seed=0, data_path=str(packed)), "cpu")
+    assert cli.main(["cache"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"decode cache: {tmp_path / 'cache'} (") and "--clear" in lines[0]
+    assert len(lines) == 2 and lines[1].split()[-1].startswith("packed/"), lines
+    assert cli.main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out.startswith(f"cleared {tmp_path / 'cache'}: ")
+    assert not (tmp_path / "cache").exists()

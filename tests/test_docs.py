@@ -69,3 +69,37 @@ def test_nothing_refers_to_a_path_outside_the_repository():
             if OUTSIDE.search(line) and path != Path(__file__):
                 found.append(f"{relative}:{number}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+COMMAND = re.compile(r"korth-bench((?:\s+[a-z][a-z-]*)*)((?:\s+\S+)*)")
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def written_commands(text: str):
+    """Every shell command in the code blocks and inline code spans of a Markdown text, with
+    backslash continuations joined and ``&&``, ``&``, ``|``, ``;`` ending a command."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+    prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
+    pieces = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+    pieces += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
+    for piece in pieces:
+        for command in re.split(r"&&|\|\||[|;&]|#", piece):
+            if re.search(r"(^|[\s/])korth-bench(\s|$)", command) and not re.search(
+                    r"korth-bench( [a-z]+)*: (error|note)", command):  # an output line
+                yield command.strip()
+
+
+def test_every_flag_written_in_the_docs_is_one_its_command_takes():
+    parser = build_parser()
+    commands = {words: sub for words, sub in subcommands(parser)}
+    wrong = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for command in written_commands(path.read_text()):
+            words = command.split("korth-bench", 1)[1].split()
+            taken = next((w for w in sorted(commands, key=len, reverse=True)
+                          if tuple(words[:len(w)]) == w), ())
+            accepted = set(flags(commands[taken] if taken else parser)) | {"--help"}
+            wrong += [f"{path.relative_to(ROOT)}: `{command}`: {' '.join(('korth-bench',) + taken)} "
+                      f"takes no {flag}" for flag in FLAG.findall(" ".join(words[len(taken):]))
+                      if flag not in accepted]
+    assert not wrong, "\n".join(wrong)

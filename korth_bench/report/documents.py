@@ -67,7 +67,7 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
                              sources: Sequence[str] = (), **options) -> Dict[str, str]:
     """The same as build_report, from already-loaded tables ({table name: DataFrame})."""
     if frames.get("trials") is None or frames["trials"].empty:
-        where = list(sources) or "the given frames"
+        where = ", ".join(map(str, sources)) or "the given frames"
         raise ConfigError(f"no trials rows in {where}: nothing to report")
     result = claims.analyze(frames, **options)
     os.makedirs(out_dir, exist_ok=True)

@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 import ray
 from ray.autoscaler.sdk import request_resources
 
-from korth_bench import results
+from korth_bench import plugins, results
 from korth_bench.spaces.sections import Resources
 
 from korth_bench.sweep import ray_compat
@@ -61,18 +61,28 @@ def ray_session(address: Optional[str], context: SweepContext, bundles: List[Dic
     if not address:  # refused before a local Ray starts: this machine's own CPUs and GPUs
         check_resources(context.resources, bundles, None, nodes=_this_machine)
     forwarded = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ} if address else {}
+    runtime_env = plugins.cluster_runtime_env() if address else {}  # --plugin: files, names
+    if forwarded:
+        runtime_env["env_vars"] = {**forwarded, **runtime_env.get("env_vars", {})}
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                   runtime_env={"env_vars": forwarded} if forwarded else None)
+                   runtime_env=runtime_env or None)
+    changed: Dict[str, Optional[str]] = {}
     if address:
         _connect(address, **options)
-    else:
-        ray.init(address="local", **options)
+    else:  # a private Ray on 127.0.0.1: no node-IP probe, no token notice (ray_compat)
+        changed = ray_compat.local_loopback_env()
+        try:
+            ray.init(address="local", _node_ip_address=ray_compat.LOOPBACK, **options)
+        except BaseException:
+            ray_compat.restore_env(changed)
+            raise
     try:
         check_storage(context)
         check_resources(context.resources, bundles, address, pending_timeout)
         yield
     finally:
         ray.shutdown()
+        ray_compat.restore_env(changed)
 
 
 def _connect(address: str, **options: Any) -> None:
@@ -104,6 +114,12 @@ def _connect(address: str, **options: Any) -> None:
                          "get-auth-token` on the head node prints it)") from None
     raise ConfigError(f"--address {address}: Ray refused the connection ({error}); check that "
                      "this is the cluster's GCS address and that Ray's versions match") from None
+
+
+def check_address(address: str) -> None:
+    """Refuse in one line an ``--address`` where no Ray cluster answers: ``korth-bench run``
+    checks it first, before it can say "nothing to run"."""
+    _check_reachable(address)
 
 
 def _check_reachable(address: str) -> None:

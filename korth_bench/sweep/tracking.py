@@ -16,6 +16,7 @@ trial reports only its new epochs).
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -110,3 +111,51 @@ def end_open_runs(context: SweepContext, tracker: Tracker) -> None:
             continue
         log_missing_epochs(context, tracker, cfg, None)
         tracker.finish(cfg, row["status"], row)
+
+
+def backfill(context: SweepContext, tracker: Tracker, trial_ids: List[str]) -> str:
+    """Log to the trackers the final trials (``trial_ids``, final in the tables) that they lack:
+    a tracked run of a sweep whose trials finished untracked (or elsewhere) fills the parent run
+    with its children and TensorBoard with their event files, from the tables. Returns the one
+    line saying what was logged, or that nothing was and why."""
+    filesystem = context.filesystem()
+    logged_mlflow: set = set()
+    if tracker.mlflow is not None:
+        try:
+            logged_mlflow = tracker.mlflow.finished_trial_ids()
+        except Exception as err:  # a tracker is never a reason for a sweep to fail
+            return (f"tracking: nothing logged to MLflow: it did not answer "
+                    f"({type(err).__name__}: {' '.join(str(err).split())[:200]})")
+    tensorboard_root = tracker.tensorboard.root if tracker.tensorboard is not None else None
+    done = []
+    rebuilt = 0
+    for trial_id in sorted(trial_ids):
+        rows = results.read_trial_rows(context.sweep_uri, "trials", trial_id, filesystem)
+        if not rows or rows[0]["status"] not in results.FINAL_STATUSES:
+            continue
+        row = rows[0]
+        cfg = context.trial_config({key: row[key] for key in TrialConfig.field_names()
+                                    if key != "device"})
+        if cfg.trial_id != trial_id:  # not rebuilt from the space (device on a grid axis)
+            continue
+        rebuilt += 1
+        lacks_mlflow = tracker.mlflow is not None and trial_id not in logged_mlflow
+        lacks_tensorboard = (tensorboard_root is not None
+                             and not os.path.isdir(os.path.join(tensorboard_root, cfg.name)))
+        if not (lacks_mlflow or lacks_tensorboard):
+            continue
+        log_missing_epochs(context, tracker, cfg, None)
+        if lacks_mlflow:
+            tracker.finish(cfg, row["status"], row)
+        elif tracker.tensorboard is not None:
+            tracker.tensorboard.finish(cfg)
+        done.append(trial_id)
+    targets = [t for t in (tracker.mlflow.where() if tracker.mlflow is not None else None,
+                           f"TensorBoard at {tensorboard_root}" if tensorboard_root else None) if t]
+    if done:
+        return (f"tracking: logged {len(done)} final trial(s) from the tables to "
+                f"{' and '.join(targets)}")
+    if rebuilt:
+        return (f"tracking: nothing logged: all {rebuilt} final trial(s) are already in "
+                f"{' and '.join(targets)}")
+    return "tracking: nothing logged: no trial of this sweep is final in its tables"

@@ -60,7 +60,8 @@ from korth_bench.sweep.context import SweepContext, sweep_context
 from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
 from korth_bench.sweep.driver_log import driver_log
-from korth_bench.sweep.tracking import TrackingCallback, end_open_runs
+from korth_bench.sweep.lease import DriverLease
+from korth_bench.sweep.tracking import TrackingCallback, backfill, end_open_runs
 from korth_bench.tracking.mlflow_runs import space_hash, use_uri
 from korth_bench.tracking.settings import with_flags
 from korth_bench.tracking.tracker import Tracker
@@ -136,6 +137,22 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         raise ConfigError(f"logging.tensorboard needs local storage or a shared file system (the "
                           f"event files go to <storage>/{space.name}/{TENSORBOARD_DIR}); --storage "
                           f"is {storage}")
+    # one driver per sweep: a second one is refused here, before it touches the sweep
+    lease = DriverLease(context.sweep_uri, context.endpoint, command=f"korth-bench run {space_path}")
+    taken = lease.acquire()
+    if taken:
+        print(f"korth-bench: note: {taken}", file=sys.stderr)
+    try:
+        return _run_held(space, space_path, context, address, storage, storage_endpoint, resume,
+                         quiet, pending_timeout)
+    finally:
+        lease.release()
+
+
+def _run_held(space: Space, space_path: str, context: SweepContext, address: Optional[str],
+              storage: Optional[str], storage_endpoint: Optional[str], resume: bool,
+              quiet: Optional[bool], pending_timeout: Optional[float]) -> int:
+    """``run`` once this driver holds the sweep's lease (``sweep.lease``)."""
     if space.tracking.mlflow:
         use_uri(space.tracking_uri)
         _end_open_runs(space, context)
@@ -147,11 +164,18 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         if not points:
             print(f"sweep {space.name}: all {len(space.points)} trials already have final rows in "
                   f"{context.sweep_uri}; nothing to run")
+            if space.tracking.enabled:  # the trackers get what the tables hold, or one line why not
+                print(_backfill(space, context, [cfg.trial_id for cfg in space.trials]))
             return 0
         if len(points) < len(space.points):
             print(f"sweep {space.name}: {len(space.points) - len(points)} of {len(space.points)} "
                   f"trials already have final rows in {context.sweep_uri}; running the other "
                   f"{len(points)}")
+            if space.tracking.enabled:
+                running = {id(point) for point in points}
+                print(_backfill(space, context, [cfg.trial_id for point, cfg in
+                                                 zip(space.points, space.trials)
+                                                 if id(point) not in running]))
     configs = {id(point): cfg for point, cfg in zip(space.points, space.trials)}
     _check_free_space(space, context, storage, [configs[id(point)] for point in points]
                       if space.search.type == "grid" else None)
@@ -242,6 +266,17 @@ def _end_open_runs(space: Space, context: SweepContext) -> None:
                       sweep_uri=context.sweep_uri, space_file_hash=space_hash(space.path))
     end_open_runs(context, tracker)
     tracker.close()
+
+
+def _backfill(space: Space, context: SweepContext, trial_ids: List[str]) -> str:
+    """Log the final trials ``trial_ids`` that the trackers lack, from the tables
+    (``sweep.tracking.backfill``); returns its one line."""
+    tracker = Tracker(space.tracking, sweep=context.sweep, tensorboard_root=context.path(TENSORBOARD_DIR),
+                      sweep_uri=context.sweep_uri, space_file_hash=space_hash(space.path))
+    try:
+        return backfill(context, tracker, trial_ids)
+    finally:
+        tracker.close()
 
 
 def _interrupted(space: Space, context: SweepContext, grid: Any,

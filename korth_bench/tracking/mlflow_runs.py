@@ -35,6 +35,9 @@ STEP_METRIC = "train_loss"   # an epochs column every logged epoch has (catching
 PARAMS_PER_CALL = 100        # MLflow's log_batch limit
 RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "stopped": "KILLED", "error": "FAILED"}
 # A tracker that does not answer should cost seconds, not MLflow's minutes of retries.
+# MLflow 3's UI opens an experiment on its GenAI traces page unless this tag says it holds model
+# training runs (the UI's ExperimentKind enum: custom_model_development -> the runs table).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 FAST_FAILURE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
@@ -88,10 +91,17 @@ class MlflowRuns:
 
     # ------------------------------------------------------------------ runs
     def experiment_id(self) -> str:
+        """The experiment, created if need be, marked for MLflow 3's classic runs view
+        (``EXPERIMENT_KIND``) unless it already says what kind it is."""
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment_name)
-            self._experiment_id = (found.experiment_id if found is not None
-                                   else self.client.create_experiment(self.experiment_name))
+            if found is None:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment_name, tags={EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]})
+            else:
+                self._experiment_id = found.experiment_id
+                if EXPERIMENT_KIND[0] not in (found.tags or {}):
+                    self.client.set_experiment_tag(self._experiment_id, *EXPERIMENT_KIND)
         return self._experiment_id
 
     def parent_id(self) -> str:
@@ -172,6 +182,25 @@ class MlflowRuns:
             token = page.token
             if not token:
                 return found
+
+    def finished_trial_ids(self) -> Set[str]:
+        """The trial ids of this sweep's runs that hold their end (a ``status`` tag)."""
+        where = f"tags.kind = 'trial' and tags.sweep = '{_quoted(self.sweep)}'"
+        if self.with_parent:
+            where += f" and tags.`mlflow.parentRunId` = '{self.parent_id()}'"
+        found, token = set(), None
+        while True:
+            page = self.client.search_runs([self.experiment_id()], filter_string=where,
+                                           max_results=1000, page_token=token)
+            found.update(run.data.tags["trial_id"] for run in page if "status" in run.data.tags)
+            token = page.token
+            if not token:
+                return found
+
+    def where(self) -> str:
+        """The parent run and experiment, as a user finds them in the UI."""
+        return (f"MLflow run '{parent_run_name(self.sweep, self.sweep_uri)}' in experiment "
+                f"'{self.experiment_name}'")
 
     def finish(self, cfg: TrialConfig, status: str, summary: Mapping[str, Any],
                headline: Iterable[str]) -> None:
