@@ -96,22 +96,28 @@ def test_a_plugin_module_by_name_and_a_missing_plugin(tmp_path):
         "importable module name or the path of a .py file"]
 
 
-PACKAGE = {
-    "pyproject.toml": """
+def pyproject(name, module):
+    """A one-module setuptools project's pyproject.toml, entry points to be appended."""
+    return textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools"]
         build-backend = "setuptools.build_meta"
 
         [project]
-        name = "korth-bench-ep-demo"
+        name = "{name}"
         version = "0.1"
         [tool.setuptools]
-        py-modules = ["korth_ep_demo"]
+        py-modules = ["{module}"]
 
+    """)
+
+
+PACKAGE = {
+    "pyproject.toml": pyproject("korth-bench-ep-demo", "korth_ep_demo") + textwrap.dedent("""
         [project.entry-points."korth_bench.regularizers"]
         ep_unsquared = "korth_ep_demo:Unsquared"
         ep_module = "korth_ep_demo"
-    """,
+    """),
     "korth_ep_demo.py": """
         import torch
         from korth_bench import regularizers
@@ -137,18 +143,8 @@ def readme_package(directory):
     entry_points = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
     directory.mkdir()
     (directory / "my_regularizers.py").write_text(code)
-    (directory / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "my-regularizers"
-        version = "0.1"
-        [tool.setuptools]
-        py-modules = ["my_regularizers"]
-
-    """) + entry_points)
+    (directory / "pyproject.toml").write_text(pyproject("my-regularizers", "my_regularizers")
+                                              + entry_points)
 
 
 def test_an_installed_entry_point_is_found_by_list_train_and_the_benchmark(tmp_path):

@@ -29,11 +29,12 @@ from korth_bench.analysis.convergence import final_epoch_values
 from korth_bench.analysis.entries import BASELINE, CELL
 from korth_bench.analysis.stats import compare_runs
 
-PARTS = {"test": "test_acc", "train": "train_acc", "gap": "gap"}
-COLUMNS = list(CELL) + ["num_params", "regularizer", "n_treated", "n_control", "pairing"] + [
-    f"{part}_{field}" for part in ("test", "train", "gap") for field in ("gain", "low", "high")
-] + ["reading"]
-COLUMNS = [c.replace("gap_gain", "gap_change") for c in COLUMNS]
+PARTS = {"test_gain": "test_acc", "train_gain": "train_acc", "gap_change": "gap"}
+"""The decomposition's estimates, each named after the column it compares."""
+COLUMNS = list(CELL) + [
+    "num_params", "regularizer", "n_treated", "n_control", "pairing", "test_gain", "test_low",
+    "test_high", "train_gain", "train_low", "train_high", "gap_change", "gap_low", "gap_high",
+    "reading"]
 
 
 def reading(row: dict) -> str:
@@ -63,10 +64,10 @@ def gain_decomposition(runs: pd.DataFrame, epochs: pd.DataFrame, rng: np.random.
             treated = treated.set_index("seed")
             row = {**dict(zip(CELL, key)), "num_params": cell["num_params"].median(),
                    "regularizer": name}
-            for part, column in PARTS.items():
+            for estimate, column in PARTS.items():
                 found = compare_runs(treated[column], control[column], rng, confidence)
-                name_of = "gap_change" if part == "gap" else f"{part}_gain"
-                row.update({name_of: found["mean"], f"{part}_low": found["low"],
+                part = estimate.split("_")[0]
+                row.update({estimate: found["mean"], f"{part}_low": found["low"],
                             f"{part}_high": found["high"]})
                 if part == "test":
                     row.update(n_treated=found["n_treated"], n_control=found["n_control"],

@@ -25,8 +25,11 @@ MODEL_NAMES = {"resnet": "ResNet", "wrn": "WRN", "plain": "plain CNN"}
 
 
 def params_phrase(value: float) -> str:
-    """75290 -> '75 k', 1073962 -> '1.07 M'."""
-    return f"{value / 1e6:.2f} M" if value >= 1e6 else f"{value / 1e3:.0f} k"
+    """A parameter count as the READMEs write it: 75290 -> '75 k', 1073962 -> '1.07 M' (a
+    million from 999,500 on, so no '1000 k'); 'n/a' when missing."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value / 1e3:.0f} k" if value < 999_500 else f"{value / 1e6:.2f} M"
 
 
 def _span(values, unit: str = "") -> str:

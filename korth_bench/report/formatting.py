@@ -12,6 +12,8 @@ from typing import Dict, Sequence
 import numpy as np
 import pandas as pd
 
+from korth_bench.analysis.regime import params_phrase
+
 METRIC_NAMES = {"test_acc": "final test accuracy",
                 "best_test_acc": "best test accuracy over epochs",
                 "clean_acc": "clean accuracy (robustness subset)",
@@ -102,18 +104,11 @@ def params_text(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{value / 1e6:.2f} M"
 
 
-def params_short(value: float) -> str:
-    """A parameter count as the READMEs write it: '75 k' below a million, '1.07 M' above."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    return f"{value / 1e3:.0f} k" if value < 999_500 else f"{value / 1e6:.2f} M"
-
-
 def params_range(low: float, high: float) -> str:
     """'75 k-1.07 M parameters (14x)': a capacity range with its ratio."""
     if not (np.isfinite(low) and np.isfinite(high)) or low <= 0:
         return "n/a parameters"
-    return f"{params_short(low)}-{params_short(high)} parameters ({high / low:.0f}x)"
+    return f"{params_phrase(low)}-{params_phrase(high)} parameters ({high / low:.0f}x)"
 
 
 def points_text(fraction: float, digits: int = 2, signed: bool = True) -> str:

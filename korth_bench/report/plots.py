@@ -43,10 +43,11 @@ from scipy import stats
 
 from korth_bench.analysis import claims, entries
 from korth_bench.analysis.collapse import PRIMARY_AXIS, fixed_cell_gains, pooled_unit_gains
+from korth_bench.analysis.regime import params_phrase
 from korth_bench.analysis.stats import t_interval
 from korth_bench.report.formatting import (
     arms_text, bound_text, cell_name, interval_text, keyed_rows, metric_name, model_label,
-    number_text, params_range, params_short, points_text)
+    number_text, params_range, points_text)
 
 BASELINE_COLOR = "#666666"
 ACCURACY_RANGE = (0.0, 100.0)  # accuracies in %: a t band is clipped to what the metric can take
@@ -308,7 +309,7 @@ def primary_figure(result: dict, fits: List[dict], notice: Optional[str]) -> Plo
         axis.errorbar(x, gain, yerr=[gain - low, high - gain], fmt="o", markersize=6, capsize=4,
                       color="black", linewidth=1.4, zorder=4)
         axis.set_xscale("log", base=2)
-        axis.set_xticks(x, [f"{params_short(v)}\n{model_label(c['model'], c['depth'], c['width'])}"
+        axis.set_xticks(x, [f"{params_phrase(v)}\n{model_label(c['model'], c['depth'], c['width'])}"
                             for v, c in zip(x, cells.to_dict("records"))])
         axis.set_xticks([], minor=True)
         axis.margins(x=0.07)
@@ -391,7 +392,7 @@ def gain_figure(result: dict, arms: List[str], colors: dict, notice: Optional[st
                       ha="right", fontsize=8, color="#444444")
             axis.set_xscale("log" if by_params else "linear")
             # one tick per cell, so that the trend reads against the cells actually measured
-            axis.set_xticks(cells, [params_short(v) if by_params else f"{v:g}" for v in cells],
+            axis.set_xticks(cells, [params_phrase(v) if by_params else f"{v:g}" for v in cells],
                             rotation=45, fontsize=TICK_FONT)
             axis.set_xticks([], minor=True)
             axis.margins(x=0.08)

@@ -167,35 +167,31 @@ class MlflowRuns:
         history = self.client.get_metric_history(self.child_id(cfg), STEP_METRIC)
         return {int(metric.step) for metric in history}
 
+    def _trial_runs(self, condition: str = "") -> Iterable[Any]:
+        """Every trial run of this sweep (under its parent, when it has one) matching the extra
+        filter ``condition``, page after page."""
+        where = f"tags.kind = 'trial' and tags.sweep = '{_quoted(self.sweep)}'{condition}"
+        if self.with_parent:
+            where += f" and tags.`mlflow.parentRunId` = '{self.parent_id()}'"
+        token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id()], filter_string=where,
+                                           max_results=1000, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
     def open_trial_runs(self) -> Set[str]:
         """The trial ids of this sweep's runs still marked RUNNING: trials whose end no driver
         logged (one stopped between a trial's last rows and their logging)."""
-        where = (f"tags.kind = 'trial' and tags.sweep = '{_quoted(self.sweep)}' "
-                 f"and attributes.status = 'RUNNING'")
-        if self.with_parent:
-            where += f" and tags.`mlflow.parentRunId` = '{self.parent_id()}'"
-        found, token = set(), None
-        while True:
-            page = self.client.search_runs([self.experiment_id()], filter_string=where,
-                                           max_results=1000, page_token=token)
-            found.update(run.data.tags["trial_id"] for run in page)
-            token = page.token
-            if not token:
-                return found
+        return {run.data.tags["trial_id"]
+                for run in self._trial_runs(" and attributes.status = 'RUNNING'")}
 
     def finished_trial_ids(self) -> Set[str]:
         """The trial ids of this sweep's runs that hold their end (a ``status`` tag)."""
-        where = f"tags.kind = 'trial' and tags.sweep = '{_quoted(self.sweep)}'"
-        if self.with_parent:
-            where += f" and tags.`mlflow.parentRunId` = '{self.parent_id()}'"
-        found, token = set(), None
-        while True:
-            page = self.client.search_runs([self.experiment_id()], filter_string=where,
-                                           max_results=1000, page_token=token)
-            found.update(run.data.tags["trial_id"] for run in page if "status" in run.data.tags)
-            token = page.token
-            if not token:
-                return found
+        return {run.data.tags["trial_id"] for run in self._trial_runs()
+                if "status" in run.data.tags}
 
     def where(self) -> str:
         """The parent run and experiment, as a user finds them in the UI."""
