@@ -187,6 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.storage:
         results.check_scheme(args.storage, f"--storage {args.storage}")
+    if args.rebaseline and not args.join:
+        raise ConfigError(f"--rebaseline={args.rebaseline} needs --join STUDY_DIR")
     if args.address and not args.dry_run:  # checked before "nothing to run" can be said
         from korth_bench.sweep.cluster import check_address
 
@@ -196,7 +198,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                      storage_endpoint=args.storage_endpoint, resume=args.resume,
                      dry_run=args.dry_run, quiet=args.quiet, max_concurrent=args.max_concurrent,
                      pending_timeout=args.pending_timeout, tensorboard=args.tensorboard,
-                     mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment)
+                     mlflow=args.mlflow, mlflow_experiment=args.mlflow_experiment,
+                     join=args.join, rebaseline=args.rebaseline)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -381,6 +384,25 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_protocol(args: argparse.Namespace) -> int:
+    import json
+
+    from korth_bench import protocol
+
+    if not os.path.isfile(args.data):
+        raise ConfigError(f"--data {args.data}: no such file (a copy of the data file the "
+                          "study's rows name)")
+    if not os.path.isdir(os.path.join(args.results_dir, "trials")):
+        raise ConfigError(f"RESULTS_DIR {args.results_dir}: no trials table there")
+    document = protocol.study_protocol(args.results_dir, args.data)
+    path = os.path.join(args.results_dir, protocol.PROTOCOL_FILE)
+    with open(path, "w") as handle:
+        json.dump(document, handle, indent=1)
+        handle.write("\n")
+    print(f"wrote {path}: the protocol identity of {len(document['trials'])} trials")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def tracking_flags(command: argparse.ArgumentParser, event_dirs: str) -> None:
     """The flags of the ``logging:`` section (korth_bench.tracking.settings)."""
@@ -439,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="wait up to S seconds for a node that fits a trial (an autoscaling "
                           "cluster adding one); default: refuse at once a trial that fits no node")
     run.add_argument("--quiet", action="store_true", default=None, help="no live progress view")
+    run.add_argument("--join", metavar="STUDY_DIR",
+                     help="run only the arms a committed study lacks, on its protocol, cells and "
+                          "seeds, into the space's own directory (korth_bench.join)")
+    run.add_argument("--rebaseline", metavar="N", type=int, default=0,
+                     help="with --join: re-run N baseline seeds per joined cell and take the new "
+                          "arm's gains against them (when the first epoch shows another arithmetic)")
     tracking_flags(run, "<storage>/<sweep>/tensorboard/<trial name>/")
     plugin_flag(run)
     run.set_defaults(func=cmd_run)
@@ -553,6 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
     caching = commands.add_parser("cache", help="where the decoded-data cache is and its size")
     caching.add_argument("--clear", action="store_true", help="remove everything in it")
     caching.set_defaults(func=cmd_cache)
+    recording = commands.add_parser(
+        "protocol", help="record the protocol identity (data and split hashes, code fingerprint) "
+                         "of a study written before its rows carried it, in RESULTS_DIR/protocol.json")
+    recording.add_argument("results_dir", metavar="RESULTS_DIR")
+    recording.add_argument("--data", required=True, metavar="FILE",
+                           help="a copy of the data file the study's rows name")
+    recording.set_defaults(func=cmd_protocol)
     return parser
 
 

@@ -85,11 +85,14 @@ _ROBUSTNESS = {
     "trial_id": STR, "kind": STR, "name": STR, "severity": I64, "eps": F64, "accuracy": F64,
     "num_examples": I64,
 }
-_TRIAL_ADDED = {"kernel_path": STR}
+_TRIAL_ADDED = {"kernel_path": STR, "data_sha256": STR, "split_sha256": STR,
+                "code_fingerprint": STR}
 """Trial columns added after the first files were written: they come after every other column
 (the per-configuration ones included), so the earlier files keep their order and read as they
 are (a reader fills the column with nulls for them). kernel_path: the kernels a trial ran on
-(``trial.precision.kernel_path``: native bf16, bf16 through float32 kernels, fp32)."""
+(``trial.precision.kernel_path``: native bf16, bf16 through float32 kernels, fp32);
+data_sha256, split_sha256, code_fingerprint: the rest of the protocol identity
+(``korth_bench.protocol``)."""
 _PER_CONFIG = re.compile(r"^(epochs_to_acc_\d+|(fgsm|pgd)_acc_\d+_255)$")
 
 
@@ -540,3 +543,19 @@ def trial_statuses(sweep_uri: str, filesystem: Optional[pafs.FileSystem] = None,
     status scan at every start and ``--resume`` of a sweep."""
     trials = read_table(sweep_uri, "trials", filesystem, endpoint, columns=["trial_id", "status"]).to_pylist()
     return {row["trial_id"]: row["status"] for row in trials}
+
+
+def row_config(row: Mapping[str, Any]) -> TrialConfig:
+    """The configuration a ``trials`` row was run with, rebuilt from its config columns and
+    checked against its ``config_hash``. The row's ``device`` column holds the device's name
+    (``cpu (2 cores, 1 thread)``), not the ``device`` key, so each key value is tried."""
+    names = set(TrialConfig.field_names())
+    values = {k: plain(v) for k, v in row.items() if k in names}
+    values = {k: v for k, v in values.items()
+              if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    for device in ("cpu", "auto", "cuda"):
+        cfg = TrialConfig.from_dict({**values, "device": device})
+        if cfg.config_hash == row.get("config_hash"):
+            return cfg
+    raise ValueError(f"trial {row.get('trial_id')}: its config columns do not give its "
+                     f"config_hash {row.get('config_hash')}")

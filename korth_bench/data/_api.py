@@ -8,8 +8,8 @@ reading any data (the trial configuration calls it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -54,6 +54,8 @@ class DataSplits:
     per-channel statistics of ``train_x`` on the 0..1 scale, for ``normalize`` and ``batches``.
     ``fixed_x``/``fixed_y`` are the fixed evaluation subset of the whole test pool (robustness
     and the feature-map probe): the same images for every trial seed and ``test_size``.
+    ``indices``: where each split's images sit in their pool (``train``, ``val`` in the training
+    pool; ``test``, ``fixed`` in the test pool), on the CPU; ``protocol.split_sha256`` hashes them.
     """
 
     train_x: torch.Tensor
@@ -68,6 +70,7 @@ class DataSplits:
     name: str
     fixed_x: torch.Tensor
     fixed_y: torch.Tensor
+    indices: Dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{split}={len(getattr(self, split + '_y'))}" for split in ("train", "val", "test"))
@@ -159,6 +162,7 @@ def load(dataset: str, options: SourceOptions, device: Union[str, torch.device])
         test_x=move(pool.test_x, test), test_y=move(pool.test_y, test),
         num_classes=pool.num_classes, mean=mean, std=std, name=dataset,
         fixed_x=move(pool.test_x, fixed), fixed_y=move(pool.test_y, fixed),
+        indices={"train": train, "val": val, "test": test, "fixed": fixed},
     )
 
 

@@ -56,6 +56,8 @@ from korth_bench.spaces.sections import Resources
 from korth_bench.spaces.space import Space, check_data, load
 from korth_bench.trial.loop import train_and_measure
 from korth_bench.config import TrialConfig
+from korth_bench.join import (check_arithmetic, check_lines, difference_line, joined_space,
+                              load_study, manifest, plan_join, write_manifest)
 from korth_bench.sweep.context import SweepContext, sweep_context
 from korth_bench.sweep.callbacks import Progress, TableRecorder, summary_text
 from korth_bench.sweep.cluster import check_writable, ray_session
@@ -78,7 +80,8 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
         storage_endpoint: Optional[str] = None, resume: bool = False, dry_run: bool = False,
         quiet: Optional[bool] = None, max_concurrent: Optional[int] = None,
         pending_timeout: Optional[float] = None, tensorboard: bool = False, mlflow: bool = False,
-        mlflow_experiment: Optional[str] = None) -> int:
+        mlflow_experiment: Optional[str] = None, join: Optional[str] = None,
+        rebaseline: int = 0) -> int:
     """Run (or with ``dry_run`` only describe) the sweep of a search-space YAML.
 
     Args:
@@ -100,6 +103,10 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
             adding one); None refuses at once a sweep whose trial fits on no node.
         tensorboard, mlflow, mlflow_experiment: turn on the ``logging`` section's trackers
             (``korth_bench.tracking``); a resumed sweep keeps the trackers it started with.
+        join: a committed study's results directory: run only the arms the study lacks, on its
+            protocol, cells and seeds (``korth_bench.join``), after the first-epoch check.
+        rebaseline: with ``join``, re-run this many baseline seeds per joined cell and take the
+            gains against them (needed when the first epoch shows another arithmetic).
     Returns:
         the exit code: 0 when no trial of this run ended with an error, 1 otherwise.
     Raises:
@@ -119,6 +126,9 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
                                                                         concurrency=max_concurrent))
     space = dataclasses.replace(space, tracking=with_flags(space.tracking, tensorboard, mlflow,
                                                            mlflow_experiment))
+    joined = None
+    if join is not None:
+        space, joined = _join(space, space_path, join, rebaseline, storage, dry_run)
     if dry_run:
         print(dry_run_text(space))
         if storage is None or "://" not in storage:
@@ -133,6 +143,8 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
     check_data(space)
     context = sweep_context(space, storage, storage_endpoint)
     check_writable(context, storage)
+    if joined is not None:
+        write_manifest(context.sweep_uri, joined, context.endpoint)
     if space.tracking.tensorboard and not isinstance(context.filesystem(), pafs.LocalFileSystem):
         raise ConfigError(f"logging.tensorboard needs local storage or a shared file system (the "
                           f"event files go to <storage>/{space.name}/{TENSORBOARD_DIR}); --storage "
@@ -147,6 +159,29 @@ def run(space_path: str, address: Optional[str] = None, storage: Optional[str] =
                          quiet, pending_timeout)
     finally:
         lease.release()
+
+
+def _join(space: Space, space_path: str, study_dir: str, rebaseline: int,
+          storage: Optional[str], dry_run: bool):
+    """The join's space and its JOIN_FILE document (None for a dry run, which trains nothing);
+    refuses (ConfigError) a space that changes the study's protocol or, without
+    ``rebaseline``, a first epoch that differs from the committed one."""
+    study = load_study(study_dir)
+    target = results.sweep_location(storage, space.name)
+    if "://" not in target and os.path.abspath(target) == os.path.abspath(study_dir):
+        raise ConfigError(f"name: {space.name} is the study's own directory; a join writes to "
+                          "a directory of its own (rename the space)")
+    plan = plan_join(space, study, rebaseline)
+    if plan.skipped:
+        print(f"join: {len(plan.skipped)} trial(s) the study already has are not run again")
+    if dry_run:
+        return joined_space(space, plan), None
+    checks = check_arithmetic(plan)
+    for line in check_lines(checks):
+        print(f"join: {line}")
+    if not all(c["same"] for c in checks) and not rebaseline:
+        raise ConfigError(difference_line(study, checks))
+    return joined_space(space, plan), manifest(plan, checks, space_path)
 
 
 def _run_held(space: Space, space_path: str, context: SweepContext, address: Optional[str],

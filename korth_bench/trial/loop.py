@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from korth_bench import data, measures, models, regularizers
 from korth_bench.config import TrialConfig
+from korth_bench.protocol import trial_identity
 from korth_bench.errors import ConfigError
 from korth_bench.trial import checkpoint, progress, robustness
 from korth_bench.trial.precision import bf16_kernels, kernel_path, resolve_precision
@@ -395,6 +396,7 @@ def train_and_measure(config: Union[dict, TrialConfig], report: Optional[Report]
                              "compile_time_s": progress.compile_time_s,
                              "precision_resolved": precision, **provenance(device),
                              "kernel_path": kernel_path(precision, device, compile=cfg.compile),
+                             **trial_identity(cfg.data_path, splits.indices),
                              "started_at": started_at.isoformat()})
     return TrialRecord(cfg, summary, progress.epochs, progress.layers, robustness_rows)
 
