@@ -134,7 +134,7 @@ def _local_data(study: Study, space_data_path: Optional[str]) -> Optional[str]:
     if expected and found not in expected:
         raise ConfigError(f"data_sha256: {path} hashes to {found}, the study's data to "
                           f"{expected[0]}; a join needs the study's data file")
-    return path
+    return os.path.abspath(path)
 
 
 def plan_join(space, study: Study, rebaseline: int = 0) -> JoinPlan:
