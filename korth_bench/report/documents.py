@@ -30,13 +30,15 @@ from korth_bench.report.html import to_html
 from korth_bench.report.headline import (
     claim_sentences, headline_sentences, report_limits, tested_span, trend_row)
 from korth_bench.report.plots import figures, svg_text
-from korth_bench.report.sections import Page, report_sections
+from korth_bench.analysis.joined import joined_analysis
+from korth_bench.report.sections import (Page, joined_leaderboard_rows, joined_mark,
+                                         joined_sections, report_sections)
 from korth_bench.report.summary import summary_rules, verdict_table
 from korth_bench.errors import ConfigError
 
 NOTICE = "synthetic data: not a result"
 TITLE = "korth-bench leaderboard"
-SCHEMA_VERSION = "6"  # 6: the answer sentences, verdict reach, the convergence check, the gain decomposition, the regime; 5: hardware rows name the precision; 4: collapse rows name their Holm family; 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
+SCHEMA_VERSION = "6"  # 6 (and an optional "joined": arms a join added, korth_bench.join): the answer sentences, verdict reach, the convergence check, the gain decomposition, the regime; 5: hardware rows name the precision; 4: collapse rows name their Holm family; 3: the verdict summary; 2: collapse rows carry the equivalence rule; gains the exact p; efficiency
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "leaderboard.schema.json")
 
 
@@ -56,20 +58,33 @@ def build_report(result_dirs: Sequence[str], out_dir: str, endpoint: Optional[st
     Returns:
         {'html', 'markdown', 'json', <plot name>: path} of every file written.
     """
+    from korth_bench.join import read_manifest
     from korth_bench.results import read_frame
 
     dirs = [result_dirs] if isinstance(result_dirs, str) else list(result_dirs)
-    frames = {table: read_frame(dirs, table, endpoint=endpoint) for table in TABLES}
-    return build_report_from_frames(frames, out_dir, sources=dirs, **options)
+    joins = {d: m for d in dirs if "://" not in d and (m := read_manifest(d)) is not None}
+    study_dirs = [d for d in dirs if d not in joins]
+    if joins and not study_dirs:
+        raise ConfigError(f"{', '.join(joins)}: a join's directory reports with its study: "
+                          f"korth-bench report <study dir> {' '.join(joins)}")
+    frames = {table: read_frame(study_dirs, table, endpoint=endpoint) for table in TABLES}
+    joined = [(manifest, read_frame(d, "trials")) for d, manifest in joins.items()]
+    return build_report_from_frames(frames, out_dir, sources=dirs, joined=joined, **options)
 
 
 def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
-                             sources: Sequence[str] = (), **options) -> Dict[str, str]:
-    """The same as build_report, from already-loaded tables ({table name: DataFrame})."""
+                             sources: Sequence[str] = (),
+                             joined: Sequence[tuple] = (), **options) -> Dict[str, str]:
+    """The same as build_report, from already-loaded tables ({table name: DataFrame});
+    ``joined``: (join.json document, the join's trials) of each join, reported beside the
+    study (analysis.joined), never inside its analysis."""
     if frames.get("trials") is None or frames["trials"].empty:
         where = ", ".join(map(str, sources)) or "the given frames"
         raise ConfigError(f"no trials rows in {where}: nothing to report")
     result = claims.analyze(frames, **options)
+    result["joined"] = [joined_analysis(frames["trials"], trials, manifest,
+                                        result["settings"]["confidence"], result["settings"]["seed"])
+                        for manifest, trials in joined]
     os.makedirs(out_dir, exist_ok=True)
     notice = NOTICE if result["synthetic"] else None
     plots = figures(result, notice)
@@ -81,6 +96,11 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
         elif os.path.exists(stale := os.path.join(out_dir, f"{name}.svg")):
             os.remove(stale)  # an earlier run's image of what has no data now
     sections = report_sections(result)
+    if result["joined"]:
+        board = sections[0]
+        board.table = pd.concat([board.table, joined_leaderboard_rows(result["joined"])],
+                                ignore_index=True)
+        sections[1:1] = joined_sections(result["joined"], result["settings"]["confidence"])
     for section in sections:
         section.plots = [name for name in section.plots if name in plots]
     trend = trend_row(result)
@@ -89,7 +109,7 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
                                       tested_span(result, trend) if trend else None),
                 sentences=headline_sentences(result), rules=summary_rules(result["settings"]),
                 header=header_lines(result, sources), sections=sections,
-                answers=claim_sentences(result),
+                answers=claim_sentences(result) + joined_answers(result["joined"]),
                 empty={name: plot.message for name, plot in plots.items() if plot.figure is None})
     written["markdown"] = _write(out_dir, "leaderboard.md", to_markdown(page, notice).encode())
     written["html"] = _write(out_dir, "leaderboard.html",
@@ -98,6 +118,16 @@ def build_report_from_frames(frames: Dict[str, pd.DataFrame], out_dir: str,
     written["json"] = _write(out_dir, "leaderboard.json",
                              json.dumps(document, indent=1, allow_nan=False).encode())
     return written
+
+
+def joined_answers(joined: Sequence[dict]) -> List[tuple]:
+    """The first screen's line for each join: what was added after the fact, and that the
+    study's verdicts do not include it."""
+    return [(f"Joined after the fact: {', '.join(found['manifest'].get('arms', []))} at "
+             f"{found['entries']['depth'].nunique()} cell(s) of {found['manifest'].get('study')} "
+             f"({joined_mark(found['manifest'])}).",
+             "Its rows are marked 'joined' and tested on their own; the pre-registered verdicts "
+             "above are the study's alone.") for found in joined]
 
 
 def _write(out_dir: str, name: str, data: bytes) -> str:
@@ -363,6 +393,13 @@ def leaderboard_json(result: dict, sources: Sequence[str],
         "convergence": _frame_records(result.get("convergence")),
         "decomposition": _frame_records(result.get("decomposition")),
         "decomposition_sentence": result.get("decomposition_sentence"),
+        **({"joined": [{"manifest": _json_value({k: v for k, v in found["manifest"].items()
+                                             if k != "first_epoch"}),
+                    "first_epoch": _json_value(found["manifest"].get("first_epoch", [])),
+                    "entries": _frame_records(found["entries"]),
+                    "slopes": _frame_records(found["slopes"]),
+                    "drift": _frame_records(found["drift"])} for found in result["joined"]]}
+           if result.get("joined") else {}),
         "entries": documents,
         "collapse": [{**_record(row, ("dataset", "model", "regularizer", "metric", "axis",
                                       "test_family", "family_size", "n_units", "n_cells", "slope", "low", "high", "p_value",

@@ -477,3 +477,65 @@ def status_table(result: dict) -> pd.DataFrame:
          **{s: str(row[f"n_{s}"]) for s in STATUSES},
          "seeds expected": str(row["n_seeds_expected"])}
         for row in result["grid"].to_dict("records")])
+
+
+# ---------------------------------------------------------------- joined arms (korth_bench.join)
+def joined_mark(manifest: dict) -> str:
+    """'joined 2026-12-07, code 1a2b3c4d5e6f, re-baselined (4 seeds)': when, which code, which
+    baseline."""
+    return (f"joined {str(manifest.get('joined_at', ''))[:10]}, code "
+            f"{str(manifest.get('code_fingerprint', ''))[:12]}, {manifest.get('mode')}")
+
+
+def joined_leaderboard_rows(joined: List[dict]) -> pd.DataFrame:
+    """The joined arms' rows of the leaderboard table, marked as joined."""
+    rows = []
+    for found in joined:
+        mark = joined_mark(found["manifest"])
+        for row in found["entries"].to_dict("records"):
+            rows.append({
+                "model cell": cell_name(row), "params": params_text(row["num_params"]),
+                "regularizer": f"{row['regularizer']} (joined)",
+                "entry (selected by)": f"coefficient={row['coefficient']:g} ({mark})",
+                "final test accuracy": f"{number_text(100 * row['mean'])} % ± "
+                f"{number_text(100 * row['sd'])} sd ({row['n_seeds']} seeds)",
+                "gain in final test accuracy": f"{points_text(row['gain'])} pt "
+                f"{interval_text(row['gain_low'], row['gain_high'])}, {row['pairing']}, against "
+                f"the {row['baseline']} baseline",
+                "p (gain)": f"{p_text(row['p_value'])} (added after the fact)",
+                "gain in best test accuracy (secondary)": "n/a", "runs not completed": "n/a"})
+    return pd.DataFrame(rows)
+
+
+def joined_sections(joined: List[dict], confidence: float) -> List[Section]:
+    """One section per join: its entries, its slope and, re-baselined, the baseline's drift."""
+    level = f"{round(100 * confidence)} %"
+    sections = []
+    for found in joined:
+        manifest = found["manifest"]
+        rows = [{"row": f"{cell_name(r)}, {r['regularizer']} (coefficient {r['coefficient']:g})",
+                 "what": "gain in final test accuracy over the baseline",
+                 "estimate": f"{points_text(r['gain'])} pt {interval_text(r['gain_low'], r['gain_high'])}",
+                 "n / pairing": f"{r['n_seeds']} seeds, {r['pairing']}, {r['baseline']} baseline",
+                 "p (alone)": p_text(r["p_value"])} for r in found["entries"].to_dict("records")]
+        rows += [{"row": f"{r['regularizer']} over {r['n_cells']} cells",
+                  "what": "slope of the gain per doubling of parameters (fixed cells)",
+                  "estimate": f"{points_text(r['slope'])} pt {interval_text(r['low'], r['high'])}",
+                  "n / pairing": f"{r['n_cells']} cells", "p (alone)": p_text(r["p_value"])}
+                 for r in found["slopes"].to_dict("records")]
+        rows += [{"row": f"{cell_name(r)}, baseline re-run",
+                  "what": "drift: re-run minus committed baseline (description only)",
+                  "estimate": f"{points_text(r['mean'])} pt {interval_text(r['low'], r['high'])}",
+                  "n / pairing": f"{r['n_rerun']} re-run, {r['n_committed']} committed seeds",
+                  "p (alone)": "not tested"} for r in found["drift"].to_dict("records")]
+        sections.append(Section(
+            f"Joined after the fact: {', '.join(manifest.get('arms', []))} "
+            f"({joined_mark(manifest)})",
+            f"Arms added to the study {manifest.get('study')} by a join, with its cells, seeds "
+            f"and recorded protocol; the study's pre-registered families and verdicts above do "
+            f"not include them. Each row is tested on its own ({level} t intervals, p "
+            f"unadjusted). Baseline: the study's committed runs paired by seed when the join's "
+            f"first epoch repeated the committed one ('same arithmetic'), else the join's "
+            f"re-run baseline seeds.", pd.DataFrame(rows, columns=["row", "what", "estimate",
+                                                                 "n / pairing", "p (alone)"])))
+    return sections
