@@ -11,7 +11,7 @@ PYTEST_ENV = RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 PYTHONUNBUFFERED=1
 # (git-ignored; a link to a copy elsewhere will do). Tests that need it are skipped without it.
 export KORTH_CIFAR10_PARQUET ?= data/cifar10-jpeg.parquet
 
-.PHONY: install test test-reliability demo bench chromium clean-venv
+.PHONY: install test test-reliability demo bench mutation chromium clean-venv
 
 install: $(STAMP)
 
@@ -35,6 +35,14 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PYTEST_ENV) $(ISOLATE) $(PY) benchmarks/run_all.py
+
+# Mutation testing (docs/mutation.md), not part of `make test`: mutmut over the modules whose errors
+# change a verdict or a number, each against the tests that cover it, one mutant at a time (about
+# an hour on 2 cores). MUTATION=measures (any groups of benchmarks/mutation.py) runs only those.
+MUTATION ?=
+mutation: $(STAMP)
+	$(PY) -c 'import mutmut' 2>/dev/null || $(PY) -m pip install -q -e '.[test,mutation]'
+	$(PYTEST_ENV) $(PY) benchmarks/mutation.py $(MUTATION)
 
 # Debian's Chromium renders the HTML leaderboard in the report test (skipped where absent).
 chromium:

@@ -11,6 +11,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -168,3 +169,18 @@ def test_another_arithmetic_is_refused_unless_the_baseline_is_rerun(study, tmp_p
     for row in found["drift"]:
         assert row["n_rerun"] == 2 and row["n_committed"] == 3
         assert np.isfinite(row["mean"])
+
+
+def test_settings_tell_data_apart_by_its_hash_not_its_path():
+    """Two copies of one data file under different names are one setting; two different files
+    under one name are two (rows without data_sha256 fall back to the file name)."""
+    from korth_bench.analysis.entries import setting_labels
+
+    rows = pd.DataFrame({"dataset": "packed", "model": "resnet", "depth": 8, "width": 1,
+                         "regularizer": "none", "seed": [0, 1, 2, 3],
+                         "data_path": ["/a/cifar.parquet", "/b/copy.parquet", "/c/cifar.parquet",
+                                       "/d/cifar.parquet"],
+                         "data_sha256": ["aa", "aa", "bb", None]})
+    labels = setting_labels(rows, ["data_path"])
+    assert labels[0] == labels[1] == "data_path=aa"
+    assert labels[2] == "data_path=bb" and labels[3] == "data_path=cifar.parquet"

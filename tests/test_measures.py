@@ -104,3 +104,62 @@ def test_summarize_aggregates():
     empty = measures.summarize([], [])
     assert set(empty) == set(measures.summarize(layer_rows, fm_rows))
     assert all(value is None for value in empty.values())
+
+
+def test_convolutional_similarity_is_averaged_over_the_pairs_of_three_filters():
+    # 1x1 kernels 1, 2, 3: one lag, pairs (1, 2), (1, 3), (2, 3) give 2, 3, 6 -> 4 + 9 + 36 = 49
+    # over 3 pairs; divided by their norms every filter is 1, every pair 1.
+    conv = nn.Conv2d(1, 3, 1, bias=False)
+    conv.weight.data = torch.tensor([1.0, 2.0, 3.0]).reshape(3, 1, 1, 1)
+    (row,) = measures.layer_rows(model_with(conv))
+    assert row["cs_mean"] == pytest.approx(49 / 3)
+    assert row["cs_normalized_mean"] == pytest.approx(1)
+
+
+class _Probe(nn.Module):
+    """A 1x1 convolution passing its three input channels through, and a ReLU it never calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1, bias=False)
+        self.conv.weight.data = torch.eye(3).reshape(3, 3, 1, 1)
+        self.unused = nn.ReLU()
+
+    def forward(self, images):
+        return self.conv(images)
+
+
+def test_feature_map_similarity_is_a_mean_over_images_of_per_image_means(monkeypatch):
+    """fm_sim: per image, the mean |cos| over its live pairs; then the mean over the images having
+    a pair (not the pooled mean over all pairs, and images without a pair left out, in any chunk).
+    dead_channels: channels zero on every image, wherever the image falls among the chunks. A
+    point the forward pass never reaches gives None twice."""
+    images = torch.zeros(3, 3, 1, 2)
+    images[0, 0, 0] = torch.tensor([1.0, 0.0])   # one pair, |cos| 0
+    images[0, 1, 0] = torch.tensor([0.0, 1.0])
+    images[1, :, 0] = torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])  # three pairs, |cos| 1
+    images[2, 0, 0] = torch.tensor([1.0, 0.0])   # one live channel: no pair
+    # (0 + 1) / 2 over the images; pooled over the 1 + 3 pairs it would be 3 / 4.
+    expected = [{"layer": "conv", "kind": "conv", "fm_sim": pytest.approx(0.5), "dead_channels": 0},
+                {"layer": "unused", "kind": "activation", "fm_sim": None, "dead_channels": None}]
+    assert measures.feature_map_rows(_Probe(), images) == expected
+    monkeypatch.setattr(measures, "IMAGES_PER_CHUNK", 1)
+    assert measures.feature_map_rows(_Probe(), images) == expected
+    # Channel 1 lives only in the first image, channel 0 only in the last, channel 2 in none.
+    images[1:, 1] = 0
+    images[:2, 0] = 0
+    images[:, 2] = 0
+    (conv_row, _) = measures.feature_map_rows(_Probe(), images)
+    assert conv_row == {"layer": "conv", "kind": "conv", "fm_sim": None, "dead_channels": 1}
+    images[:, 1] = 0
+    (conv_row, _) = measures.feature_map_rows(_Probe(), images)
+    assert conv_row["dead_channels"] == 2
+
+
+def test_feature_map_cosines_are_computed_in_float64():
+    # Maps (1, 1e-4) and (1, 0): |cos| = 1 / sqrt(1 + 1e-8), which float32 rounds to 1.
+    images = torch.tensor([[1.0, 1e-4], [1.0, 0.0], [0.0, 0.0]]).reshape(1, 3, 1, 2)
+    small = float(images[0, 0, 0, 1])
+    (conv_row, _) = measures.feature_map_rows(_Probe(), images)
+    assert conv_row["fm_sim"] == pytest.approx(1 / math.sqrt(1 + small ** 2), rel=1e-12, abs=0)
+    assert conv_row["fm_sim"] < 1

@@ -2,6 +2,8 @@
 injected, so both branches run on any machine), recorded as precision_resolved."""
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from korth_bench import results
 from korth_bench.trial import precision
@@ -177,3 +179,36 @@ def test_a_bf16_trial_on_a_cpu_without_bf16_trains_through_fp32_kernels(monkeypa
     assert record.summary["precision_resolved"] == "bf16" and record.status == "completed"
     assert torch.ops.aten.convolution.default in seen
     assert torch.ops.aten.convolution_backward.default in seen
+
+
+class _KernelOperands(TorchDispatchMode):
+    """Records the dtypes of the floating operands each kernel op is called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.convolution.default, torch.ops.aten.addmm.default,
+                    torch.ops.aten.mm.default):
+            self.seen.append((func, {value.dtype for value in tree_leaves((args, kwargs or {}))
+                                     if isinstance(value, torch.Tensor)}))
+        return func(*args, **(kwargs or {}))
+
+
+def test_bf16_through_fp32_kernels_hands_the_kernels_float32_and_returns_bf16():
+    """The rule itself, seen from the kernel below the mode: a convolution or matrix product
+    with bf16 operands is called with float32 ones (exact conversions) and its result is bf16;
+    with float32 operands it runs as it is."""
+    generator = torch.Generator().manual_seed(0)
+    x = _bf16_values(2, 3, 5, 5, generator=generator)
+    w = _bf16_values(4, 3, 3, 3, generator=generator)
+    a, b = _bf16_values(6, 8, generator=generator), _bf16_values(5, 8, generator=generator)
+    bias = _bf16_values(5, generator=generator)
+    with _KernelOperands() as below, precision.Bf16ThroughFp32Kernels():
+        out = torch.nn.functional.conv2d(x, w)
+        linear = torch.nn.functional.linear(a, b, bias)
+        plain = torch.nn.functional.conv2d(x.float(), w.float())
+    assert out.dtype == linear.dtype == torch.bfloat16 and plain.dtype == torch.float32
+    assert [dtypes for _, dtypes in below.seen] == [{torch.float32}] * 3
+    torch.testing.assert_close(out, torch.nn.functional.conv2d(x.float(), w.float()).bfloat16())

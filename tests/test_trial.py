@@ -259,3 +259,61 @@ def test_each_init_mode_changes_the_kernels_as_stated():
     with torch.no_grad():
         lowered, start = cs.penalty(iterative).item(), cs.penalty(default).item()
     assert lowered < 0.9 * start, (lowered, start)
+
+
+def _schedule_config(**values):
+    return TrialConfig.from_dict({"epochs": 4, "lr": 0.1, **values})
+
+
+def test_lr_schedule_warmup_then_cosine_by_hand():
+    """warmup_epochs: lr rises linearly, per step, from lr/10 at step 0 towards lr; cosine then
+    falls from lr, lr/2 at half of the steps after warm-up, to 0 at the last, and stays 0."""
+    from korth_bench.trial.schedules import lr_at
+
+    cfg = _schedule_config(lr_schedule="cosine", warmup_epochs=1)  # 10 steps/epoch, 40 in all
+    assert lr_at(0, cfg, 10) == pytest.approx(0.01)
+    assert lr_at(5, cfg, 10) == pytest.approx(0.1 * (0.1 + 0.9 * 5 / 10))
+    assert lr_at(9, cfg, 10) == pytest.approx(0.1 * (0.1 + 0.9 * 9 / 10))
+    assert lr_at(10, cfg, 10) == pytest.approx(0.1)
+    assert lr_at(25, cfg, 10) == pytest.approx(0.05)  # 15 of the 30 steps after warm-up
+    assert lr_at(40, cfg, 10) == pytest.approx(0.0, abs=1e-15)
+    assert lr_at(55, cfg, 10) == pytest.approx(0.0, abs=1e-15)
+    plain = _schedule_config(lr_schedule="cosine")
+    assert lr_at(0, plain, 10) == 0.1
+    assert lr_at(10, plain, 10) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lr_at(20, plain, 10) == pytest.approx(0.05)
+
+
+def test_lr_schedule_multistep_multiplies_by_gamma_from_each_milestone_epoch():
+    """multistep: lr * gamma**k from the first step of the k-th milestone (0-based epochs);
+    the default milestones are 50 % and 75 % of the epochs."""
+    from korth_bench.trial.schedules import lr_at
+
+    cfg = _schedule_config(lr_schedule="multistep", lr_milestones=[1, 3], lr_gamma=0.5)
+    assert [lr_at(step, cfg, 10) for step in (0, 9, 10, 29, 30, 39)] == pytest.approx(
+        [0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+    default = _schedule_config(lr_schedule="multistep", epochs=8)  # milestones 4 and 6, gamma 0.1
+    assert [lr_at(step, default, 5) for step in (19, 20, 29, 30)] == pytest.approx(
+        [0.1, 0.01, 0.01, 0.001])
+    warm = _schedule_config(lr_schedule="multistep", lr_milestones=[2], warmup_epochs=1)
+    assert [lr_at(step, warm, 10) for step in (0, 10, 19, 20)] == pytest.approx(
+        [0.01, 0.1, 0.1, 0.01])
+
+
+def test_coefficient_schedule_constant_and_srip_steps_scaled_to_the_run():
+    """constant: lambda0 in every epoch. step ([SRIP]): lambda0 times 1, 1e-3, 1e-4, 1e-6, 0 from
+    epochs 0, 20, 50, 70, 120 of 200, each breakpoint scaled to E epochs as round(b * E / 200)
+    (Python's round: 2.5 -> 2, 3.5 -> 4)."""
+    from korth_bench.trial.schedules import coefficient_at
+
+    constant = _schedule_config(regularizer="so", coefficient=1e-2, epochs=200)
+    assert {coefficient_at(epoch, constant) for epoch in range(200)} == {1e-2}
+    srip = _schedule_config(regularizer="so", coefficient=1e-2, coefficient_schedule="step",
+                            epochs=200)
+    epochs = (0, 19, 20, 49, 50, 69, 70, 119, 120, 199)
+    assert [coefficient_at(epoch, srip) for epoch in epochs] == pytest.approx(
+        [1e-2, 1e-2, 1e-5, 1e-5, 1e-6, 1e-6, 1e-8, 1e-8, 0.0, 0.0], rel=1e-12, abs=0)
+    short = _schedule_config(regularizer="so", coefficient=1e-2, coefficient_schedule="step",
+                             epochs=10)  # breakpoints 0, 1, 2, 4, 6
+    assert [coefficient_at(epoch, short) for epoch in range(8)] == pytest.approx(
+        [1e-2, 1e-5, 1e-6, 1e-6, 1e-8, 1e-8, 0.0, 0.0], rel=1e-12, abs=0)

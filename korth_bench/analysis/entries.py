@@ -53,11 +53,16 @@ def setting_labels(trials: pd.DataFrame, columns: Sequence[str] = SETTING_COLUMN
     """One readable label per trial for its configuration within its (cell, regularizer), e.g.
     'coefficient=0.01, lr=0.1': the ``columns`` that take more than one value among that
     entry's trials, null values left out ('single setting' when none varies). ``data_path`` is
-    compared by file name, as ``config_hash`` does; list values as tuples."""
+    compared by the file's SHA-256 where the rows record it (``data_sha256``: two copies of one
+    file at different paths are one setting), else by file name, as ``config_hash`` does; list
+    values as tuples."""
     if not len(trials):
         return pd.Series([], dtype=object)
     present = [c for c in columns if c in trials]
     values = trials[present].apply(lambda column: column.map(_comparable)) if present else trials[[]]
+    if "data_path" in present and "data_sha256" in trials:  # the data's identity where recorded
+        values["data_path"] = trials["data_sha256"].where(trials["data_sha256"].notna(),
+                                                          values["data_path"])
     labels = pd.Series("single setting", index=trials.index, dtype=object)
     for _, index in trials.groupby(list(CELL) + ["regularizer"], dropna=False).groups.items():
         block = values.loc[index]
