@@ -75,13 +75,10 @@ def split_sha256(indices: Mapping[str, torch.Tensor]) -> str:
 
 
 def _code_files(list_files: Callable[[str], Sequence[str]]) -> list:
-    files = []
-    for entry in TRAINING_CODE:
-        if entry.endswith("/"):
-            files += [p for p in list_files(entry) if p.endswith(".py")]
-        else:
-            files.append(entry)
-    return sorted(set(files))
+    """The ``.py`` files of TRAINING_CODE that exist (``list_files(entry)``: the files under a
+    folder, or the file itself; nothing for an entry the checkout lacks)."""
+    return sorted({path for entry in TRAINING_CODE for path in list_files(entry)
+                   if path.endswith(".py")})
 
 
 def fingerprint(files: Mapping[str, bytes]) -> str:
@@ -93,9 +90,11 @@ def fingerprint(files: Mapping[str, bytes]) -> str:
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """The fingerprint of the training code this process imported."""
-    def list_files(folder: str) -> Sequence[str]:
+    def list_files(entry: str) -> Sequence[str]:
+        if os.path.isfile(os.path.join(_ROOT, entry)):
+            return [entry]
         found = []
-        for parent, _, names in os.walk(os.path.join(_ROOT, folder)):
+        for parent, _, names in os.walk(os.path.join(_ROOT, entry)):
             found += [os.path.relpath(os.path.join(parent, n), _ROOT).replace(os.sep, "/")
                       for n in names]
         return found
@@ -113,8 +112,8 @@ def code_fingerprint_at(commit: str, repository: str = _ROOT) -> str:
         return subprocess.run(["git", "-C", repository, *args], check=True,
                               capture_output=True).stdout
 
-    def list_files(folder: str) -> Sequence[str]:
-        return git("ls-tree", "-r", "--name-only", commit, folder).decode().split()
+    def list_files(entry: str) -> Sequence[str]:
+        return git("ls-tree", "-r", "--name-only", commit, entry).decode().split()
     return fingerprint({path: git("show", f"{commit}:{path}")
                         for path in _code_files(list_files)})
 
@@ -135,7 +134,8 @@ def read_protocol_file(directory: str) -> Dict[str, Dict[str, str]]:
         return json.load(handle)["trials"]
 
 
-def study_protocol(directory: str, data_path: str, repository: str = _ROOT) -> Dict[str, object]:
+def study_protocol(directory: str, data_path: Optional[str],
+                   repository: str = _ROOT) -> Dict[str, object]:
     """The PROTOCOL_FILE document of a study whose rows predate the identity columns: per trial,
     the SHA-256 of ``data_path`` (a copy of the file its rows name), its subsets' indices drawn
     again from that file with its recorded sizes and seeds, and the fingerprint of the training
@@ -153,10 +153,11 @@ def study_protocol(directory: str, data_path: str, repository: str = _ROOT) -> D
         key = (cfg.dataset, options)
         if key not in splits_of:
             splits_of[key] = split_sha256(data.load(cfg.dataset, options, "cpu").indices)
-        commit = row["git_commit"]
-        if commit not in code_of:
-            code_of[commit] = code_fingerprint_at(commit, repository)
+        commit = row.get("git_commit")
+        if commit not in code_of:  # rows from outside a git checkout have no commit to read
+            code_of[commit] = code_fingerprint_at(commit, repository) if commit else None
         recorded[row["trial_id"]] = {"data_sha256": digest, "split_sha256": splits_of[key],
                                      "code_fingerprint": code_of[commit]}
-    return {"written_by": "korth-bench protocol", "data_file": os.path.basename(data_path),
+    return {"written_by": "korth-bench protocol",
+            "data_file": os.path.basename(data_path) if data_path else None,
             "trials": dict(sorted(recorded.items()))}

@@ -9,6 +9,7 @@ computed by other code.
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ import yaml
 from korth_bench import cli, protocol, results
 from korth_bench.trial.loop import train_and_measure
 
+ROOT = Path(__file__).resolve().parent.parent
 STUDY_KEYS = {"dataset": "synthetic", "image_size": 16, "train_size": 192, "val_size": 64,
               "test_size": 128, "model": "resnet", "depth": 8, "epochs": 2, "batch_size": 64,
               "lr": 0.05, "device": "cpu", "threads": 1, "robustness": False}
@@ -184,3 +186,47 @@ def test_settings_tell_data_apart_by_its_hash_not_its_path():
     labels = setting_labels(rows, ["data_path"])
     assert labels[0] == labels[1] == "data_path=aa"
     assert labels[2] == "data_path=bb" and labels[3] == "data_path=cifar.parquet"
+
+
+def test_a_study_protocol_recomputed_after_the_fact_is_what_its_trials_recorded(study, tmp_path):
+    """korth-bench protocol draws each trial's splits again from the data and its recorded keys:
+    for rows that recorded their own split_sha256 the two agree, trial by trial."""
+    document = protocol.study_protocol(str(study), data_path=None)
+    rows = results.read_frame(str(study), "trials").set_index("trial_id")
+    assert set(document["trials"]) == set(rows.index)
+    for trial_id, recorded in document["trials"].items():
+        assert recorded["split_sha256"] == rows.loc[trial_id, "split_sha256"]
+
+
+def test_split_hash_moves_with_any_image_and_names_its_split():
+    import torch
+
+    base = {"train": torch.arange(0, 10), "val": torch.arange(10, 12), "test": torch.arange(5),
+            "fixed": torch.arange(3)}
+    same = {k: v.clone() for k, v in base.items()}
+    moved = {**base, "train": torch.arange(0, 11), "val": torch.arange(11, 12)}
+    assert protocol.split_sha256(base) == protocol.split_sha256(same)
+    assert protocol.split_sha256(moved) != protocol.split_sha256(base)
+    assert protocol.split_sha256({**base, "test": torch.arange(1, 6)}) != protocol.split_sha256(base)
+
+
+def test_the_data_hash_is_the_files_sha256(tmp_path):
+    path = tmp_path / "data.parquet"
+    path.write_bytes(b"korth" * 1000)
+    assert protocol.data_sha256(str(path)) == hashlib.sha256(b"korth" * 1000).hexdigest()
+    assert protocol.data_sha256(None) is None and protocol.data_sha256("s3://b/k") is None
+
+
+COMMITTED = sorted(p.parent for p in (ROOT / "results").glob("*/protocol.json"))
+
+
+@pytest.mark.parametrize("directory", COMMITTED, ids=lambda p: p.name)
+def test_a_committed_protocol_file_covers_every_trial_with_its_commits_code(directory):
+    """Each committed study's protocol.json names every trial, and its code fingerprints are
+    the training code at the rows' git commits, recomputed from the repository's history."""
+    document = json.loads((directory / "protocol.json").read_text())
+    rows = results.read_frame(str(directory), "trials")
+    assert set(document["trials"]) == set(rows["trial_id"])
+    for commit, part in rows.groupby("git_commit"):
+        expected = protocol.code_fingerprint_at(commit, str(ROOT))
+        assert {document["trials"][t]["code_fingerprint"] for t in part["trial_id"]} == {expected}
