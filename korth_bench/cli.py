@@ -212,6 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if target.endswith((".yaml", ".yml")) or (not os.path.exists(target) and "://" not in target):
         space = spaces.load(target)  # a file or a shipped space's name, else a ConfigError
         sweep_uri = results.sweep_location(args.storage, space.name)
+        space = _joined_space_of(space, sweep_uri)
     elif args.storage:
         raise ConfigError(f"--storage applies to a search space; {target!r} is a sweep directory")
     else:
@@ -225,6 +226,19 @@ def cmd_status(args: argparse.Namespace) -> int:
                          f"({' '.join(str(err).split())})") from None
     print(status.status_text(found))
     return 0
+
+
+def _joined_space_of(space, sweep_uri: str):
+    """A join's space as the join ran it (the study's rows with the space's arms), when the
+    sweep directory holds a join's record; else the space itself."""
+    from korth_bench import join
+
+    manifest = join.read_manifest(sweep_uri) if "://" not in sweep_uri else None
+    if manifest is None:
+        return space
+    plan = join.plan_join(space, join.load_study(manifest["study_directory"]),
+                          int(manifest.get("rebaseline") or 0))
+    return join.joined_space(space, plan)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

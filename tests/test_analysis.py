@@ -1198,3 +1198,91 @@ def test_a_diverged_run_scores_chance_accuracy_in_selection(dataset, classes):
     assert dn["selection_score"] == pytest.approx((1 / classes + 0.51 + 0.52 + 0.53) / 4)
     # the chance accuracy itself, per data set
     assert entries.chance_accuracy(trials).unique().tolist() == [pytest.approx(1 / classes)]
+
+
+# ---------------------------------------------------------------- issue 42: power by hand (make mutation)
+
+def _spread(**changes):
+    values = dict(arms=("so",), sd_arm=0.02, sd_base=0.01, cov_pair=0.0001, unit_sd=0.02,
+                  df_within=10, cell_sd=0.005, df_cells=3, lack_of_fit_p=0.5, n_cells=5,
+                  seeds_per_cell=3.0)
+    return power.Spread(**{**values, **changes})
+
+
+def test_a_designs_standard_error_by_hand():
+    """v(s, b) = sd_arm^2/s + (sd_base^2 - 2 cov_pair)/b; the drop's se is sqrt((v + cell_sd^2)
+    / Sxx) ptp(x) with the cell offsets, sqrt(v / Sxx) ptp(x) without, and 0 where the
+    covariance makes v negative. The slope test's df: C - 2 (random cells), C (s - 1) (fixed)."""
+    spread = _spread()
+    v = 0.02 ** 2 / 4 + (0.01 ** 2 - 2 * 0.0001) / 8  # 8.75e-5
+    assert power.cell_variance(spread, 4, 8) == pytest.approx(8.75e-5, rel=1e-12)
+    x = np.array([0.0, 1.0, 2.0, 3.0])  # Sxx = 5, ptp = 3
+    assert power.drop_se(x, spread, 4, 8) == pytest.approx(math.sqrt((v + 0.005 ** 2) / 5) * 3)
+    assert power.drop_se(x, spread, 4, 8, cell_offsets=False) == pytest.approx(
+        math.sqrt(v / 5) * 3)
+    assert power.drop_se(x, _spread(cov_pair=0.01), 4, 8, cell_offsets=False) == 0.0
+    assert power.test_df("random", 5, 3) == 3 and power.test_df("fixed", 5, 3) == 10
+
+
+def test_superiority_power_is_the_noncentral_t_tail_at_the_two_sided_critical_value():
+    """No true drop: "gains shrink" (one sign of a two-sided test) comes at half the level; a
+    drop of 3 se at df 10, level 0.05: the noncentral t's tail beyond t_0.975,10; no df or no
+    spread: nan."""
+    from scipy import stats as scipy_stats
+
+    assert power.superiority_power(0.0, 0.01, 10, 0.05) == pytest.approx(0.025, rel=1e-9)
+    critical = scipy_stats.t.ppf(0.975, 10)
+    assert power.superiority_power(0.03, 0.01, 10, 0.05) == pytest.approx(
+        scipy_stats.nct.sf(critical, 10, 3.0), rel=1e-9)
+    assert 0.7 < power.superiority_power(0.03, 0.01, 10, 0.05) < 0.8
+    assert power.superiority_power(0.03, 0.01, 10, 0.01) < power.superiority_power(
+        0.03, 0.01, 10, 0.05)
+    for drop, se, df in ((0.03, 0.01, 0), (0.03, 0.0, 10), (0.03, math.nan, 10)):
+        assert math.isnan(power.superiority_power(drop, se, df, 0.05))
+
+
+def test_equivalence_power_against_numerical_integration():
+    """P(|drop_hat| < min(claimed - t se_hat, t se_hat)) with drop_hat ~ N(0, se^2), se_hat^2 =
+    se^2 V / df, V ~ chi^2_df: integrated over V's density here (the module takes quantiles).
+    A claimed drop far above se leaves only the slope test: 1 - alpha; no claimed drop: 0."""
+    from scipy import integrate, stats as scipy_stats
+
+    def by_integration(claimed, se, df, alpha):
+        critical = scipy_stats.t.ppf(1 - alpha / 2, df)
+
+        def at(v):
+            half = critical * math.sqrt(v / df)
+            room = min(claimed / se - half, half)
+            return max(2 * scipy_stats.norm.cdf(room) - 1, 0.0) * scipy_stats.chi2.pdf(v, df)
+        return integrate.quad(at, 0, np.inf, limit=200)[0]
+
+    for claimed, se, df, alpha in ((0.01, 0.004, 6, 0.05), (0.02, 0.004, 3, 0.1),
+                                   (0.008, 0.002, 20, 0.05)):
+        assert power.equivalence_power(claimed, se, df, alpha) == pytest.approx(
+            by_integration(claimed, se, df, alpha), abs=2e-4)
+    assert power.equivalence_power(10.0, 0.001, 8, 0.05) == pytest.approx(0.95, abs=1e-3)
+    assert power.equivalence_power(0.0, 0.004, 8, 0.05) == 0.0
+    for se, df in ((0.0, 8), (0.004, 0)):
+        assert math.isnan(power.equivalence_power(0.01, se, df, 0.05))
+
+
+def test_design_power_is_its_parts_at_the_familys_level():
+    """design_power: the se (offsets only for random cells that keep them), the test's df, and
+    superiority and the detectable drop at alpha / family_size, equivalence at alpha."""
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    spread = _spread()
+    fixed = power.design_power(x, spread, 3, 6, 0.02, alpha=0.1, family_size=2, cells="fixed",
+                               power=0.9)
+    se = power.drop_se(x, spread, 3, 6, cell_offsets=False)
+    assert fixed == pytest.approx({
+        "se": se, "df": 10, "superiority": power.superiority_power(0.02, se, 10, 0.05),
+        "equivalence": power.equivalence_power(0.02, se, 10, 0.1),
+        "detectable_drop": collapse.detectable_drop(se, 10, 0.05, 0.9)}, rel=1e-12)
+    random = power.design_power(x, spread, 3, 6, 0.02)
+    se = power.drop_se(x, spread, 3, 6)
+    assert random == pytest.approx({
+        "se": se, "df": 3, "superiority": power.superiority_power(0.02, se, 3, 0.05),
+        "equivalence": power.equivalence_power(0.02, se, 3, 0.05),
+        "detectable_drop": collapse.detectable_drop(se, 3, 0.05, 0.8)}, rel=1e-12)
+    on_the_line = power.design_power(x, spread, 3, 6, 0.02, cell_offsets=False)
+    assert on_the_line["se"] == pytest.approx(power.drop_se(x, spread, 3, 6, cell_offsets=False))

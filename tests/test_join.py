@@ -114,6 +114,8 @@ def test_a_join_with_the_same_arithmetic_runs_only_the_missing_arm_and_reports_i
     assert (trials["split_sha256"] == trials["seed"].map(splits)).all()
     assert (trials["code_fingerprint"] == protocol.code_fingerprint()).all()
     assert file_hashes(study) == before  # no committed file of the study changed
+    code, _, out = cli_lines(capsys, "status", join_space(tmp_path), "--storage", tmp_path / "out")
+    assert code == 0 and "trials: 6 planned: 6 completed" in out  # the join's trials, not the space's
 
     study_only, with_join = tmp_path / "alone", tmp_path / "joined"
     assert cli.main(["report", str(study), "--out", str(study_only)]) == 0

@@ -189,8 +189,7 @@ class _KernelOperands(TorchDispatchMode):
         self.seen = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in (torch.ops.aten.convolution.default, torch.ops.aten.addmm.default,
-                    torch.ops.aten.mm.default):
+        if func in (torch.ops.aten.convolution.default, torch.ops.aten.addmm.default):
             self.seen.append((func, {value.dtype for value in tree_leaves((args, kwargs or {}))
                                      if isinstance(value, torch.Tensor)}))
         return func(*args, **(kwargs or {}))
@@ -198,8 +197,9 @@ class _KernelOperands(TorchDispatchMode):
 
 def test_bf16_through_fp32_kernels_hands_the_kernels_float32_and_returns_bf16():
     """The rule itself, seen from the kernel below the mode: a convolution or matrix product
-    with bf16 operands is called with float32 ones (exact conversions) and its result is bf16;
-    with float32 operands it runs as it is."""
+    with bf16 operands is called with float32 ones (exact conversions), with its keyword
+    arguments (addmm's beta and alpha), and its result is bf16; with float32 operands it runs as
+    it is."""
     generator = torch.Generator().manual_seed(0)
     x = _bf16_values(2, 3, 5, 5, generator=generator)
     w = _bf16_values(4, 3, 3, 3, generator=generator)
@@ -209,6 +209,18 @@ def test_bf16_through_fp32_kernels_hands_the_kernels_float32_and_returns_bf16():
         out = torch.nn.functional.conv2d(x, w)
         linear = torch.nn.functional.linear(a, b, bias)
         plain = torch.nn.functional.conv2d(x.float(), w.float())
-    assert out.dtype == linear.dtype == torch.bfloat16 and plain.dtype == torch.float32
-    assert [dtypes for _, dtypes in below.seen] == [{torch.float32}] * 3
+        scaled = torch.addmm(bias, a, b.T, beta=0.5, alpha=2.0)
+    assert out.dtype == linear.dtype == scaled.dtype == torch.bfloat16
+    assert plain.dtype == torch.float32
+    assert [dtypes for _, dtypes in below.seen] == [{torch.float32}] * 4
     torch.testing.assert_close(out, torch.nn.functional.conv2d(x.float(), w.float()).bfloat16())
+    expected = (0.5 * bias.float() + 2.0 * a.float() @ b.float().T).bfloat16()
+    torch.testing.assert_close(scaled, expected)
+
+
+def test_any_other_device_is_fp32_and_a_wrong_precision_names_the_choices():
+    mps = torch.device("mps")
+    assert native_bf16(mps, flags=frozenset({"avx512_bf16"})) is False
+    assert resolve_precision("auto", mps) == "fp32"
+    with pytest.raises(ValueError, match=r"^precision='fp16'; choose from: auto, fp32, bf16$"):
+        resolve_precision("fp16", CPU)
