@@ -9,7 +9,6 @@ import errno
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -179,11 +178,24 @@ def assert_secret_absent(secret, filesystem, root, paths):
 
 
 def kill_driver(driver, ray_temp_dir):
-    """SIGKILL `korth-bench run` and its local Ray (raylet, gcs_server, trial workers)."""
-    driver.send_signal(signal.SIGKILL)
+    """SIGKILL `korth-bench run`, its local Ray (raylet, gcs_server) and its trial workers: every
+    process below the driver and below those naming its Ray temp dir, gathered before any dies
+    (an orphaned worker would be re-parented and lost from view)."""
+    family = sorted({pid for root in [driver.pid, *processes_mentioning(ray_temp_dir)]
+                     for pid in descendants(root)})
+    sigkill(family)
     driver.wait(timeout=60)
-    sigkill(processes_mentioning(ray_temp_dir))
-    wait_for(lambda: not processes_mentioning(ray_temp_dir), 60, "the driver's Ray to go")
+    alive = lambda: [p for p in family if os.path.exists(f"/proc/{p}") and not _zombie(p)]  # noqa: E731
+    wait_for(lambda: not alive() and not processes_mentioning(ray_temp_dir), 60,
+             "the driver, its Ray and its trial workers to go")
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def running_epochs(filesystem, root, at_least, trials):
