@@ -295,14 +295,15 @@ def test_the_kernel_path_a_trial_records():
     assert set(KERNEL_PATHS) == set(KERNEL_PATH_FACTORS)  # plan prices every path
 
 
-def test_kernel_path_is_the_last_trials_column_and_old_files_still_read(tmp_path):
+def test_the_added_trials_columns_come_last_and_old_files_still_read(tmp_path):
     from korth_bench import results
     from korth_bench.config import TrialConfig
     from korth_bench.plan import kernel_paths
 
     row = TrialConfig.from_dict({"robustness_attacks": ["pgd"], "robustness_pgd_eps": [2]}).to_dict()
     columns = list(results.trials_columns(row))
-    assert columns[-1] == "kernel_path" and columns[-2] == "pgd_acc_2_255"
+    assert columns[-5:] == ["pgd_acc_2_255", "kernel_path", "data_sha256", "split_sha256",
+                            "code_fingerprint"]
     table = results.to_arrow("trials", [{**row, "trial_id": "t", "kernel_path": "native bf16"}], row)
     assert table.column("kernel_path").to_pylist() == ["native bf16"]
     old = results.read_frame([COLLAPSE], "trials")   # written before the column: reads as it is
