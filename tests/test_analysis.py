@@ -1239,6 +1239,8 @@ def test_superiority_power_is_the_noncentral_t_tail_at_the_two_sided_critical_va
         0.03, 0.01, 10, 0.05)
     for drop, se, df in ((0.03, 0.01, 0), (0.03, 0.0, 10), (0.03, math.nan, 10)):
         assert math.isnan(power.superiority_power(drop, se, df, 0.05))
+    assert power.superiority_power(0.03, 0.01, 1, 0.05) == pytest.approx(  # one df is a test
+        scipy_stats.nct.sf(scipy_stats.t.ppf(0.975, 1), 1, 3.0), rel=1e-9)
 
 
 def test_equivalence_power_against_numerical_integration():
@@ -1264,6 +1266,8 @@ def test_equivalence_power_against_numerical_integration():
     assert power.equivalence_power(0.0, 0.004, 8, 0.05) == 0.0
     for se, df in ((0.0, 8), (0.004, 0)):
         assert math.isnan(power.equivalence_power(0.01, se, df, 0.05))
+    assert power.equivalence_power(0.02, 0.004, 1, 0.05) == pytest.approx(
+        by_integration(0.02, 0.004, 1, 0.05), abs=2e-4)
 
 
 def test_design_power_is_its_parts_at_the_familys_level():
@@ -1278,11 +1282,39 @@ def test_design_power_is_its_parts_at_the_familys_level():
         "se": se, "df": 10, "superiority": power.superiority_power(0.02, se, 10, 0.05),
         "equivalence": power.equivalence_power(0.02, se, 10, 0.1),
         "detectable_drop": collapse.detectable_drop(se, 10, 0.05, 0.9)}, rel=1e-12)
-    random = power.design_power(x, spread, 3, 6, 0.02)
+    random_cells = power.design_power(x, spread, 3, 6, 0.02)
     se = power.drop_se(x, spread, 3, 6)
-    assert random == pytest.approx({
+    assert random_cells == pytest.approx({
         "se": se, "df": 3, "superiority": power.superiority_power(0.02, se, 3, 0.05),
         "equivalence": power.equivalence_power(0.02, se, 3, 0.05),
         "detectable_drop": collapse.detectable_drop(se, 3, 0.05, 0.8)}, rel=1e-12)
     on_the_line = power.design_power(x, spread, 3, 6, 0.02, cell_offsets=False)
     assert on_the_line["se"] == pytest.approx(power.drop_se(x, spread, 3, 6, cell_offsets=False))
+
+
+def test_measure_spread_reads_the_moments_and_the_lack_of_fit_of_the_collapse_test():
+    """Spread: the fixed-cell moments of collapse.fixed_cell_gains (sd of A and B, their
+    covariance, the paired unit sd sqrt(var A + var B - 2 cov)) and collapse.cell_lack_of_fit's
+    cell sd and p on C - 2 df; no runs: every number nan, every count 0, the arms kept."""
+    runs = issue37_runs(np.random.default_rng(3), offset_sd=0.004)
+    import dataclasses
+
+    cells = collapse.fixed_cell_gains(runs, ["dn", "so"])
+    fit = collapse.cell_lack_of_fit(cells)
+    var_a, var_b, cov = (cells.attrs[k] for k in ("var_arm", "var_base", "cov_pair"))
+    spread = power.measure_spread(runs, ("dn", "so"))
+    expected = dict(
+        arms=("dn", "so"), sd_arm=math.sqrt(var_a), sd_base=math.sqrt(var_b), cov_pair=cov,
+        unit_sd=math.sqrt(var_a + var_b - 2 * cov), df_within=int(cells.attrs["df"]),
+        cell_sd=math.sqrt(fit["offset_var"]), df_cells=len(cells) - 2,
+        lack_of_fit_p=fit["p_value"], n_cells=len(cells),
+        seeds_per_cell=float(cells["arm_seeds"].mean()))
+    got = dataclasses.asdict(spread)
+    assert got.pop("arms") == expected.pop("arms")
+    assert got == pytest.approx(expected, rel=1e-12)
+    assert spread.cov_pair != 0 and spread.cell_sd > 0 and spread.df_cells == len(cells) - 2 > 0
+    empty = power.measure_spread(runs.iloc[:0], ["so"])
+    assert empty.arms == ("so",) and (empty.df_within, empty.df_cells, empty.n_cells) == (0, 0, 0)
+    assert all(math.isnan(value) for value in (empty.sd_arm, empty.sd_base, empty.cov_pair,
+                                                empty.unit_sd, empty.cell_sd, empty.lack_of_fit_p,
+                                                empty.seeds_per_cell))

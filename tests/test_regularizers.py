@@ -1,5 +1,6 @@
 """Every regularizer against an independent float64 loop over the docs/regularizers.md formula, plus the API."""
 import math
+import re
 from fractions import Fraction
 
 import pytest
@@ -446,3 +447,156 @@ def test_symmetric_gram_gradients_match_autograd_of_the_plain_product(side):
     ours, = torch.autograd.grad((gram(matrices, side) * weights).sum(), matrices)
     plain, = torch.autograd.grad((torch.bmm(factor, factor.mT) * weights).sum(), matrices)
     torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_check_fills_defaults_and_names_the_regularizers_a_stray_parameter_applies_to():
+    """check: a parameter the regularizer takes gets its default where not given (None) and keeps
+    a given value; one it does not take stays None if not given, and a value for it is refused
+    naming the regularizers that take it ('none' where no registered one does)."""
+    resolved = regularizers.check("srip", {"power_iterations": 3, "seed": None, "pairs": None},
+                                  coefficient=1e-3)
+    assert resolved == {"power_iterations": 3, "seed": 0, "pairs": None, "coefficient": 1e-3}
+    with pytest.raises(ValueError, match=r"^relaxation=0\.5 does not apply to regularizer 'so' "
+                                         r"\(it applies to: dn_relaxed\)$"):
+        regularizers.check("so", {"relaxation": 0.5}, coefficient=1e-3)
+    with pytest.raises(ValueError, match=r"^diag_weight=2\.0 does not apply to regularizer 'so' "
+                                         r"\(it applies to: dn, dn_relaxed\)$"):
+        regularizers.check("so", {"diag_weight": 2.0}, coefficient=1e-3)
+    with pytest.raises(ValueError, match=r"^width=2 does not apply to regularizer 'so' "
+                                         r"\(it applies to: none\)$"):
+        regularizers.check("so", {"width": 2}, coefficient=1e-3)
+
+
+def test_check_ignores_any_nonzero_coefficient_of_none_with_a_warning():
+    with pytest.warns(IgnoredSetting) as caught:
+        assert regularizers.check("none", {}, coefficient=1.0) == {"coefficient": 0.0}
+    assert str(caught[0].message) == ("coefficient=1.0 is ignored: regularizer='none' has no "
+                                      "penalty (its coefficient is 0)")
+
+
+def test_check_refuses_a_classifier_weight_only_for_a_conv_only_regularizer():
+    assert regularizers.check("cs", {}, coefficient=1e-3)["coefficient"] == 1e-3  # default: convs
+    assert regularizers.check("so", {}, coefficient=1e-3, include_linear=True)["coefficient"] == 1e-3
+    with pytest.raises(ValueError, match=r"^regularize_linear=true does not apply to regularizer "
+                                         r"'cs': it is defined on conv weights only$"):
+        regularizers.check("cs", {}, coefficient=1e-3, include_linear=True)
+
+
+def test_register_takes_only_regularizer_subclasses_and_names_them(monkeypatch):
+    monkeypatch.setattr(base._REGISTRY, "_entries", dict(base._REGISTRY._entries))
+    with pytest.raises(TypeError, match=r"^register\('x_test'\) expects a Regularizer subclass, "
+                                        r"got 42$"):
+        regularizers.register("x_test")(42)
+    with pytest.raises(TypeError, match="expects a Regularizer subclass"):
+        regularizers.register("y_test")(nn.Linear)
+
+    @regularizers.register("z_test")
+    class Stride(regularizers.Regularizer):
+        def formula(self, weight, stride):
+            return weight.sum() * 0 + stride[0]
+
+    assert Stride.name == "z_test" and regularizers.get("z_test").name == "z_test"
+    # the loop batched_formula gives a formula its layers' stride
+    penalties = regularizers.get("z_test").batched(random_weight((3, 2, 2, 3, 3)), stride=(2, 2))
+    assert penalties.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_a_penalty_of_a_model_without_parameters_is_zero():
+    model = nn.Sequential(nn.ReLU())
+    for name in ("none", "so", "cs"):
+        penalty = regularizers.get(name).penalty(model)
+        assert penalty.shape == () and float(penalty) == 0.0, name
+
+
+def test_srip_settings_range_and_its_random_stream_survives_a_checkpoint():
+    """power_iterations >= 1 and seed an integer in [0, 2^63 - 1] (a torch seed), refused by
+    name otherwise; state_dict / load_state_dict carry the generator, so a regularizer restored
+    from a checkpoint draws the same next vectors as the one that kept running."""
+    assert regularizers.get("srip", power_iterations=1).power_iterations == 1
+    assert regularizers.get("srip", seed=2**63 - 1).seed == 2**63 - 1
+    for seed in (2**63, -1, 1.5, True):
+        with pytest.raises(ValueError, match=rf"^seed={seed!r} must be an integer in "
+                                             rf"\[0, {2**63 - 1}\]$"):
+            regularizers.get("srip", seed=seed)
+    weights = random_weight((2, 4, 3, 3, 3))
+    running = regularizers.get("srip", seed=5)
+    first = running.batched(weights)
+    restored = regularizers.get("srip", seed=5)
+    restored.load_state_dict(running.state_dict())
+    assert list(running.state_dict()) == ["cpu"]
+    torch.testing.assert_close(restored.batched(weights), running.batched(weights), rtol=0, atol=0)
+    assert not torch.equal(regularizers.get("srip", seed=5).batched(weights),
+                           restored.batched(weights))  # a fresh one starts the stream over
+    torch.testing.assert_close(regularizers.get("srip", seed=5).batched(weights), first)
+    torch.testing.assert_close(regularizers.get("srip").batched(weights),
+                               regularizers.get("srip", seed=0).batched(weights), rtol=0, atol=0)
+    assert repr(regularizers.get("srip", seed=5)) == (
+        "SpectralRestrictedIsometry(power_iterations=2, squared=True, seed=5)")
+
+
+def test_dn_weights_are_numbers_from_zero_named_in_the_refusal_and_dn_relaxed_keeps_them():
+    dn = regularizers.get("dn", diag_weight=0.0, corr_weight=0.5)
+    assert (dn.diag_weight, dn.corr_weight) == (0.0, 0.5)
+    for key in ("diag_weight", "corr_weight"):
+        with pytest.raises(ValueError, match=rf"^{key}=-1 must be a number in \[0, inf\]$"):
+            regularizers.get("dn", **{key: -1})
+    relaxed = regularizers.get("dn_relaxed", relaxation=0.3, diag_weight=2.0, corr_weight=3.0)
+    assert (relaxed.relaxation, relaxed.diag_weight, relaxed.corr_weight) == (0.3, 2.0, 3.0)
+
+
+def test_check_number_bounds_and_kinds():
+    """check_number: [low, high] inclusive by default, [low, high) with high_inclusive=False;
+    integer=True refuses a float; a bool is never a number; the refusal states the range."""
+    base.check_number("x", 1.0, 0, 1)
+    base.check_number("x", 0.99, 0, 1, high_inclusive=False)
+    with pytest.raises(ValueError, match=r"^x=1\.0 must be a number in \[0, 1\)$"):
+        base.check_number("x", 1.0, 0, 1, high_inclusive=False)
+    with pytest.raises(ValueError, match=r"^x=1\.5 must be an integer in \[1, inf\]$"):
+        base.check_number("x", 1.5, 1, integer=True)
+    with pytest.raises(ValueError, match=r"^x=True must be a number in \[0, inf\]$"):
+        base.check_number("x", True, 0)
+    with pytest.raises(ValueError, match=r"^x=-0\.5 must be a number in \[0, 1\]$"):
+        base.check_number("x", -0.5, 0, 1)
+
+
+def test_a_stride_is_a_pair_of_positive_ints_and_defaults_to_one():
+    assert base.pair_stride(2) == (2, 2) and base.pair_stride((1, 2)) == (1, 2)
+    for stride in ((0, 1), (1.0, 1), (1, 2, 3), -1):
+        with pytest.raises(ValueError, match=r"^stride must be a positive int or a pair of them, "
+                                             rf"got {re.escape(repr(stride))}$"):
+            base.pair_stride(stride)
+    ocnn = regularizers.get("ocnn")
+    weight = random_weight((4, 2, 3, 3))
+    assert ocnn(weight) == ocnn(weight, stride=1) != ocnn(weight, stride=2)
+    assert torch.equal(ocnn.batched(weight[None]), ocnn.batched(weight[None], stride=1))
+
+
+def test_a_half_precision_weight_is_penalized_in_float32():
+    weight = random_weight((4, 2, 3, 3)).bfloat16()
+    for name in ("so", "cs"):
+        reg = regularizers.get(name)
+        penalty = reg(weight)
+        assert penalty.dtype == torch.float32, name
+        assert penalty == reg(weight.float()), name
+
+
+def test_a_penalty_sees_each_conv_layers_stride():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 4, 3, stride=2, bias=False)
+    ocnn = regularizers.get("ocnn")
+    with torch.no_grad():
+        strided, plain = ocnn(conv.weight, stride=2).item(), ocnn(conv.weight, stride=1).item()
+        assert strided != plain
+        for batched in (True, False):
+            assert ocnn.penalty(nn.Sequential(conv), batched=batched).item() == pytest.approx(
+                strided, rel=1e-12)
+
+
+def test_srip_with_one_product_normalizes_each_layers_start_vector_alone():
+    """power_iterations=1: s = ||A b|| / ||b|| per layer, so a stack gives what its layers give
+    one by one from the same stream (each b normalized by its own norm, not the stack's)."""
+    weights = random_weight((3, 4, 2, 3, 3))
+    stacked = regularizers.get("srip", power_iterations=1, seed=3).batched(weights)
+    one_by_one = regularizers.get("srip", power_iterations=1, seed=3)
+    expected = torch.stack([one_by_one.batched(weight[None])[0] for weight in weights])
+    torch.testing.assert_close(stacked, expected, rtol=1e-12, atol=0)
