@@ -279,12 +279,19 @@ def manifest(plan: JoinPlan, checks: Sequence[Mapping[str, Any]], space_path: st
     same = all(c["same"] for c in checks)
     mode = ("same arithmetic" if same and not plan.rebaseline else
             f"re-baselined ({plan.rebaseline} seeds)")
-    return {"study": plan.study.name, "study_directory": os.path.abspath(plan.study.directory),
+    return {"study": plan.study.name, "study_directory": _portable(plan.study.directory),
             "joined_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "space": os.path.abspath(space_path), "code_fingerprint": protocol.code_fingerprint(),
+            "space": _portable(space_path), "code_fingerprint": protocol.code_fingerprint(),
             "git_commit": _git_commit(), "mode": mode, "rebaseline": plan.rebaseline,
             "arms": sorted({cfg.regularizer for cfg in plan.trials if cfg.regularizer != BASELINE}),
             "trial_ids": [cfg.trial_id for cfg in plan.trials], "first_epoch": list(checks)}
+
+
+def _portable(path: str) -> str:
+    """A path relative to the working directory when it lies below it (a checkout's
+    ``results/<study>``: the record then reads the same in every clone), else absolute."""
+    absolute, here = os.path.abspath(path), os.getcwd()
+    return os.path.relpath(absolute, here) if absolute.startswith(here + os.sep) else absolute
 
 
 def _git_commit() -> Optional[str]:
