@@ -177,12 +177,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.path.join(ROOT, "results", "*", "report", "leaderboard.json"))))
 def test_a_committed_reports_entry_means_are_its_tables_recomputed_by_duckdb(document):
     """Each measured entry of a committed leaderboard.json: the mean and count of test_acc over
-    the trial_ids it lists, recomputed by DuckDB from the trials files of its sources, are the
-    report's."""
+    the trial_ids it lists, recomputed by DuckDB from the trials files of its study's sources, are
+    the report's; a joined arm's entry is the mean of the join's completed trials of that cell
+    and arm (a join's directory, with its join.json, holds a re-run baseline under the study's
+    trial ids, so the study's entries never read it)."""
     duckdb = pytest.importorskip("duckdb")
     with open(os.path.join(ROOT, document)) as handle:
         report_json = json.load(handle)
-    files = [os.path.join(ROOT, source, "trials", "*.parquet") for source in report_json["sources"]]
+    joins = [s for s in report_json["sources"] if os.path.exists(os.path.join(ROOT, s, "join.json"))]
+    files = [os.path.join(ROOT, source, "trials", "*.parquet")
+             for source in report_json["sources"] if source not in joins]
     connection = duckdb.connect()
     measured = [e for e in report_json["entries"] if e["status"] == "measured"]
     assert measured
@@ -193,6 +197,15 @@ def test_a_committed_reports_entry_means_are_its_tables_recomputed_by_duckdb(doc
         expected = entry["metrics"]["test_acc"]
         assert count == expected["n"] == len(entry["trial_ids"]), entry["regularizer"]
         assert mean == pytest.approx(expected["mean"], abs=1e-12), entry["regularizer"]
+    assert len(joins) == len(report_json.get("joined", []))
+    for source, found in zip(joins, report_json.get("joined", [])):
+        for entry in found["entries"]:
+            mean, count = connection.execute(
+                "SELECT avg(test_acc), count(*) FROM read_parquet(?) WHERE status = 'completed' "
+                "AND depth = ? AND width = ? AND regularizer = ?",
+                [os.path.join(ROOT, source, "trials", "*.parquet"), entry["depth"],
+                 entry["width"], entry["regularizer"]]).fetchone()
+            assert count == entry["n_seeds"] and mean == pytest.approx(entry["mean"], abs=1e-12)
 
 
 def _report_arguments(report_json: dict) -> list:
