@@ -9,6 +9,7 @@ computed by other code.
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -230,5 +231,9 @@ def test_a_committed_protocol_file_covers_every_trial_with_its_commits_code(dire
     rows = results.read_frame(str(directory), "trials")
     assert set(document["trials"]) == set(rows["trial_id"])
     for commit, part in rows.groupby("git_commit"):
+        known = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"],
+                               capture_output=True).returncode == 0
+        if not known:  # a shallow clone, or an export without history
+            pytest.skip(f"commit {commit[:12]} is not in this checkout's history")
         expected = protocol.code_fingerprint_at(commit, str(ROOT))
         assert {document["trials"][t]["code_fingerprint"] for t in part["trial_id"]} == {expected}
