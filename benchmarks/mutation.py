@@ -59,11 +59,25 @@ GROUPS = {
     # test_config states the checks of a regularizer's settings (regularizers.check).
     "regularizers": (["korth_bench/regularizers/*"],
                      ["tests/test_regularizers.py", "tests/test_config.py"]),
-    # The analysis modules behind the verdicts and their numbers first, the others after;
-    # without SLOW_ANALYSIS's tests, which run for every mutant they cover.
-    "analysis": ([f"korth_bench/analysis/{name}.py" for name in
-                  ("stats", "verdicts", "power", "entries", "collapse", "convergence")],
-                 ["tests/test_analysis.py", "tests/test_report.py", "-k", SLOW_ANALYSIS]),
+    # The analysis modules behind the verdicts and their numbers, each against its own unit tests
+    # (milliseconds each: the report and simulation tests of test_analysis.py and test_report.py
+    # take 13-22 s per mutant), power.py against the analysis tests without SLOW_ANALYSIS's.
+    "stats": (["korth_bench/analysis/stats.py"], ["tests/test_stats.py"]),
+    "verdicts": (["korth_bench/analysis/verdicts.py"], ["tests/test_verdicts.py"]),
+    "entries": (["korth_bench/analysis/entries.py"], ["tests/test_entries.py"]),
+    "collapse": (["korth_bench/analysis/collapse.py"], ["tests/test_collapse.py"]),
+    "convergence": (["korth_bench/analysis/convergence.py"], ["tests/test_convergence.py"]),
+    # power.py: its unit tests in test_analysis.py (issue 42's "power by hand") and test_plan.py's
+    # (simulate_design's seeded checks take 0.15 s each), not the CLI runs of `korth-bench plan`
+    # (3-10 s each).
+    "power": (["korth_bench/analysis/power.py"],
+              [f"tests/test_analysis.py::test_{name}" for name in (
+                  "a_designs_standard_error_by_hand",
+                  "superiority_power_is_the_noncentral_t_tail_at_the_two_sided_critical_value",
+                  "equivalence_power_against_numerical_integration",
+                  "design_power_is_its_parts_at_the_familys_level",
+                  "measure_spread_reads_the_moments_and_the_lack_of_fit_of_the_collapse_test")]
+              + ["tests/test_plan.py", "-k", "not (test_plan_ or bad_plan or committed)"]),
     "analysis-other": ([f"korth_bench/analysis/{name}.py" for name in
                         ("claims", "decomposition", "design", "regime", "simulation", "strength")],
                        ["tests/test_analysis.py", "tests/test_report.py", "-k", SLOW_ANALYSIS]),

@@ -75,9 +75,12 @@ def setting_labels(trials: pd.DataFrame, columns: Sequence[str] = SETTING_COLUMN
 
 
 def _comparable(value: object) -> object:
-    """A hashable stand-in of a config value: lists as tuples, paths by their file name."""
+    """A hashable stand-in of a config value: lists (and the arrays Parquet reads them back as)
+    as tuples of Python scalars, paths by their file name."""
     if isinstance(value, (list, tuple, np.ndarray)):
         return tuple(_comparable(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, str) and ("/" in value or "://" in value):
         return os.path.basename(value.rstrip("/"))
     return value
