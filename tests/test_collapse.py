@@ -889,3 +889,15 @@ def test_fixed_cell_gains_ignore_missing_values_in_other_columns_and_keep_unreco
                                            ["so"])
     assert unrecorded["gain"].to_numpy() == pytest.approx([0.02, 0.02])
     assert unrecorded.attrs["df"] == 3
+
+
+def test_a_cell_with_a_missing_key_is_one_cell_with_its_units():
+    """A cell column missing in the data (width NaN, as tables written before the column read
+    back) still makes one cell: its runs pair with each other, as fixed_cell_gains pairs them
+    (NaN is not equal to itself, so keying on the raw values made every row its own cell)."""
+    rows = [run(8, name, seed, acc, width=math.nan)
+            for name, seed, acc in (("so", 0, 0.72), ("none", 0, 0.70),
+                                    ("so", 1, 0.75), ("none", 1, 0.71))]
+    units = collapse.unit_gains(pd.DataFrame(rows), "so", "test_acc")
+    assert sorted(units["gain"].round(12)) == [0.02, 0.04]
+    assert units["num_params"].to_list() == [1024, 1024] and units["matching"].eq("seed").all()

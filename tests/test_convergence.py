@@ -562,3 +562,18 @@ def test_undertraining_checks_a_family_without_a_recorded_model_after_a_one_cell
     found = undertraining_check(table, 0.01)
     assert found["checked"] and found["flagged"] and found["spread"] == pytest.approx(0.02)
     assert found["least_trained"][2] == 16
+
+
+def test_a_cell_with_a_missing_width_keeps_its_reference_runs_apart():
+    """With width NaN in every row (a table written before the column), split_reference still
+    finds the 4 reference runs of cell 8 (3 completed, 1 failed), and convergence_by_cell reads
+    the study's budget of 4 epochs, as with width 1."""
+    trials, epochs = two_cells()
+    trials["width"] = math.nan
+    study, reference = split_reference(trials)
+    assert len(reference) == 4 and set(reference["epochs"]) == {8}
+    table = convergence.convergence_by_cell(epochs, study, reference)
+    row = table[table["depth"] == 8].iloc[0]
+    assert (row["epochs"], row["n_baseline"], row["n_reference"]) == (4, 2, 3)
+    assert row["baseline_test_acc"] == pytest.approx(0.72)
+    assert row["doubling_gain"] == pytest.approx((0.80 + 0.81 + 0.84) / 3 - 0.72)

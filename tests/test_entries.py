@@ -517,3 +517,10 @@ def test_precisions_count_trials_per_resolved_precision_in_sorted_order():
     assert list(counts) == ["bf16", "fp32", "unknown"]
     assert all(type(v) is int for v in counts.values())
     assert entries.precisions(pd.DataFrame({"seed": [0, 1]})) == {"unknown": 2}
+
+
+def test_a_cell_key_reads_every_missing_value_as_one_none():
+    nan_a, nan_b = float("nan"), np.float64("nan")
+    assert entries.cell_key(["cifar10", "resnet", 8, nan_a]) == ("cifar10", "resnet", 8, None)
+    assert entries.cell_key((1, nan_b, None)) == entries.cell_key([1, nan_a, pd.NA]) == (1, None, None)
+    assert entries.cell_key(iter(["c", 0, 1.5])) == ("c", 0, 1.5)

@@ -21,7 +21,8 @@ from typing import Collection, Dict, List, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from korth_bench.analysis.entries import ATTACK_PREFIXES, BASELINE, CELL, FAMILY, metric_columns
+from korth_bench.analysis.entries import (
+    ATTACK_PREFIXES, BASELINE, CELL, FAMILY, cell_key, metric_columns)
 from korth_bench.analysis.stats import (
     cell_means_lack_of_fit, detectable_slope, fixed_cells_slope, holm_adjust,
     pooled_baseline_gains, pooled_within_sd, slope_t_test)
@@ -87,10 +88,10 @@ def unit_gains(runs: pd.DataFrame, regularizer: str, metric: str,
     for *cell, name, seed, value in zip(*(side[k] for k in keys), side["regularizer"],
                                         side["seed"], values):
         if not pd.isna(value):
-            by_cell.setdefault(tuple(cell), {}).setdefault(name, {}).setdefault(
+            by_cell.setdefault(cell_key(cell), {}).setdefault(name, {}).setdefault(
                 seed, []).append(value)
-    params = (side.groupby(keys, dropna=False)["num_params"].median().to_dict()
-              if "num_params" in side else {})
+    params = ({cell_key(k): v for k, v in side.groupby(keys, dropna=False)["num_params"]
+               .median().items()} if "num_params" in side else {})
     rows = []
     for cell, sides in by_cell.items():
         if set(sides) != {regularizer, baseline}:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from korth_bench.analysis.collapse import PRIMARY_AXIS, collapse_test
-from korth_bench.analysis.entries import BASELINE, CELL, SETTING_COLUMNS, setting_labels
+from korth_bench.analysis.entries import BASELINE, CELL, SETTING_COLUMNS, cell_key, setting_labels
 from korth_bench.analysis.stats import welch_interval
 
 DOUBLING_COLUMNS = list(CELL) + [
@@ -53,10 +53,11 @@ def split_reference(trials: pd.DataFrame, baseline: str = BASELINE
         return trials, trials.iloc[0:0]
     keys = list(CELL)
     arms = trials[trials["regularizer"] != baseline]
-    budgets = arms.groupby(keys, dropna=False)["epochs"].agg(frozenset)
-    cell = trials[keys].apply(tuple, axis=1)
+    budgets = {cell_key(k): v for k, v in
+               arms.groupby(keys, dropna=False)["epochs"].agg(frozenset).items()}
+    cell = [cell_key(c) for c in trials[keys].itertuples(index=False)]
     is_reference = (trials["regularizer"] == baseline) & np.array(
-        [c in budgets.index and e not in budgets[c] for c, e in zip(cell, trials["epochs"])],
+        [c in budgets and e not in budgets[c] for c, e in zip(cell, trials["epochs"])],
         dtype=bool)
     return trials[~is_reference], trials[is_reference]
 
@@ -142,8 +143,9 @@ def convergence_by_cell(epochs: pd.DataFrame, trials: pd.DataFrame, reference: p
     doubling = doubling_gains(pd.concat([done[done["regularizer"] == baseline],
                                          reference[reference["status"] == "completed"]]),
                               baseline, confidence)
-    arm_budget = done[done["regularizer"] != baseline].groupby(keys, dropna=False)["epochs"].max()
-    doubling_at = {(tuple(row[k] for k in keys), int(row["epochs"])): row
+    arm_budget = {cell_key(k): v for k, v in done[done["regularizer"] != baseline]
+                  .groupby(keys, dropna=False)["epochs"].max().items()}
+    doubling_at = {(cell_key(row[k] for k in keys), int(row["epochs"])): row
                    for row in doubling.to_dict("records")}
     unmeasured = {"reference_epochs": math.nan, "n_reference": 0, "reference_test_acc": math.nan,
                   "doubling_gain": math.nan, "doubling_gain_low": math.nan,
@@ -151,9 +153,10 @@ def convergence_by_cell(epochs: pd.DataFrame, trials: pd.DataFrame, reference: p
     rows = []
     for key, cell in per_trial.groupby(keys, dropna=False):
         base = cell[cell["regularizer"] == baseline]
-        budget = int(arm_budget[key] if key in arm_budget.index else cell["last"].max() + 1)
+        budget = int(arm_budget.get(cell_key(key), cell["last"].max() + 1))
         at_budget = base[base["last"] + 1 == budget]
-        rows.append({**doubling_at.get((key, budget), unmeasured), **dict(zip(keys, key)),
+        rows.append({**doubling_at.get((cell_key(key), budget), unmeasured),
+                     **dict(zip(keys, key)),
                      "num_params": cell["num_params"].median(),
                      "epochs": budget, "n_baseline": len(at_budget),
                      "baseline_test_acc": at_budget["final"].mean(),

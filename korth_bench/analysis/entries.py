@@ -90,6 +90,12 @@ def _is_null(value: object) -> bool:
     return pd.api.types.is_scalar(value) and bool(pd.isna(value))
 
 
+def cell_key(values) -> tuple:
+    """A cell's values (CELL order) as a dictionary key: a missing value (NaN, None) as None,
+    since NaN is not equal to itself and two rows' NaNs would make two cells."""
+    return tuple(None if _is_null(v) else v for v in values)
+
+
 def status_grid(trials: pd.DataFrame, expected_seeds: Optional[int] = None) -> pd.DataFrame:
     """Every (cell, regularizer) pair of the sweep, run or not, with its trial counts.
 
