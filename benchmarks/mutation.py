@@ -67,10 +67,10 @@ GROUPS = {
     "entries": (["korth_bench/analysis/entries.py"], ["tests/test_entries.py"]),
     "collapse": (["korth_bench/analysis/collapse.py"], ["tests/test_collapse.py"]),
     "convergence": (["korth_bench/analysis/convergence.py"], ["tests/test_convergence.py"]),
-    # power.py: its unit tests in test_analysis.py (issue 42's "power by hand") and test_plan.py's
-    # (simulate_design's seeded checks take 0.15 s each), not the CLI runs of `korth-bench plan`
-    # (3-10 s each) nor those that read a committed study (mutmut runs the tests in a copy that
-    # has no results/).
+    # power.py: tests/test_power.py, its unit tests in test_analysis.py (issue 42's "power by
+    # hand") and test_plan.py's (simulate_design's seeded checks take 0.15 s each), not the CLI
+    # runs of `korth-bench plan` (3-10 s each) nor those that read a committed study (mutmut
+    # runs the tests in a copy that has no results/). -k applies to every file named.
     "power": (["korth_bench/analysis/power.py"],
               [f"tests/test_analysis.py::test_{name}" for name in (
                   "a_designs_standard_error_by_hand",
@@ -78,9 +78,9 @@ GROUPS = {
                   "equivalence_power_against_numerical_integration",
                   "design_power_is_its_parts_at_the_familys_level",
                   "measure_spread_reads_the_moments_and_the_lack_of_fit_of_the_collapse_test")]
-              + ["tests/test_plan.py", "-k",
+              + ["tests/test_plan.py", "tests/test_power.py", "-k",
                  "planted or no_drop or power_grows or spread_recovers or by_hand or power_is"
-                 " or against_numerical or parts_at or moments_and"]),
+                 " or against_numerical or parts_at or moments_and or test_power.py"]),
     "analysis-other": ([f"korth_bench/analysis/{name}.py" for name in
                         ("claims", "decomposition", "design", "regime", "simulation", "strength")],
                        ["tests/test_analysis.py", "tests/test_report.py", "-k", SLOW_ANALYSIS]),
